@@ -1,0 +1,46 @@
+"""AutoCheckin: an attendance check-in hub. `create_app` builds the Flask app."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+__version__ = "1.0.0"
+
+MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. Reads os.environ, or only `config` when one is given (tests).
+
+    No network, no migrations, no scheduler: `main.py` starts what runs in the background.
+    """
+    from autocheckin import models  # noqa: F401 - registers every table on db.metadata
+    from autocheckin.api import root, v1
+    from autocheckin.api.errors import register_error_handlers
+    from autocheckin.config import load_config
+    from autocheckin.database import configure_sqlite
+    from autocheckin.extensions import db, migrate
+
+    app = Flask(__name__, instance_relative_config=True, static_folder=None)
+    environ = os.environ if config is None else config
+    settings = load_config(environ, instance_path=app.instance_path)
+    app.config.update(settings)
+    if config is not None:
+        app.config.update({k: v for k, v in config.items() if k not in settings})
+    app.json.sort_keys = False
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        os.makedirs(app.instance_path, exist_ok=True)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    configure_sqlite(app)
+
+    register_error_handlers(app)
+    app.register_blueprint(root.bp)
+    app.register_blueprint(v1.bp)
+    return app

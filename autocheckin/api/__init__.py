@@ -1,0 +1,1 @@
+"""Thin blueprints, one module per API family: parse, call one service, render."""

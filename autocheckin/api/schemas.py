@@ -1,0 +1,62 @@
+"""Response models of the AutoCheckin API, used for /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, create_model
+
+
+class ErrorBody(BaseModel):
+    success: bool = False
+    message: str
+    error: str
+    code: str
+
+
+def envelope(name: str, data: type[BaseModel]) -> type[BaseModel]:
+    """`{"success", "message", "data"}` around `data`, as the seed's API answers."""
+    return create_model(name, success=(bool, True), message=(str, ...), data=(data, ...))
+
+
+class AuthTestData(BaseModel):
+    authenticated: bool
+
+
+class StatusData(BaseModel):
+    connected: bool
+    upstream_configured: bool
+    reason: str | None = None
+
+
+class StoredData(BaseModel):
+    last_users_fetch: str | None = None
+    last_all_session_refresh: str | None = None
+    last_individual_session_refresh: str | None = None
+    autoCheckinUsers: list[dict[str, Any]] = []  # noqa: N815 - the seed's key
+
+
+class StateData(BaseModel):
+    connected: bool
+    stored_data: StoredData
+    next_cycle_run_time: str | None = None
+    upstream: dict[str, Any]
+    jobs: dict[str, Any]
+    counts: dict[str, int]
+
+
+class ApiInfo(BaseModel):
+    name: str
+    version: str
+    endpoints: dict[str, list[str]]
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+
+
+AuthTestResponse = envelope("AuthTestResponse", AuthTestData)
+StatusResponse = envelope("StatusResponse", StatusData)
+StateResponse = envelope("StateResponse", StateData)
+ApiInfoResponse = envelope("ApiInfoResponse", ApiInfo)

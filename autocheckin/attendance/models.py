@@ -1,0 +1,113 @@
+"""Students, events and attendances: the tables every way in shares."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+
+from autocheckin.database import JSONValue, UTCDateTime
+from autocheckin.extensions import db
+from autocheckin.times import utcnow
+
+STATUS_PRESENT = "present"
+STATUS_LATE = "late"
+
+
+def normalize_key(value: str | None) -> str | None:
+    """The case-insensitive form used for uniqueness and look-ups."""
+    if value is None:
+        return None
+    value = value.strip().lower()
+    return value or None
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Student(TimestampMixin, db.Model):
+    """A person: identified by an A-number (identifier), an email, or both."""
+
+    __tablename__ = "students"
+    __table_args__ = (
+        CheckConstraint(
+            "identifier_key IS NOT NULL OR email_key IS NOT NULL", name="identifier_or_email"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identifier: Mapped[str | None] = mapped_column(String(64))
+    identifier_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    email_key: Mapped[str | None] = mapped_column(String(254), unique=True)
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="")
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    source: Mapped[str | None] = mapped_column(String(100))
+
+    attendances: Mapped[list[Attendance]] = relationship(
+        back_populates="student", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @validates("identifier")
+    def _keep_identifier_key(self, _field: str, value: str | None) -> str | None:
+        value = value.strip() if value else None
+        self.identifier_key = normalize_key(value)
+        return value or None
+
+    @validates("email")
+    def _keep_email_key(self, _field: str, value: str | None) -> str | None:
+        value = value.strip() if value else None
+        self.email_key = normalize_key(value)
+        return value or None
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class Event(TimestampMixin, db.Model):
+    """Something to check in to; `end_time`, when set, bounds the check-in window."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        CheckConstraint("end_time IS NULL OR end_time > start_time", name="end_after_start"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    event_type: Mapped[str] = mapped_column(String(100), default="General")
+    points: Mapped[int] = mapped_column(default=0)
+    description: Mapped[str] = mapped_column(Text, default="")
+    location: Mapped[str] = mapped_column(String(200), default="")
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    source: Mapped[str | None] = mapped_column(String(100))
+
+    attendances: Mapped[list[Attendance]] = relationship(
+        back_populates="event", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Attendance(db.Model):
+    """One check-in of one student to one event; the unique pair is the duplicate guard."""
+
+    __tablename__ = "attendances"
+    __table_args__ = (UniqueConstraint("student_id", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    checked_in_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default=STATUS_PRESENT)
+    source: Mapped[str | None] = mapped_column(String(100))
+    check_in_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSONValue, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    student: Mapped[Student] = relationship(back_populates="attendances")
+    event: Mapped[Event] = relationship(back_populates="attendances")

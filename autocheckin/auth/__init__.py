@@ -1,0 +1,1 @@
+"""API keys, and later JWT and passwords."""

@@ -1,0 +1,111 @@
+"""Every setting, read once from an environment mapping with typed helpers.
+
+`load_config(environ)` turns the process environment (or the dict a test passes)
+into Flask config keys. A bad value fails at start-up with a message naming the
+variable, never later inside a request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; raised at start-up."""
+
+
+def env_str(environ: Mapping[str, Any], name: str, default: str | None = None) -> str | None:
+    value = environ.get(name)
+    if value is None:
+        return default
+    value = str(value).strip()
+    return value or default
+
+
+def env_bool(environ: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = environ.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def env_int(
+    environ: Mapping[str, Any], name: str, default: int, *, minimum: int | None = None
+) -> int:
+    value = environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def env_seconds(environ: Mapping[str, Any], name: str, default: float) -> float:
+    """A duration: plain seconds ("90") or with a unit ("500ms", "15m", "1h", "30d")."""
+    value = environ.get(name)
+    if value is None or value == "":
+        return float(default)
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ConfigError(f"{name} must be a duration like 90, 15m or 1h, got {value!r}")
+    amount, unit = match.groups()
+    return float(amount) * _UNIT_SECONDS[(unit or "s").lower()]
+
+
+def database_uri(environ: Mapping[str, Any], instance_path: str) -> str:
+    """DATABASE_URL (Railway's postgres:// accepted, psycopg 3), else SQLite in instance/."""
+    url = env_str(environ, "DATABASE_URL")
+    if not url:
+        return "sqlite:///" + os.path.join(instance_path, "autocheckin.db")
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def load_config(environ: Mapping[str, Any], *, instance_path: str) -> dict[str, Any]:
+    """Flask config from an environment mapping; every key is listed in .env.example."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_uri(environ, instance_path),
+        "SQLITE_BUSY_TIMEOUT": env_seconds(environ, "SQLITE_BUSY_TIMEOUT", 30),
+        "HOST": env_str(environ, "HOST", "127.0.0.1"),
+        "PORT": env_int(environ, "PORT", 5000, minimum=1),
+        "LOG_LEVEL": (env_str(environ, "LOG_LEVEL", "INFO") or "INFO").upper(),
+        "MAX_CONTENT_LENGTH": env_int(environ, "MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
+        "CHECKOUT_API_KEY": env_str(environ, "CHECKOUT_API_KEY"),
+        "CHECKOUT_API_URL": env_str(environ, "CHECKOUT_API_URL"),
+        "SCHEDULER_ENABLED": env_bool(environ, "SCHEDULER_ENABLED", True),
+        "CHECKIN_OPENS_BEFORE": env_seconds(environ, "CHECKIN_OPENS_BEFORE", 15 * 60),
+        "LATE_AFTER": env_seconds(environ, "LATE_AFTER", 10 * 60),
+        "CHECKIN_MAX_FUTURE": env_seconds(environ, "CHECKIN_MAX_FUTURE", 5 * 60),
+        "CHECKIN_MAX_BACKDATE": (
+            env_seconds(environ, "CHECKIN_MAX_BACKDATE", 0)
+            if env_str(environ, "CHECKIN_MAX_BACKDATE")
+            else None
+        ),
+        "WEBHOOK_SECRET": env_str(environ, "WEBHOOK_SECRET"),
+        "WEBHOOK_REQUIRE_SIGNATURE": env_bool(environ, "WEBHOOK_REQUIRE_SIGNATURE", False),
+        "WEBHOOK_LOG_RETENTION_DAYS": env_int(environ, "WEBHOOK_LOG_RETENTION_DAYS", 30, minimum=1),
+        "IDEMPOTENCY_TTL": env_seconds(environ, "IDEMPOTENCY_TTL", 24 * 3600),
+    }

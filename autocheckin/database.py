@@ -1,0 +1,107 @@
+"""Database plumbing shared by every domain: UTC times, SQLite tuning, write transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import JSON, DateTime, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeDecorator
+
+from autocheckin.extensions import db
+
+_BEGIN_IMMEDIATE = "autocheckin_begin_immediate"
+
+# JSON everywhere, JSONB where PostgreSQL offers it.
+JSONValue = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (naive storage) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; attach a timezone first")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def configure_sqlite(app: Flask) -> None:
+    """WAL, busy timeout, foreign keys, synchronous=NORMAL; BEGIN IMMEDIATE for write transactions.
+
+    pysqlite's own transaction handling is switched off so SQLAlchemy emits BEGIN itself:
+    a write transaction then takes the write lock up front and cannot fail later with
+    SQLITE_BUSY on a stale read snapshot.
+    """
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "sqlite":
+        return
+    busy_ms = int(app.config["SQLITE_BUSY_TIMEOUT"] * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        immediate = connection.get_execution_options().get(_BEGIN_IMMEDIATE)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def write_transaction() -> Iterator[Session]:
+    """One unit of work in one write transaction, committed on success, rolled back on error.
+
+    A read transaction already open in the session is ended first, so the write
+    transaction starts fresh (and, on SQLite, with the write lock held). Nested use
+    joins the outer transaction, so services can call each other.
+    """
+    session = db.session()
+    if session.info.get(_BEGIN_IMMEDIATE):
+        yield session
+        return
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={_BEGIN_IMMEDIATE: True})
+    session.info[_BEGIN_IMMEDIATE] = True
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.info.pop(_BEGIN_IMMEDIATE, None)
+
+
+def upsert(session: Session, table: Any, values: dict[str, Any], *, key: list[str]) -> None:
+    """INSERT … ON CONFLICT (key) DO UPDATE on SQLite and PostgreSQL alike."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table).values(**values)
+    updates = {name: statement.excluded[name] for name in values if name not in key}
+    session.execute(statement.on_conflict_do_update(index_elements=key, set_=updates))

@@ -1,0 +1,12 @@
+"""Process-wide logging set-up, called by the entry points (never by create_app)."""
+
+from __future__ import annotations
+
+import logging
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )

@@ -1,0 +1,6 @@
+"""Every table, imported in one place so Alembic and `create_all` see them all."""
+
+from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.state import StateEntry
+
+__all__ = ["Attendance", "Event", "StateEntry", "Student"]

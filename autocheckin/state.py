@@ -1,0 +1,101 @@
+"""The global state store: JSON values in the database, so every worker and replica agrees.
+
+Keys hold what the seed's `/api/v1/state` shows (`last_users_fetch`, `autoCheckinUsers`, …)
+and the upstream connection status. Nothing here is held in a worker's memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from autocheckin.attendance.service import counts
+from autocheckin.database import JSONValue, UTCDateTime, upsert, write_transaction
+from autocheckin.extensions import db
+from autocheckin.times import iso, utcnow
+
+CONNECTION_KEY = "connection"
+
+
+class StateEntry(db.Model):
+    __tablename__ = "state_entries"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONValue, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+def get(key: str, default: Any = None) -> Any:
+    value = db.session.execute(
+        select(StateEntry.value).where(StateEntry.key == key)
+    ).scalar_one_or_none()
+    return default if value is None else value
+
+
+def get_many(keys: Iterable[str]) -> dict[str, Any]:
+    """The stored values of `keys`; keys never set are absent."""
+    rows = db.session.execute(
+        select(StateEntry.key, StateEntry.value).where(StateEntry.key.in_(list(keys)))
+    )
+    return {key: value for key, value in rows}
+
+
+def set(key: str, value: Any) -> None:  # noqa: A001 - the store's verb, read as state.set
+    set_many({key: value})
+
+
+def set_many(values: Mapping[str, Any]) -> None:
+    """Upsert several keys in one transaction (joins the caller's write transaction if any)."""
+    now = utcnow()
+    with write_transaction() as session:
+        for key, value in values.items():
+            upsert(
+                session,
+                StateEntry.__table__,
+                {"key": key, "value": value, "updated_at": now},
+                key=["key"],
+            )
+
+
+def set_connection(*, connected: bool, reason: str | None = None) -> None:
+    """Record the outcome of the latest upstream call, whoever made it."""
+    set(CONNECTION_KEY, {"connected": connected, "reason": reason, "checked_at": iso(utcnow())})
+
+
+def connection() -> dict[str, Any]:
+    return get(CONNECTION_KEY) or {"connected": False, "reason": None, "checked_at": None}
+
+
+# Keys the seed's /api/v1/state shows under `stored_data`, with their empty values.
+STORED_DATA_DEFAULTS: dict[str, Any] = {
+    "last_users_fetch": None,
+    "last_all_session_refresh": None,
+    "last_individual_session_refresh": None,
+    "autoCheckinUsers": [],
+}
+NEXT_CYCLE_KEY = "next_cycle_run_time"
+JOBS_KEY = "jobs"
+NOT_CONFIGURED_REASON = "CHECKOUT_API_URL is not set: running as a webhook hub, sync jobs skipped"
+
+
+def report(*, upstream_configured: bool) -> dict[str, Any]:
+    """What `/api/v1/state` shows: the seed's keys plus schedule, jobs and counts. No secrets."""
+    stored = get_many([*STORED_DATA_DEFAULTS, CONNECTION_KEY, NEXT_CYCLE_KEY, JOBS_KEY])
+    link = stored.get(CONNECTION_KEY) or {}
+    reason = link.get("reason") if upstream_configured else NOT_CONFIGURED_REASON
+    return {
+        "connected": bool(link.get("connected")) and upstream_configured,
+        "stored_data": {key: stored.get(key, empty) for key, empty in STORED_DATA_DEFAULTS.items()},
+        "next_cycle_run_time": stored.get(NEXT_CYCLE_KEY),
+        "upstream": {
+            "configured": upstream_configured,
+            "reason": reason,
+            "checked_at": link.get("checked_at"),
+        },
+        "jobs": stored.get(JOBS_KEY, {}),
+        "counts": counts(),
+    }

@@ -1,0 +1,16 @@
+"""gunicorn settings; every value can be overridden from the environment (Railway sets PORT)."""
+
+import os
+
+bind = f"[::]:{os.environ.get('PORT', '5000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Heartbeat files on tmpfs, as gunicorn's docs advise for containers.
+if os.path.isdir("/dev/shm"):  # noqa: S108 - not a temp file, gunicorn's heartbeat dir
+    worker_tmp_dir = "/dev/shm"  # noqa: S108

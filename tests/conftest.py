@@ -1,0 +1,106 @@
+"""Fixtures: a real SQLite file per test, or PostgreSQL when TEST_DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+
+from autocheckin import create_app
+from autocheckin.config import database_uri
+from autocheckin.extensions import db
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+API_KEY = "test-checkout-key"
+
+
+def is_postgres() -> bool:
+    return bool(TEST_DATABASE_URL)
+
+
+@pytest.fixture(scope="session")
+def postgres_engine() -> Iterator[Engine | None]:
+    """One schema for the whole PostgreSQL run; tables are truncated per test."""
+    if not TEST_DATABASE_URL:
+        yield None
+        return
+    from autocheckin import models  # noqa: F401
+
+    engine = create_engine(database_uri({"DATABASE_URL": TEST_DATABASE_URL}, ""))
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    db.metadata.drop_all(engine)
+    db.metadata.create_all(engine)
+    yield engine
+    db.metadata.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path, postgres_engine: Engine | None) -> str:
+    """A database with an empty schema for this test."""
+    from autocheckin import models  # noqa: F401
+
+    if postgres_engine is None:
+        url = f"sqlite:///{tmp_path / 'autocheckin.db'}"
+        engine = create_engine(url)
+        db.metadata.create_all(engine)
+        engine.dispose()
+        return url
+    tables = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
+    with postgres_engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    return TEST_DATABASE_URL or ""
+
+
+def base_config(database_url: str, **overrides: Any) -> dict[str, Any]:
+    """The settings a test app starts from: env-style keys, nothing read from os.environ."""
+    return {
+        "DATABASE_URL": database_url,
+        "CHECKOUT_API_KEY": API_KEY,
+        "SCHEDULER_ENABLED": "false",
+        "TESTING": True,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
+    """Build apps on this test's database; `make_app(CHECKOUT_API_KEY=None)` to override."""
+    apps: list[Flask] = []
+
+    def factory(**overrides: Any) -> Flask:
+        app = create_app(base_config(database_url, **overrides))
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def auth_headers() -> dict[str, str]:
+    return {"x-checkout-key": API_KEY}

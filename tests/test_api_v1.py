@@ -1,0 +1,118 @@
+"""The AutoCheckin API as the seed documents it, and its key check."""
+
+from __future__ import annotations
+
+from autocheckin import state
+from tests.conftest import API_KEY
+
+
+def test_index_lists_api_info_and_endpoints(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["success"] is True
+    assert body["message"] == "Welcome to AutoCheckin API"
+    assert body["data"]["name"] == "AutoCheckin"
+    assert "GET" in body["data"]["endpoints"]["/api/v1/state"]
+    assert set(body["data"]["endpoints"]["/api/v1/auth/test"]) == {"GET", "POST"}
+
+
+def test_health_reports_database(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "healthy", "database": "ok"}
+
+
+def test_auth_test_with_the_right_key(client):
+    for method in (client.get, client.post):
+        response = method("/api/v1/auth/test", headers={"x-checkout-key": API_KEY})
+        assert response.status_code == 200
+        assert response.get_json() == {
+            "success": True,
+            "message": "Authentication Test Result",
+            "data": {"authenticated": True},
+        }
+
+
+def test_auth_test_with_a_wrong_or_missing_key_answers_false(client):
+    for headers in ({"x-checkout-key": "nope"}, {}, {"x-checkout-key": "ключ"}):
+        response = client.get("/api/v1/auth/test", headers=headers)
+        assert response.status_code == 200
+        assert response.get_json()["data"] == {"authenticated": False}
+
+
+def test_auth_test_without_a_configured_key_is_never_true(make_app):
+    client = make_app(CHECKOUT_API_KEY=None).test_client()
+    response = client.get("/api/v1/auth/test", headers={"x-checkout-key": ""})
+    assert response.get_json()["data"] == {"authenticated": False}
+
+
+def test_protected_endpoints_need_the_key(client):
+    for path in ("/api/v1/status", "/api/v1/state"):
+        missing = client.get(path)
+        assert missing.status_code == 401
+        assert missing.get_json() == {
+            "success": False,
+            "message": "API Error",
+            "error": "Missing x-checkout-key header",
+            "code": "unauthorized",
+        }
+        wrong = client.get(path, headers={"x-checkout-key": API_KEY + "x"})
+        assert wrong.status_code == 401
+        assert wrong.get_json()["error"] == "Invalid API key"
+        non_ascii = client.get(path, headers={"x-checkout-key": "clé"})
+        assert non_ascii.status_code == 401
+
+
+def test_protected_endpoints_answer_503_when_no_key_is_configured(make_app):
+    client = make_app(CHECKOUT_API_KEY="").test_client()
+    response = client.get("/api/v1/state", headers={"x-checkout-key": "anything"})
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "CHECKOUT_API_KEY is not configured on this server"
+
+
+def test_status_without_upstream_says_why(client, auth_headers):
+    response = client.get("/api/v1/status", headers=auth_headers)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["message"] == "API Status"
+    assert body["data"]["connected"] is False
+    assert body["data"]["upstream_configured"] is False
+    assert "CHECKOUT_API_URL" in body["data"]["reason"]
+
+
+def test_status_reflects_the_stored_connection(make_app, auth_headers):
+    app = make_app(CHECKOUT_API_URL="http://127.0.0.1:9/api")
+    with app.app_context():
+        state.set_connection(connected=True)
+    body = app.test_client().get("/api/v1/status", headers=auth_headers).get_json()
+    assert body["data"]["connected"] is True
+
+
+def test_state_has_the_seed_keys_and_no_secret(make_app, auth_headers):
+    app = make_app(WEBHOOK_SECRET="webhook-secret-value")
+    with app.app_context():
+        state.set_many(
+            {
+                "last_users_fetch": "2024-03-21T10:30:00Z",
+                "autoCheckinUsers": [{"email": "a@example.com"}],
+            }
+        )
+    response = app.test_client().get("/api/v1/state", headers=auth_headers)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["message"] == "Global State"
+    data = body["data"]
+    assert data["connected"] is False
+    assert data["stored_data"] == {
+        "last_users_fetch": "2024-03-21T10:30:00Z",
+        "last_all_session_refresh": None,
+        "last_individual_session_refresh": None,
+        "autoCheckinUsers": [{"email": "a@example.com"}],
+    }
+    assert "next_cycle_run_time" in data
+    assert data["counts"] == {"students": 0, "events": 0, "attendances": 0}
+    assert data["jobs"] == {}
+    text = response.get_data(as_text=True)
+    assert API_KEY not in text
+    assert "webhook-secret-value" not in text

@@ -1,0 +1,71 @@
+"""Every error the app can produce is JSON in the family's shape, never an HTML page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+
+def test_unknown_route_is_json_404(client):
+    response = client.get("/no/such/thing")
+    assert response.status_code == 404
+    assert response.is_json
+    body = response.get_json()
+    assert body["success"] is False
+    assert body["code"] == "not_found"
+
+
+def test_wrong_method_is_json_405_with_allow(client, auth_headers):
+    response = client.delete("/api/v1/state", headers=auth_headers)
+    assert response.status_code == 405
+    assert response.get_json()["code"] == "method_not_allowed"
+    assert "GET" in response.headers["Allow"]
+
+
+def test_oversized_body_is_json_413_even_where_the_body_is_never_read(make_app):
+    client = make_app(MAX_CONTENT_LENGTH="2048").test_client()
+    response = client.post("/api/v1/auth/test", data=b"x" * 4096)
+    assert response.status_code == 413
+    assert response.get_json()["code"] == "payload_too_large"
+
+
+def _app_with_probe_routes(make_app):
+    app = make_app()
+    probe = Blueprint("probe", __name__)
+
+    @probe.post("/probe/json")
+    def needs_json():
+        return {"got": request.get_json()}
+
+    @probe.get("/probe/crash")
+    def crash():
+        raise RuntimeError("boom: secret internals")
+
+    app.register_blueprint(probe)
+    return app
+
+
+def test_wrong_content_type_is_json_415(make_app):
+    client = _app_with_probe_routes(make_app).test_client()
+    response = client.post("/probe/json", data="a=1", content_type="text/plain")
+    assert response.status_code == 415
+    assert response.get_json()["code"] == "unsupported_media_type"
+
+
+def test_malformed_json_is_json_400(make_app):
+    client = _app_with_probe_routes(make_app).test_client()
+    response = client.post("/probe/json", data="{nope", content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["code"] == "bad_request"
+
+
+def test_unexpected_exception_is_json_500_without_internals(make_app):
+    client = _app_with_probe_routes(make_app).test_client()
+    response = client.get("/probe/crash")
+    assert response.status_code == 500
+    body = response.get_json()
+    assert body == {
+        "success": False,
+        "message": "API Error",
+        "error": "Internal server error",
+        "code": "internal_error",
+    }

@@ -1,0 +1,53 @@
+"""The database-backed state store."""
+
+from __future__ import annotations
+
+from autocheckin import state
+
+
+def test_round_trip_of_json_values(app):
+    with app.app_context():
+        assert state.get("missing") is None
+        assert state.get("missing", 7) == 7
+        state.set("users", [{"email": "ü@example.com", "n": 1}])
+        state.set("flag", True)
+        assert state.get("users") == [{"email": "ü@example.com", "n": 1}]
+        state.set("users", [])
+        assert state.get("users", "default") == []
+        assert state.get_many(["users", "flag", "absent"]) == {"users": [], "flag": True}
+
+
+def test_set_many_writes_all_keys(app):
+    with app.app_context():
+        state.set_many({"a": 1, "b": {"nested": [1, 2]}, "c": None})
+        assert state.get_many(["a", "b", "c"]) == {"a": 1, "b": {"nested": [1, 2]}, "c": None}
+
+
+def test_two_app_instances_on_one_database_share_state(make_app):
+    first, second = make_app(), make_app()
+    with first.app_context():
+        state.set("last_users_fetch", "2024-03-21T10:30:00Z")
+        state.set_connection(connected=True)
+    with second.app_context():
+        assert state.get("last_users_fetch") == "2024-03-21T10:30:00Z"
+        assert state.connection()["connected"] is True
+        state.set_connection(connected=False, reason="upstream timed out")
+    with first.app_context():
+        assert state.connection() == {
+            "connected": False,
+            "reason": "upstream timed out",
+            "checked_at": state.connection()["checked_at"],
+        }
+
+
+def test_a_write_inside_another_write_joins_it(app):
+    from autocheckin.database import write_transaction
+
+    with app.app_context():
+        try:
+            with write_transaction():
+                state.set("joined", 1)
+                raise RuntimeError("roll the whole unit back")
+        except RuntimeError:
+            pass
+        assert state.get("joined") is None
