@@ -2,7 +2,8 @@
 
 import os
 
-bind = f"[::]:{os.environ.get('PORT', '5000')}"
+# Railway and most hosts want every interface; GUNICORN_BIND narrows it (tests use 127.0.0.1).
+bind = os.environ.get("GUNICORN_BIND") or f"[::]:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))

@@ -20,11 +20,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     No network, no migrations, no scheduler: `main.py` starts what runs in the background.
     """
     from autocheckin import models  # noqa: F401 - registers every table on db.metadata
-    from autocheckin.api import root, v1
+    from autocheckin.api import root, v1, webhooks
     from autocheckin.api.errors import register_error_handlers
     from autocheckin.config import load_config
     from autocheckin.database import configure_sqlite
     from autocheckin.extensions import db, migrate
+    from autocheckin.webhooks import cli as webhook_cli
 
     app = Flask(__name__, instance_relative_config=True, static_folder=None)
     environ = os.environ if config is None else config
@@ -43,4 +44,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(root.bp)
     app.register_blueprint(v1.bp)
+    app.register_blueprint(webhooks.bp)
+    app.cli.add_command(webhook_cli.webhooks)
     return app

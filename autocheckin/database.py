@@ -83,6 +83,8 @@ def write_transaction() -> Iterator[Session]:
         yield session
         return
     if session.in_transaction():
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError("changes made outside write_transaction(); make them inside it")
         session.commit()
     session.connection(execution_options={_BEGIN_IMMEDIATE: True})
     session.info[_BEGIN_IMMEDIATE] = True

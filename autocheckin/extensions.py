@@ -13,5 +13,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+# Services commit and then render what they return, so objects stay loaded after commit.
+db = SQLAlchemy(
+    metadata=MetaData(naming_convention=NAMING_CONVENTION),
+    session_options={"expire_on_commit": False},
+)
 migrate = Migrate()

@@ -2,5 +2,6 @@
 
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.state import StateEntry
+from autocheckin.webhooks.models import WebhookRequest
 
-__all__ = ["Attendance", "Event", "StateEntry", "Student"]
+__all__ = ["Attendance", "Event", "StateEntry", "Student", "WebhookRequest"]

@@ -104,3 +104,18 @@ def runner(app: Flask):
 @pytest.fixture
 def auth_headers() -> dict[str, str]:
     return {"x-checkout-key": API_KEY}
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """The test app over real HTTP on 127.0.0.1 (a threaded Werkzeug server)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import BaseModel, Field
 
 from autocheckin import state
 from autocheckin.api import schemas
 from autocheckin.api.errors import error_response
 from autocheckin.api.openapi import documented
+from autocheckin.api.validation import parse_query
 from autocheckin.auth.keys import key_matches
+from autocheckin.webhooks import service as webhook_service
 
 bp = Blueprint("v1", __name__, url_prefix="/api/v1")
 
@@ -77,3 +82,59 @@ def status() -> Response:
 def global_state() -> Response:
     report = state.report(upstream_configured=bool(current_app.config["CHECKOUT_API_URL"]))
     return success("Global State", report)
+
+
+class DeliveryQuery(BaseModel):
+    status: Literal["processing", "succeeded", "failed", "unmatched", "resolved"] | None = None
+    limit: int = Field(50, ge=1, le=500)
+
+
+def _webhook_options() -> webhook_service.WebhookOptions:
+    return webhook_service.WebhookOptions.from_config(current_app.config)
+
+
+@bp.get("/webhooks/deliveries")
+@documented(
+    "Recorded webhook requests, newest first (status=failed includes unmatched)",
+    query=DeliveryQuery,
+    security=("checkoutKey",),
+    errors=(400, 401),
+)
+def webhook_deliveries() -> Response:
+    query = parse_query(DeliveryQuery)
+    records = webhook_service.list_requests(outcome=query.status, limit=query.limit)
+    return success(
+        "Webhook requests",
+        {"deliveries": [webhook_service.describe(r) for r in records], "count": len(records)},
+    )
+
+
+@bp.get("/webhooks/deliveries/<int:request_id>")
+@documented("One recorded webhook request", security=("checkoutKey",), errors=(401, 404))
+def webhook_delivery(request_id: int) -> Response:
+    record = webhook_service.get_request(request_id)
+    return success("Webhook request", {"delivery": webhook_service.describe(record)})
+
+
+@bp.post("/webhooks/deliveries/<int:request_id>/replay")
+@documented(
+    "Process a recorded webhook request again", security=("checkoutKey",), errors=(401, 404, 409)
+)
+def replay_webhook_delivery(request_id: int) -> Response:
+    record = webhook_service.replay(request_id, _webhook_options())
+    return success(
+        "Webhook request replayed",
+        {"delivery": webhook_service.describe(record), "response": record.response_body},
+    )
+
+
+@bp.post("/webhooks/unmatched/resolve")
+@documented(
+    "Replay unmatched check-ins whose student and event now exist",
+    security=("checkoutKey",),
+    errors=(401,),
+)
+def resolve_unmatched_webhooks() -> Response:
+    return success(
+        "Unmatched check-ins processed", webhook_service.resolve_unmatched(_webhook_options())
+    )

@@ -40,3 +40,8 @@ class AlreadyCheckedIn(DomainError):
 class OutsideWindow(DomainError):
     status = 400
     code = "outside_window"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"

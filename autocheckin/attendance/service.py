@@ -1,11 +1,41 @@
-"""Core operations on students, events and attendances (plain functions, keyword-only)."""
+"""Core operations on students, events and attendances.
+
+Every way in (webhook formats, events API, Discord, upstream sync) calls these
+plain functions; they own the transaction and raise domain errors, never HTTP ones.
+Uniqueness is guaranteed by constraints: a look-up first gives the clear message, and a
+constraint violation from a concurrent twin is mapped to the same domain error.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from datetime import datetime
+from typing import Any
 
-from autocheckin.attendance.models import Attendance, Event, Student
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from autocheckin.attendance.errors import AlreadyCheckedIn, AlreadyExists, Invalid, NotFound
+from autocheckin.attendance.models import Attendance, Event, Student, normalize_key
+from autocheckin.attendance.windows import (
+    CheckInRules,
+    attendance_status,
+    check_window,
+    window_contains,
+)
+from autocheckin.database import write_transaction
 from autocheckin.extensions import db
+
+MAX_DB_INTEGER = 2**31 - 1
+STUDENT_FIELDS = ("identifier", "email", "first_name", "last_name", "is_admin")
+EVENT_FIELDS = (
+    "name",
+    "start_time",
+    "end_time",
+    "event_type",
+    "points",
+    "description",
+    "location",
+)
 
 
 def counts() -> dict[str, int]:
@@ -16,3 +46,241 @@ def counts() -> dict[str, int]:
         "events": session.scalar(select(func.count()).select_from(Event)) or 0,
         "attendances": session.scalar(select(func.count()).select_from(Attendance)) or 0,
     }
+
+
+# --- students -----------------------------------------------------------------------------
+
+
+def find_student(ref: str) -> Student | None:
+    """By identifier or email, case-insensitively after trimming; an identifier match wins."""
+    key = normalize_key(ref)
+    if key is None:
+        return None
+    matches = db.session.scalars(
+        select(Student).where(or_(Student.identifier_key == key, Student.email_key == key))
+    ).all()
+    for student in matches:
+        if student.identifier_key == key:
+            return student
+    return matches[0] if matches else None
+
+
+def student_not_found(ref: str) -> NotFound:
+    kind = "email" if "@" in ref else "identifier"
+    return NotFound(f"Student with {kind} {ref} not found", code="student_not_found")
+
+
+def resolve_student(ref: str) -> Student:
+    student = find_student(ref)
+    if student is None:
+        raise student_not_found(ref)
+    return student
+
+
+def _ensure_unique_student(
+    *, identifier: str | None, email: str | None, exclude_id: int | None = None
+) -> None:
+    """Raise AlreadyExists naming the email or identifier another student holds."""
+    checks = (("email", "email_key", email), ("identifier", "identifier_key", identifier))
+    for label, column, value in checks:
+        key = normalize_key(value)
+        if key is None:
+            continue
+        query = select(Student.id).where(getattr(Student, column) == key)
+        if exclude_id is not None:
+            query = query.where(Student.id != exclude_id)
+        if db.session.scalar(query) is not None:
+            raise AlreadyExists(
+                f"Student with {label} {value} already exists", code="student_exists"
+            )
+
+
+def create_student(
+    *,
+    identifier: str | None,
+    email: str | None,
+    first_name: str = "",
+    last_name: str = "",
+    is_admin: bool = False,
+    source: str | None = None,
+) -> Student:
+    """Create a student; a taken email or identifier raises AlreadyExists."""
+    if not normalize_key(identifier) and not normalize_key(email):
+        raise Invalid("A student needs an identifier or an email", code="missing_fields")
+    try:
+        with write_transaction() as session:
+            _ensure_unique_student(identifier=identifier, email=email)
+            student = Student(
+                identifier=identifier,
+                email=email,
+                first_name=first_name,
+                last_name=last_name,
+                is_admin=is_admin,
+                source=source,
+            )
+            session.add(student)
+    except IntegrityError:
+        # A concurrent twin took the email or identifier between our check and insert.
+        _ensure_unique_student(identifier=identifier, email=email)
+        raise AlreadyExists("Student already exists", code="student_exists") from None
+    return student
+
+
+def update_student(*, ref: str, changes: dict[str, Any]) -> Student:
+    """Change only the given fields of the student `ref` names (identifier or email)."""
+    unknown = set(changes) - set(STUDENT_FIELDS)
+    if unknown:
+        raise Invalid(f"Unknown student fields: {', '.join(sorted(unknown))}")
+    try:
+        with write_transaction():
+            student = resolve_student(ref)
+            _ensure_unique_student(
+                identifier=changes.get("identifier"),
+                email=changes.get("email"),
+                exclude_id=student.id,
+            )
+            for field, value in changes.items():
+                setattr(student, field, value)
+            if not student.identifier_key and not student.email_key:
+                raise Invalid("A student needs an identifier or an email", code="missing_fields")
+    except IntegrityError:
+        raise AlreadyExists(
+            "Another student already has that email or identifier", code="student_exists"
+        ) from None
+    return student
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+def _check_times(start_time: datetime, end_time: datetime | None) -> None:
+    if end_time is not None and end_time <= start_time:
+        raise Invalid("end_time must be after start_time", code="invalid_time_range")
+
+
+def create_event(
+    *,
+    name: str,
+    start_time: datetime,
+    end_time: datetime | None = None,
+    event_type: str = "General",
+    points: int = 0,
+    description: str = "",
+    location: str = "",
+    external_id: str | None = None,
+    source: str | None = None,
+) -> Event:
+    _check_times(start_time, end_time)
+    with write_transaction() as session:
+        event = Event(
+            name=name,
+            start_time=start_time,
+            end_time=end_time,
+            event_type=event_type,
+            points=points,
+            description=description,
+            location=location,
+            external_id=external_id,
+            source=source,
+        )
+        session.add(event)
+    return event
+
+
+def update_event(*, ref: str, at: datetime, changes: dict[str, Any]) -> Event:
+    """Change only the given fields of the event `ref` names (id or name)."""
+    unknown = set(changes) - set(EVENT_FIELDS)
+    if unknown:
+        raise Invalid(f"Unknown event fields: {', '.join(sorted(unknown))}")
+    with write_transaction():
+        event = resolve_event(ref, at=at)
+        _check_times(
+            changes.get("start_time", event.start_time), changes.get("end_time", event.end_time)
+        )
+        for field, value in changes.items():
+            setattr(event, field, value)
+    return event
+
+
+def resolve_event(ref: str | int, *, at: datetime, rules: CheckInRules | None = None) -> Event:
+    """An existing numeric id wins; then the exact name.
+
+    Several events sharing the name: the one whose window contains `at`, else the one
+    whose start is nearest to `at`; ties go to the most recently created.
+    """
+    text = str(ref).strip()
+    if text.isdigit() and int(text) <= MAX_DB_INTEGER:
+        event = db.session.get(Event, int(text))
+        if event is not None:
+            return event
+    candidates = db.session.scalars(select(Event).where(Event.name == text)).all()
+    if not candidates:
+        raise NotFound(f"Event with identifier {text} not found", code="event_not_found")
+    rules = rules or CheckInRules()
+    return min(
+        candidates,
+        key=lambda event: (
+            not window_contains(event, at, rules),
+            abs((event.start_time - at).total_seconds()),
+            -event.id,
+        ),
+    )
+
+
+# --- attendance ---------------------------------------------------------------------------
+
+
+def _check_client_time(checked_in_at: datetime, arrived_at: datetime, rules: CheckInRules) -> None:
+    """A scanner's own time may lag (synced later) but not lead beyond clock skew."""
+    if checked_in_at > arrived_at + rules.max_future:
+        seconds = int(rules.max_future.total_seconds())
+        raise Invalid(
+            f"check_in_time is more than {seconds} seconds in the future",
+            code="check_in_time_in_future",
+        )
+    if rules.max_backdate is not None and checked_in_at < arrived_at - rules.max_backdate:
+        seconds = int(rules.max_backdate.total_seconds())
+        raise Invalid(
+            f"check_in_time is more than {seconds} seconds in the past",
+            code="check_in_time_too_old",
+        )
+
+
+def record_attendance(
+    *,
+    student_ref: str,
+    event_ref: str | int,
+    checked_in_at: datetime | None,
+    arrived_at: datetime,
+    rules: CheckInRules,
+    source: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Attendance:
+    """Record one check-in, judged on the client's time (or arrival): window, lateness, once."""
+    moment = checked_in_at or arrived_at
+    if checked_in_at is not None:
+        _check_client_time(checked_in_at, arrived_at, rules)
+    try:
+        with write_transaction() as session:
+            student = resolve_student(student_ref)
+            event = resolve_event(event_ref, at=moment, rules=rules)
+            check_window(event, moment, rules)
+            if session.scalar(
+                select(Attendance.id).where(
+                    Attendance.student_id == student.id, Attendance.event_id == event.id
+                )
+            ):
+                raise AlreadyCheckedIn("Student already checked in to this event")
+            attendance = Attendance(
+                student=student,
+                event=event,
+                checked_in_at=moment,
+                status=attendance_status(event, moment, rules),
+                source=source,
+                check_in_metadata=metadata or {},
+            )
+            session.add(attendance)
+    except IntegrityError:
+        # A concurrent twin won the unique (student, event) race.
+        raise AlreadyCheckedIn("Student already checked in to this event") from None
+    return attendance

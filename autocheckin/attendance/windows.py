@@ -1,0 +1,87 @@
+"""Check-in windows and event status: pure functions of an event, a moment and the rules."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from autocheckin.attendance.errors import OutsideWindow
+from autocheckin.attendance.models import STATUS_LATE, STATUS_PRESENT, Event
+
+UPCOMING, ACTIVE, ENDED = "upcoming", "active", "ended"
+
+
+@dataclass(frozen=True)
+class CheckInRules:
+    """The check-in policy, from config: window opening, lateness, and client clock bounds."""
+
+    opens_before: timedelta = timedelta(minutes=15)
+    late_after: timedelta = timedelta(minutes=10)
+    max_future: timedelta = timedelta(minutes=5)
+    max_backdate: timedelta | None = None
+
+    @classmethod
+    def from_config(cls, config: Any) -> CheckInRules:
+        backdate = config.get("CHECKIN_MAX_BACKDATE")
+        return cls(
+            opens_before=timedelta(seconds=config["CHECKIN_OPENS_BEFORE"]),
+            late_after=timedelta(seconds=config["LATE_AFTER"]),
+            max_future=timedelta(seconds=config["CHECKIN_MAX_FUTURE"]),
+            max_backdate=None if backdate is None else timedelta(seconds=backdate),
+        )
+
+
+@dataclass(frozen=True)
+class EventStatus:
+    status: str
+    can_attend: bool
+    seconds_until_start: int
+    seconds_until_end: int | None
+
+
+def window_contains(event: Event, moment: datetime, rules: CheckInRules) -> bool:
+    """Only events with an end_time have a window; both ends are included."""
+    if event.end_time is None:
+        return False
+    return event.start_time - rules.opens_before <= moment <= event.end_time
+
+
+def check_window(event: Event, moment: datetime, rules: CheckInRules) -> None:
+    """Raise OutsideWindow when `moment` is outside the event's check-in window."""
+    if event.end_time is None:
+        return
+    if moment < event.start_time - rules.opens_before:
+        minutes = math.ceil((event.start_time - moment).total_seconds() / 60)
+        raise OutsideWindow(
+            f"Event hasn't started yet. Starts in {minutes} minutes", code="event_not_started"
+        )
+    if moment > event.end_time:
+        raise OutsideWindow("Event has already ended", code="event_ended")
+
+
+def attendance_status(event: Event, moment: datetime, rules: CheckInRules) -> str:
+    return STATUS_LATE if moment > event.start_time + rules.late_after else STATUS_PRESENT
+
+
+def event_status(event: Event, now: datetime, rules: CheckInRules) -> EventStatus:
+    """upcoming / active / ended, judged on the check-in window; both boundaries are active."""
+    until_start = math.ceil((event.start_time - now).total_seconds())
+    until_end = (
+        None if event.end_time is None else math.ceil((event.end_time - now).total_seconds())
+    )
+    if event.end_time is None:
+        status = ACTIVE if now >= event.start_time - rules.opens_before else UPCOMING
+    elif now < event.start_time - rules.opens_before:
+        status = UPCOMING
+    elif now > event.end_time:
+        status = ENDED
+    else:
+        status = ACTIVE
+    return EventStatus(
+        status=status,
+        can_attend=status == ACTIVE or event.end_time is None,
+        seconds_until_start=max(0, until_start),
+        seconds_until_end=None if until_end is None else max(0, until_end),
+    )

@@ -1,0 +1,1 @@
+"""Inbound webhooks: formats, signatures, the request log, idempotency and replay."""

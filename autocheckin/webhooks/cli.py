@@ -1,0 +1,66 @@
+"""`flask webhooks …`: the operator's view of the webhook request log."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from autocheckin.attendance.errors import DomainError
+from autocheckin.webhooks import service
+from autocheckin.webhooks.models import OUTCOMES
+
+webhooks = AppGroup("webhooks", help="List, replay, resolve and prune recorded webhook requests.")
+
+
+def _options() -> service.WebhookOptions:
+    return service.WebhookOptions.from_config(current_app.config)
+
+
+@webhooks.command("list")
+@click.option("--failed", is_flag=True, help="Only failed and unmatched requests.")
+@click.option("--status", type=click.Choice(OUTCOMES), help="Only requests with this outcome.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, with bodies.")
+def list_command(failed: bool, status: str | None, limit: int, as_json: bool) -> None:
+    """Newest first."""
+    outcome = "failed" if failed else status
+    for record in service.list_requests(outcome=outcome, limit=limit):
+        if as_json:
+            click.echo(json.dumps(service.describe(record)))
+            continue
+        click.echo(
+            f"{record.id:>6}  {record.received_at:%Y-%m-%d %H:%M:%S}  {record.endpoint:<17} "
+            f"{record.outcome:<10} {record.status_code or '-':>3}  {record.error or ''}"
+        )
+
+
+@webhooks.command("replay")
+@click.argument("request_id", type=int)
+def replay_command(request_id: int) -> None:
+    """Process a recorded request again (as of when it first arrived)."""
+    try:
+        record = service.replay(request_id, _options())
+    except DomainError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"{record.id}: {record.outcome} ({record.status_code}) {record.error or ''}".strip())
+    if record.outcome not in ("succeeded", "resolved"):
+        raise SystemExit(1)
+
+
+@webhooks.command("resolve")
+def resolve_command() -> None:
+    """Replay every unmatched check-in; those that now resolve are recorded."""
+    tally = service.resolve_unmatched(_options())
+    click.echo(" ".join(f"{key}={value}" for key, value in tally.items()))
+
+
+@webhooks.command("prune")
+def prune_command() -> None:
+    """Delete records older than WEBHOOK_LOG_RETENTION_DAYS."""
+    days = current_app.config["WEBHOOK_LOG_RETENTION_DAYS"]
+    deleted = service.prune(retention=timedelta(days=days))
+    click.echo(f"deleted {deleted} webhook requests older than {days} days")

@@ -1,0 +1,50 @@
+"""Webhook request and answer models for /openapi.json, built on the parsing models."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from autocheckin.webhooks.payloads import AttendanceData, EventData, StudentData
+
+
+class OneTapPayload(BaseModel):
+    action: Literal["create_student", "create_event", "record_attendance"]
+    data: StudentData | EventData | AttendanceData
+    source: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class UnifiedPayload(BaseModel):
+    type: Literal["student", "event", "attendance"]
+    action: Literal["create", "update"] = "create"
+    data: StudentData | EventData | AttendanceData
+    source: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class LegacyAttendancePayload(AttendanceData):
+    source: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class AttendanceAnswer(BaseModel):
+    success: bool
+    message: str
+    attendance_id: int
+    student: dict[str, Any]
+    event: dict[str, Any]
+    checked_in_at: str
+    status: Literal["present", "late"]
+    source: str
+
+
+class WebhookStatus(BaseModel):
+    status: str
+    message: str
+    endpoints: dict[str, str]
+    supported_actions: list[str] | None = None
+    supported_types: list[str] | None = None
+    signature_required: bool
+    last_24h: dict[str, int]
