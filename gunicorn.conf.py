@@ -15,3 +15,17 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Heartbeat files on tmpfs, as gunicorn's docs advise for containers.
 if os.path.isdir("/dev/shm"):  # noqa: S108 - not a temp file, gunicorn's heartbeat dir
     worker_tmp_dir = "/dev/shm"  # noqa: S108
+
+
+def post_worker_init(worker):
+    """Start the scheduler in each worker, after fork; the leader lease picks one to run jobs."""
+    from autocheckin.jobs import start_scheduler
+
+    start_scheduler(worker.wsgi)
+
+
+def worker_exit(server, worker):
+    """Hand the leader lease back on a clean exit, so another worker takes over at once."""
+    from autocheckin.jobs import stop_scheduler
+
+    stop_scheduler()

@@ -1,7 +1,8 @@
-"""Process entry point: loads .env, builds the app, starts the scheduler when enabled.
+"""Process entry point: loads .env and builds the app.
 
-`gunicorn main:app` serves it (see gunicorn.conf.py); `python main.py` runs the
-development server on HOST:PORT (default 127.0.0.1:5000).
+`gunicorn main:app` serves it; gunicorn.conf.py starts the scheduler in each worker
+after fork (threads do not survive fork, so never at import under --preload).
+`python main.py` runs the development server on HOST:PORT with the scheduler.
 """
 
 from dotenv import load_dotenv
@@ -9,13 +10,13 @@ from dotenv import load_dotenv
 load_dotenv()
 
 from autocheckin import create_app  # noqa: E402 - .env must be loaded first
-from autocheckin.jobs import start_scheduler  # noqa: E402
 from autocheckin.logs import configure_logging  # noqa: E402
 
 app = create_app()
 configure_logging(app.config["LOG_LEVEL"])
-if app.config["SCHEDULER_ENABLED"]:
-    start_scheduler(app)
 
 if __name__ == "__main__":
-    app.run(host=app.config["HOST"], port=app.config["PORT"])
+    from autocheckin.jobs import start_scheduler
+
+    start_scheduler(app)
+    app.run(host=app.config["HOST"], port=app.config["PORT"], use_reloader=False)

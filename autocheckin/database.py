@@ -98,12 +98,28 @@ def write_transaction() -> Iterator[Session]:
         session.info.pop(_BEGIN_IMMEDIATE, None)
 
 
-def upsert(session: Session, table: Any, values: dict[str, Any], *, key: list[str]) -> None:
-    """INSERT … ON CONFLICT (key) DO UPDATE on SQLite and PostgreSQL alike."""
+def dialect_insert(session: Session) -> Any:
+    """The dialect's `insert` (it has `on_conflict_do_*`): SQLite's or PostgreSQL's."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    statement = insert(table).values(**values)
+    return insert
+
+
+def upsert(
+    session: Session,
+    table: Any,
+    values: dict[str, Any],
+    *,
+    key: list[str],
+    returning: Any = None,
+) -> Any:
+    """INSERT … ON CONFLICT (key) DO UPDATE on SQLite and PostgreSQL; optionally RETURNING."""
+    statement = dialect_insert(session)(table).values(**values)
     updates = {name: statement.excluded[name] for name in values if name not in key}
-    session.execute(statement.on_conflict_do_update(index_elements=key, set_=updates))
+    statement = statement.on_conflict_do_update(index_elements=key, set_=updates)
+    if returning is not None:
+        return session.execute(statement.returning(returning)).scalar_one()
+    session.execute(statement)
+    return None

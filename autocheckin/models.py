@@ -1,7 +1,19 @@
 """Every table, imported in one place so Alembic and `create_all` see them all."""
 
 from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.jobs.models import JobRun, Lease
 from autocheckin.state import StateEntry
+from autocheckin.sync.models import CheckInSession, Enrolment
 from autocheckin.webhooks.models import WebhookRequest
 
-__all__ = ["Attendance", "Event", "StateEntry", "Student", "WebhookRequest"]
+__all__ = [
+    "Attendance",
+    "CheckInSession",
+    "Enrolment",
+    "Event",
+    "JobRun",
+    "Lease",
+    "StateEntry",
+    "Student",
+    "WebhookRequest",
+]

@@ -66,6 +66,17 @@ def set_connection(*, connected: bool, reason: str | None = None) -> None:
     set(CONNECTION_KEY, {"connected": connected, "reason": reason, "checked_at": iso(utcnow())})
 
 
+def note_upstream_result(succeeded: bool, reason: str | None) -> None:
+    """Follow the last upstream call; writes only when `connected` or the reason changes.
+
+    A read is far cheaper than a write, and a refresh makes thousands of calls.
+    """
+    current = get(CONNECTION_KEY) or {}
+    if current.get("connected") is succeeded and current.get("reason") == reason:
+        return
+    set_connection(connected=succeeded, reason=reason)
+
+
 def connection() -> dict[str, Any]:
     return get(CONNECTION_KEY) or {"connected": False, "reason": None, "checked_at": None}
 
@@ -77,25 +88,21 @@ STORED_DATA_DEFAULTS: dict[str, Any] = {
     "last_individual_session_refresh": None,
     "autoCheckinUsers": [],
 }
-NEXT_CYCLE_KEY = "next_cycle_run_time"
-JOBS_KEY = "jobs"
 NOT_CONFIGURED_REASON = "CHECKOUT_API_URL is not set: running as a webhook hub, sync jobs skipped"
 
 
 def report(*, upstream_configured: bool) -> dict[str, Any]:
-    """What `/api/v1/state` shows: the seed's keys plus schedule, jobs and counts. No secrets."""
-    stored = get_many([*STORED_DATA_DEFAULTS, CONNECTION_KEY, NEXT_CYCLE_KEY, JOBS_KEY])
+    """The seed's `connected` and `stored_data`, the upstream link and counts. No secrets."""
+    stored = get_many([*STORED_DATA_DEFAULTS, CONNECTION_KEY])
     link = stored.get(CONNECTION_KEY) or {}
     reason = link.get("reason") if upstream_configured else NOT_CONFIGURED_REASON
     return {
         "connected": bool(link.get("connected")) and upstream_configured,
         "stored_data": {key: stored.get(key, empty) for key, empty in STORED_DATA_DEFAULTS.items()},
-        "next_cycle_run_time": stored.get(NEXT_CYCLE_KEY),
         "upstream": {
             "configured": upstream_configured,
             "reason": reason,
             "checked_at": link.get("checked_at"),
         },
-        "jobs": stored.get(JOBS_KEY, {}),
         "counts": counts(),
     }

@@ -114,8 +114,32 @@ def live_server(app: Flask) -> Iterator[str]:
     from werkzeug.serving import make_server
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def checkout() -> Iterator[Any]:
+    """A fake CheckOut API on 127.0.0.1 that accepts our test key."""
+    from tests.fake_checkout import FakeCheckOut
+
+    fake = FakeCheckOut(api_key=API_KEY).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def sync_app(make_app: Callable[..., Flask], checkout: Any) -> Flask:
+    """An app pointed at the fake CheckOut, with short timeouts."""
+    return make_app(
+        CHECKOUT_API_URL=checkout.url,
+        CHECKOUT_READ_TIMEOUT="1",
+        CHECKOUT_CONNECT_TIMEOUT="1",
+        CHECKOUT_RETRIES="1",
+        REFRESH_CONCURRENCY="4",
+    )

@@ -31,18 +31,18 @@ def server_env(port: int, database_url: str, **extra: str) -> dict[str, str]:
         for key, value in os.environ.items()
         if not key.startswith(("CHECKOUT_", "WEBHOOK_", "DATABASE_URL", "GUNICORN_", "WEB_"))
     }
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        PORT=str(port),
-        GUNICORN_BIND=f"127.0.0.1:{port}",
-        DATABASE_URL=database_url,
-        CHECKOUT_API_KEY="live-key",
-        SCHEDULER_ENABLED="false",
-        WEB_CONCURRENCY="2",
-        GUNICORN_THREADS="4",
-        LOG_LEVEL="WARNING",
-        **extra,
-    )
+    defaults = {
+        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        "PORT": str(port),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "DATABASE_URL": database_url,
+        "CHECKOUT_API_KEY": "live-key",
+        "SCHEDULER_ENABLED": "false",
+        "WEB_CONCURRENCY": "2",
+        "GUNICORN_THREADS": "4",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.update({**defaults, **extra})
     return env
 
 
@@ -53,7 +53,8 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float = 30) -> reques
             raise AssertionError(f"server exited with {process.returncode}")
         try:
             return requests.get(url, timeout=2)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Not listening yet, or listening while the workers still import the app.
             time.sleep(0.1)
     raise AssertionError(f"{url} did not answer within {seconds}s")
 

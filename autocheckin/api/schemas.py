@@ -41,8 +41,44 @@ class StateData(BaseModel):
     stored_data: StoredData
     next_cycle_run_time: str | None = None
     upstream: dict[str, Any]
+    leader: dict[str, Any] | None = None
     jobs: dict[str, Any]
     counts: dict[str, int]
+
+
+class FetchUsersData(BaseModel):
+    success: bool
+    users: int
+    created: int
+    updated: int
+
+
+class SessionEntry(BaseModel):
+    event_id: int
+    id: str
+    name: str
+    start_time: str
+    end_time: str | None
+    status: str
+    checked_in_at: str | None
+
+
+class CheckInSessionData(BaseModel):
+    email: str
+    student_identifier: str | None = None
+    refreshed_at: str | None = None
+    ok: bool
+    error: str | None = None
+    sessions: list[SessionEntry]
+
+
+class RefreshData(BaseModel):
+    sessions: list[CheckInSessionData]
+    counts: dict[str, int]
+
+
+class RefreshSessionData(BaseModel):
+    session: CheckInSessionData
 
 
 class ApiInfo(BaseModel):
@@ -60,3 +96,6 @@ AuthTestResponse = envelope("AuthTestResponse", AuthTestData)
 StatusResponse = envelope("StatusResponse", StatusData)
 StateResponse = envelope("StateResponse", StateData)
 ApiInfoResponse = envelope("ApiInfoResponse", ApiInfo)
+FetchUsersResponse = envelope("FetchUsersResponse", FetchUsersData)
+RefreshResponse = envelope("RefreshResponse", RefreshData)
+RefreshSessionResponse = envelope("RefreshSessionResponse", RefreshSessionData)

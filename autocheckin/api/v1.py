@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import BaseModel, Field
 
-from autocheckin import state
+from autocheckin import jobs, state
 from autocheckin.api import schemas
 from autocheckin.api.errors import error_response
 from autocheckin.api.openapi import documented
 from autocheckin.api.validation import parse_query
 from autocheckin.auth.keys import key_matches
+from autocheckin.jobs.runner import run_recorded
+from autocheckin.sync import service as sync
 from autocheckin.webhooks import service as webhook_service
 
 bp = Blueprint("v1", __name__, url_prefix="/api/v1")
@@ -81,7 +83,57 @@ def status() -> Response:
 )
 def global_state() -> Response:
     report = state.report(upstream_configured=bool(current_app.config["CHECKOUT_API_URL"]))
-    return success("Global State", report)
+    return success("Global State", {**report, **jobs.overview()})
+
+
+def _app() -> Flask:
+    return current_app._get_current_object()  # type: ignore[attr-defined]
+
+
+@bp.get("/fetch-users")
+@documented(
+    "Fetch users from CheckOut now (the fetch_users job)",
+    response=schemas.FetchUsersResponse,
+    security=("checkoutKey",),
+    errors=(401, 409, 502, 503),
+)
+def fetch_users() -> Response:
+    counts = jobs.trigger(_app(), "fetch_users")
+    return success("User fetch completed", {"success": True, **counts})
+
+
+@bp.get("/refresh")
+@documented(
+    "Refresh every user's check-in sessions now (the refresh_sessions job)",
+    response=schemas.RefreshResponse,
+    security=("checkoutKey",),
+    errors=(401, 409, 502, 503),
+)
+def refresh() -> Response:
+    result = jobs.trigger(_app(), "refresh_sessions")
+    return success(
+        "Checkin sessions refreshed successfully",
+        {"sessions": result.sessions, "counts": result.counts},
+    )
+
+
+@bp.get("/refresh-session/<path:email>")
+@documented(
+    "Refresh one user's check-in session now",
+    response=schemas.RefreshSessionResponse,
+    security=("checkoutKey",),
+    errors=(401, 404, 409, 502, 503),
+)
+def refresh_session(email: str) -> Response:
+    app = _app()
+    session = run_recorded(
+        "refresh_session",
+        lambda: sync.refresh_one(sync.client_for(app), email),
+        trigger="manual",
+        holder="api",
+        lock_name=f"refresh_session:{email.strip().lower()}",
+    )
+    return success("Checkin session refreshed successfully", {"session": session})
 
 
 class DeliveryQuery(BaseModel):

@@ -1,47 +1,231 @@
-"""The schedule as data, and the scheduler that runs it inside the web process.
+"""The schedule as data, and the scheduler that runs it.
 
-`JOBS` is the table of periodic jobs; the sync work adds its entries here. `main.py`
-calls `start_scheduler` when SCHEDULER_ENABLED is true.
+Every process (gunicorn worker, replica, or a `python -m autocheckin.jobs` clock) may
+run a scheduler; a leader lease in the database lets exactly one of them run the jobs.
+The lease lasts two thirds of SCHEDULER_LEASE_SECONDS and is renewed every third, so a
+holder that dies is replaced within one SCHEDULER_LEASE_SECONDS.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
-log = logging.getLogger(__name__)
+from autocheckin import state
+from autocheckin.jobs import lease
+from autocheckin.jobs.runner import (
+    describe_run,
+    last_runs,
+    process_identity,
+    prune_runs,
+    run_recorded,
+)
+from autocheckin.sync import service as sync
+from autocheckin.times import iso
+from autocheckin.webhooks import service as webhooks
+
+log = logging.getLogger("autocheckin.jobs")
+
+LEADER_LEASE = "scheduler-leader"
+SCHEDULE_KEY = "schedule"
 
 
 @dataclass(frozen=True)
 class JobDefinition:
     job_id: str
-    run: Callable[[], object]
+    run: Callable[[Flask], Any]
     interval_setting: str
+    first_run_after: float  # seconds after start-up
 
 
-JOBS: tuple[JobDefinition, ...] = ()
+def fetch_users(app: Flask) -> dict[str, int]:
+    return sync.fetch_users(sync.client_for(app))
 
 
-def start_scheduler(app: Flask) -> BackgroundScheduler | None:
-    """Start a BackgroundScheduler with one interval job per `JOBS` entry."""
-    if not JOBS:
-        log.info("scheduler: no periodic jobs defined, not started")
-        return None
-    scheduler = BackgroundScheduler(timezone="UTC")
+def refresh_sessions(app: Flask) -> sync.RefreshResult:
+    client = sync.client_for(app)
+    return sync.refresh_all(app, client, concurrency=app.config["REFRESH_CONCURRENCY"])
+
+
+def connection_check(app: Flask) -> dict[str, Any]:
+    return sync.check_connection(sync.client_for(app))
+
+
+def prune(app: Flask) -> dict[str, int]:
+    webhook_days = app.config["WEBHOOK_LOG_RETENTION_DAYS"]
+    run_days = app.config["JOB_RUN_RETENTION_DAYS"]
+    return {
+        "webhook_requests": webhooks.prune(retention=timedelta(days=webhook_days)),
+        "job_runs": prune_runs(retention=timedelta(days=run_days)),
+    }
+
+
+JOBS: tuple[JobDefinition, ...] = (
+    JobDefinition("fetch_users", fetch_users, "FETCH_USERS_INTERVAL", first_run_after=1),
+    JobDefinition("refresh_sessions", refresh_sessions, "REFRESH_INTERVAL", first_run_after=5),
+    JobDefinition("connection_check", connection_check, "CONNECTION_CHECK_INTERVAL", 1),
+    JobDefinition("prune", prune, "PRUNE_INTERVAL", first_run_after=60),
+)
+JOB_IDS = [job.job_id for job in JOBS]
+JOBS_BY_ID = {job.job_id: job for job in JOBS}
+
+
+def trigger(app: Flask, job_id: str, *, holder: str = "api") -> Any:
+    """Run a job now, by hand (the API's triggers): the same function, the same lock."""
+    job = JOBS_BY_ID[job_id]
+    return run_recorded(job_id, lambda: job.run(app), trigger="manual", holder=holder)
+
+
+# --- the scheduler ------------------------------------------------------------------------
+
+
+class _Process:
+    """This process's scheduler and identity; a scheduler is started at most once."""
+
+    lock = threading.Lock()
+    scheduler: BaseScheduler | None = None
+    holder: str = ""
+    app: Flask | None = None
+
+
+def _lease_timings(app: Flask) -> tuple[timedelta, float]:
+    ttl = float(app.config["SCHEDULER_LEASE_SECONDS"])
+    return timedelta(seconds=ttl * 2 / 3), ttl / 3
+
+
+def is_leader(app: Flask) -> bool:
+    """Take or renew the leader lease; True when this process holds it."""
+    duration, _ = _lease_timings(app)
+    return lease.acquire(LEADER_LEASE, _Process.holder, duration)
+
+
+def _renew_leadership(app: Flask) -> None:
+    with app.app_context():
+        try:
+            is_leader(app)
+        except Exception:  # noqa: BLE001 - a database blip must not kill the scheduler thread
+            log.exception("leader lease renewal failed")
+
+
+def _run_scheduled(app: Flask, job: JobDefinition) -> None:
+    """The scheduler's entry: only the leader runs; nothing escapes into APScheduler."""
+    with app.app_context():
+        try:
+            if not is_leader(app):
+                return
+            run_recorded(
+                job.job_id, lambda: job.run(app), trigger="schedule", holder=_Process.holder
+            )
+        except Exception:  # noqa: BLE001 - recorded by run_recorded; the scheduler goes on
+            log.warning("job %s did not complete", job.job_id, exc_info=log.isEnabledFor(10))
+        finally:
+            _publish_schedule()
+
+
+def _publish_schedule() -> None:
+    """Store each job's next run time, as the leader's scheduler sees it."""
+    scheduler = _Process.scheduler
+    if scheduler is None:
+        return
+    next_runs = {
+        job.id: iso(job.next_run_time) for job in scheduler.get_jobs() if job.id in JOBS_BY_ID
+    }
+    try:
+        state.set(SCHEDULE_KEY, next_runs)
+    except Exception:  # noqa: BLE001
+        log.exception("publishing the schedule failed")
+
+
+def build_scheduler(app: Flask, scheduler_class: type[BaseScheduler]) -> BaseScheduler:
+    """A scheduler with every job of `JOBS` plus the lease renewal."""
+    _Process.holder = _Process.holder or process_identity()
+    _Process.app = app
+    scheduler = scheduler_class(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
+    now = datetime.now(UTC)
+    _, renew_every = _lease_timings(app)
+    scheduler.add_job(
+        _renew_leadership,
+        "interval",
+        args=(app,),
+        seconds=renew_every,
+        id="lease_renewal",
+        next_run_time=now,
+        misfire_grace_time=max(1, int(renew_every)),
+    )
     for job in JOBS:
-        seconds = app.config[job.interval_setting]
+        seconds = float(app.config[job.interval_setting])
         scheduler.add_job(
-            job.run,
+            _run_scheduled,
             "interval",
+            args=(app, job),
             seconds=seconds,
             id=job.job_id,
-            max_instances=1,
-            coalesce=True,
+            next_run_time=now + timedelta(seconds=min(job.first_run_after, seconds)),
             misfire_grace_time=max(1, int(seconds / 2)),
         )
-    scheduler.start()
     return scheduler
+
+
+def start_scheduler(app: Flask) -> BaseScheduler | None:
+    """Start this process's background scheduler once, when SCHEDULER_ENABLED."""
+    if not app.config["SCHEDULER_ENABLED"]:
+        log.info("scheduler disabled (SCHEDULER_ENABLED=false)")
+        return None
+    with _Process.lock:
+        if _Process.scheduler is None:
+            scheduler = build_scheduler(app, BackgroundScheduler)
+            scheduler.start()
+            _Process.scheduler = scheduler
+            atexit.register(stop_scheduler)
+            log.info("scheduler started as %s", _Process.holder)
+        return _Process.scheduler
+
+
+def stop_scheduler(*, wait: bool = False) -> None:
+    """Stop the scheduler and hand the leader lease back, so another takes over at once.
+
+    `wait=True` lets running jobs finish first; at exit we do not wait (gunicorn's graceful
+    timeout bounds us, and every job is idempotent).
+    """
+    with _Process.lock:
+        scheduler, app = _Process.scheduler, _Process.app
+        _Process.scheduler = _Process.app = None
+    if scheduler is None:
+        return
+    if scheduler.running:
+        scheduler.shutdown(wait=wait)
+    if app is not None and _Process.holder:
+        with app.app_context():
+            try:
+                lease.release(LEADER_LEASE, _Process.holder)
+            except Exception:  # noqa: BLE001 - best effort at exit; the lease expires anyway
+                log.warning("could not release the leader lease at shutdown")
+
+
+def overview() -> dict[str, Any]:
+    """The schedule part of `/api/v1/state`: next cycle, leader, each job's last and next run."""
+    schedule = state.get(SCHEDULE_KEY, {})
+    leader = lease.current(LEADER_LEASE)
+    runs = last_runs(JOB_IDS)
+    return {
+        "next_cycle_run_time": schedule.get("refresh_sessions"),
+        "leader": (
+            {"holder": leader.holder, "expires_at": iso(leader.expires_at)} if leader else None
+        ),
+        "jobs": {
+            job_id: {
+                "last_run": describe_run(runs[job_id]) if job_id in runs else None,
+                "next_run_time": schedule.get(job_id),
+            }
+            for job_id in JOB_IDS
+        },
+    }

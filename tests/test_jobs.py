@@ -1,0 +1,186 @@
+"""The leader lease and the scheduler: one process runs the jobs, another takes over."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from autocheckin import jobs
+from autocheckin.config import database_uri
+from autocheckin.extensions import db
+from autocheckin.jobs import lease
+from autocheckin.jobs.models import JobRun
+from autocheckin.times import utcnow
+from tests.conftest import API_KEY
+from tests.servers import BIN, ROOT, free_port, gunicorn, server_env, stop
+
+TTL = timedelta(seconds=30)
+
+
+def test_lease_is_held_by_one_holder_until_it_expires(app):
+    now = utcnow()
+    with app.app_context():
+        assert lease.acquire("leader", "a", TTL, now=now)
+        assert lease.acquire("leader", "a", TTL, now=now + timedelta(seconds=10))  # renew
+        assert not lease.acquire("leader", "b", TTL, now=now + timedelta(seconds=39))
+        assert lease.acquire("leader", "b", TTL, now=now + timedelta(seconds=41))  # expired
+        assert not lease.acquire("leader", "a", TTL, now=now + timedelta(seconds=42))
+        assert lease.current("leader", now=now + timedelta(seconds=42)).holder == "b"
+
+
+def test_released_lease_is_free_at_once(app):
+    with app.app_context():
+        assert lease.acquire("leader", "a", TTL)
+        lease.release("leader", "a")
+        assert lease.current("leader") is None
+        assert lease.acquire("leader", "b", TTL)
+
+
+def test_two_apps_on_one_database_share_the_lease(make_app):
+    first, second = make_app(), make_app()
+    with first.app_context():
+        assert lease.acquire("leader", "first", TTL)
+    with second.app_context():
+        assert not lease.acquire("leader", "second", TTL)
+
+
+def test_only_the_leader_runs_scheduled_jobs(make_app):
+    app = make_app(CHECKOUT_API_URL="")
+    with app.app_context():
+        assert lease.acquire(jobs.LEADER_LEASE, "someone-else", TTL)
+    jobs._Process.holder = "me"
+    jobs._run_scheduled(app, jobs.JOBS_BY_ID["prune"])
+    with app.app_context():
+        assert db.session.query(JobRun).count() == 0
+        lease.release(jobs.LEADER_LEASE, "someone-else")
+    jobs._run_scheduled(app, jobs.JOBS_BY_ID["prune"])
+    with app.app_context():
+        run = db.session.query(JobRun).one()
+        assert (run.job, run.status, run.holder, run.trigger) == ("prune", "ok", "me", "schedule")
+
+
+def test_scheduled_failures_never_escape(make_app):
+    app = make_app()  # no upstream: fetch_users is skipped, and says why
+    jobs._Process.holder = "me"
+    jobs._run_scheduled(app, jobs.JOBS_BY_ID["fetch_users"])
+    with app.app_context():
+        run = db.session.query(JobRun).one()
+        assert (run.status, run.error) == ("skipped", "CheckOut API not configured")
+
+
+def test_scheduler_starts_once_per_process_and_not_when_disabled(make_app):
+    assert jobs.start_scheduler(make_app()) is None  # SCHEDULER_ENABLED=false in tests
+    app = make_app(SCHEDULER_ENABLED="true", FETCH_USERS_INTERVAL="1h")
+    try:
+        first = jobs.start_scheduler(app)
+        assert first is jobs.start_scheduler(app)
+        assert {job.id for job in first.get_jobs()} == {*jobs.JOB_IDS, "lease_renewal"}
+    finally:
+        jobs.stop_scheduler(wait=True)
+
+
+def _engine(database_url: str):
+    return create_engine(database_uri({"DATABASE_URL": database_url}, ""))
+
+
+@pytest.mark.slow
+def test_three_gunicorn_workers_run_each_tick_once(database_url, checkout):
+    checkout.add_user("ann@example.com")
+    settings = {
+        "CHECKOUT_API_URL": checkout.url,
+        "CHECKOUT_API_KEY": API_KEY,
+        "SCHEDULER_ENABLED": "true",
+        "WEB_CONCURRENCY": "3",
+        "FETCH_USERS_INTERVAL": "1",
+        "REFRESH_INTERVAL": "1h",
+        "CONNECTION_CHECK_INTERVAL": "1h",
+        "PRUNE_INTERVAL": "1h",
+        "SCHEDULER_LEASE_SECONDS": "6",
+    }
+    with gunicorn(database_url, **settings):
+        time.sleep(1.5)  # every worker up, the first tick done
+        before = checkout.calls["/users"]
+        time.sleep(5)
+        during = checkout.calls["/users"] - before
+    assert 3 <= during <= 7, during  # one call a second; three workers would make ~15
+    engine = _engine(database_url)
+    with engine.connect() as connection:
+        holders = connection.scalars(
+            select(JobRun.holder).where(JobRun.job == "fetch_users").distinct()
+        ).all()
+    engine.dispose()
+    assert len(holders) == 1
+
+
+def _clock(database_url: str, checkout_url: str) -> subprocess.Popen:
+    env = server_env(
+        free_port(),
+        database_url,
+        CHECKOUT_API_URL=checkout_url,
+        CHECKOUT_API_KEY=API_KEY,
+        FETCH_USERS_INTERVAL="1",
+        REFRESH_INTERVAL="1h",
+        CONNECTION_CHECK_INTERVAL="1h",
+        PRUNE_INTERVAL="1h",
+        SCHEDULER_LEASE_SECONDS="3",
+    )
+    return subprocess.Popen(
+        [str(BIN / "python"), "-m", "autocheckin.jobs"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _db_now(engine):
+    """SQLite stores naive UTC; PostgreSQL compares aware times."""
+    now = utcnow()
+    return now.replace(tzinfo=None) if engine.dialect.name == "sqlite" else now
+
+
+def _leader(engine) -> str | None:
+    with engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT holder FROM leases WHERE name = :name AND expires_at > :now"),
+            {"name": jobs.LEADER_LEASE, "now": _db_now(engine)},
+        ).first()
+    return row[0] if row else None
+
+
+@pytest.mark.slow
+def test_killing_the_leader_hands_over_within_one_ttl(database_url, checkout):
+    engine = _engine(database_url)
+    clocks = [_clock(database_url, checkout.url) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 20
+        while (leader := _leader(engine)) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert leader, "no clock took the lease"
+        pid = int(leader.split(":")[1])
+        victim = next(clock for clock in clocks if clock.pid == pid)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+        killed_at = time.monotonic()
+        while (new_leader := _leader(engine)) in (
+            None,
+            leader,
+        ) and time.monotonic() < killed_at + 10:
+            time.sleep(0.05)
+        handover = time.monotonic() - killed_at
+        assert new_leader not in (None, leader)
+        assert handover <= 3 + 0.5, handover  # SCHEDULER_LEASE_SECONDS, plus polling slack
+        calls = checkout.calls["/users"]
+        time.sleep(1.5)
+        assert checkout.calls["/users"] > calls  # the new leader runs the jobs
+    finally:
+        for clock in clocks:
+            stop(clock)
+        engine.dispose()

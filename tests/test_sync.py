@@ -1,0 +1,338 @@
+"""CheckOut sync: the client, users, check-in sessions, the triggers and the run records."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from autocheckin import jobs, state
+from autocheckin.attendance.models import Event, Student
+from autocheckin.extensions import db
+from autocheckin.jobs import lease
+from autocheckin.jobs.models import JobRun
+from autocheckin.sync import service as sync
+from autocheckin.sync.client import CheckOutClient, CheckOutError, CheckOutSettings
+from autocheckin.sync.models import CheckInSession, Enrolment
+from autocheckin.times import iso, utcnow
+from tests.conftest import API_KEY
+from tests.factories import make_student
+from tests.fake_checkout import DROP, GARBLED, HANG, SUCCESS_FALSE
+
+
+def session(external_id, name, start, end, **extra):
+    return {
+        "id": external_id,
+        "name": name,
+        "start_time": iso(start),
+        "end_time": iso(end),
+        **extra,
+    }
+
+
+def client_for(checkout, **overrides) -> CheckOutClient:
+    settings = CheckOutSettings(
+        base_url=checkout.url, api_key=API_KEY, read_timeout=0.5, retries=2, backoff_factor=0
+    )
+    return CheckOutClient(CheckOutSettings(**{**settings.__dict__, **overrides}))
+
+
+# --- the client -------------------------------------------------------------------------------
+
+
+def test_client_sends_the_key_and_user_agent(checkout):
+    checkout.add_user("a@example.com")
+    client = client_for(checkout)
+    assert client.users() == [{"email": "a@example.com"}]
+    headers = checkout.headers[-1]
+    assert headers["x-checkout-key"] == API_KEY
+    assert headers["user-agent"] == "AutoCheckin/1.0.0"
+
+
+@pytest.mark.parametrize("failure", [500, 502, 503, 504, DROP])
+def test_client_retries_connection_errors_and_5xx(checkout, failure):
+    checkout.fail_next("/users", failure)
+    assert client_for(checkout).users() == []
+    assert checkout.calls["/users"] == 2
+
+
+def test_client_honours_429_retry_after(checkout):
+    checkout.retry_after = "0"
+    checkout.fail_next("/test", 429, 429)
+    client_for(checkout).test()
+    assert checkout.calls["/test"] == 3
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+def test_client_never_retries_other_4xx(checkout, status):
+    checkout.fail_next("/users", status)
+    with pytest.raises(CheckOutError) as caught:
+        client_for(checkout).users()
+    assert caught.value.status == status
+    assert checkout.calls["/users"] == 1
+
+
+def test_client_gives_up_after_the_retries(checkout):
+    checkout.failing["/users"] = 503
+    with pytest.raises(CheckOutError, match="answered 503"):
+        client_for(checkout).users()
+    assert checkout.calls["/users"] == 3
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [(GARBLED, "not JSON"), (SUCCESS_FALSE, "refused: maintenance"), (HANG, "ReadTimeout")],
+)
+def test_client_turns_bad_answers_into_one_error(checkout, mode, message):
+    checkout.hang_seconds = 1.5
+    checkout.failing["/users"] = mode
+    with pytest.raises(CheckOutError, match=message):
+        client_for(checkout, retries=0).users()
+
+
+def test_client_rejects_a_malformed_users_list(checkout):
+    checkout.users = [{"name": "no email"}]
+    with pytest.raises(CheckOutError, match="malformed /users"):
+        client_for(checkout).users()
+
+
+def test_client_unreachable_upstream(checkout):
+    checkout.stop()
+    with pytest.raises(CheckOutError, match="ConnectionError"):
+        client_for(checkout, retries=0).test()
+
+
+# --- users ------------------------------------------------------------------------------------
+
+
+def test_fetch_users_upserts_students_and_stores_only_contract_fields(
+    sync_app, checkout, auth_headers
+):
+    checkout.add_user("ann@example.com", student_identifier="a1", first_name="Ann", token="s3cr3t")
+    checkout.add_user("bob@example.com", first_name="Bob", last_name="Ray")
+    client = sync_app.test_client()
+    response = client.get("/api/v1/fetch-users", headers=auth_headers)
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "success": True,
+        "message": "User fetch completed",
+        "data": {"success": True, "users": 2, "created": 2, "updated": 0},
+    }
+    checkout.users[1]["last_name"] = "Rae"
+    again = client.get("/api/v1/fetch-users", headers=auth_headers).get_json()["data"]
+    assert (again["created"], again["updated"]) == (0, 1)
+    with sync_app.app_context():
+        students = db.session.query(Student).order_by(Student.id).all()
+        assert [(s.email, s.identifier, s.source) for s in students] == [
+            ("ann@example.com", "a1", "checkout"),
+            ("bob@example.com", None, "checkout"),
+        ]
+    body = client.get("/api/v1/state", headers=auth_headers)
+    data = body.get_json()["data"]
+    assert data["connected"] is True
+    assert data["stored_data"]["autoCheckinUsers"][0] == {
+        "email": "ann@example.com",
+        "student_identifier": "a1",
+        "first_name": "Ann",
+    }
+    assert data["stored_data"]["last_users_fetch"].endswith("Z")
+    assert "s3cr3t" not in body.get_data(as_text=True)
+    assert data["jobs"]["fetch_users"]["last_run"]["status"] == "ok"
+    assert data["jobs"]["fetch_users"]["last_run"]["counts"]["users"] == 2
+
+
+def test_fetch_users_failure_keeps_the_last_good_list(sync_app, checkout, auth_headers):
+    checkout.add_user("ann@example.com")
+    client = sync_app.test_client()
+    client.get("/api/v1/fetch-users", headers=auth_headers)
+    checkout.failing["/users"] = 500
+    response = client.get("/api/v1/fetch-users", headers=auth_headers)
+    assert response.status_code == 502
+    assert response.get_json()["success"] is False
+    assert response.get_json()["error"] == "GET /users answered 500"
+    data = client.get("/api/v1/state", headers=auth_headers).get_json()["data"]
+    assert data["connected"] is False
+    assert data["upstream"]["reason"] == "GET /users answered 500"
+    assert data["stored_data"]["autoCheckinUsers"] == [{"email": "ann@example.com"}]
+    assert data["jobs"]["fetch_users"]["last_run"]["status"] == "failed"
+
+
+def test_fetch_users_links_users_that_webhooks_created(sync_app, checkout):
+    with sync_app.app_context():
+        make_student(identifier="a1", email="Ann@Example.com")
+        checkout.add_user("ann@example.com", student_identifier="a1", first_name="Ann")
+        assert sync.fetch_users(sync.client_for(sync_app)) == {
+            "users": 1,
+            "created": 0,
+            "updated": 1,
+        }
+        assert db.session.query(Student).count() == 1
+
+
+# --- sessions ---------------------------------------------------------------------------------
+
+
+def test_refresh_session_builds_events_enrolments_and_statuses(sync_app, checkout, auth_headers):
+    now = utcnow().replace(microsecond=0)
+    past = session(
+        "s-past", "Monday lab", now - timedelta(days=1), now - timedelta(days=1, hours=-1)
+    )
+    attended = session("s-went", "Tuesday lab", now - timedelta(hours=3), now - timedelta(hours=2))
+    upcoming = session(
+        "s-next", "Friday lab", now + timedelta(days=2), now + timedelta(days=2, hours=1)
+    )
+    checkout.add_user("ann@example.com", [past, attended, upcoming, {"id": "bad"}])
+    checkout.add_user("bob@example.com", [upcoming])
+    client = sync_app.test_client()
+    client.get("/api/v1/fetch-users", headers=auth_headers)
+    with sync_app.app_context():
+        sync.refresh_user(sync.client_for(sync_app), "ann@example.com")
+        event = db.session.query(Event).filter_by(external_id="s-went").one()
+    checkin = client.post(
+        "/api/webhook/attendance/",
+        json={
+            "student_identifier": "ann@example.com",
+            "event_identifier": str(event.id),
+            "check_in_time": iso(now - timedelta(hours=3)),
+        },
+    )
+    assert checkin.status_code == 201
+    response = client.get("/api/v1/refresh-session/ann@example.com", headers=auth_headers)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["message"] == "Checkin session refreshed successfully"
+    record = body["data"]["session"]
+    assert record["ok"] is True
+    assert record["error"] == "1 malformed upstream sessions skipped"
+    statuses = {entry["id"]: entry["status"] for entry in record["sessions"]}
+    assert statuses == {"s-past": "absent", "s-went": "present", "s-next": "pending"}
+    client.get("/api/v1/refresh-session/bob@example.com", headers=auth_headers)
+    with sync_app.app_context():
+        assert db.session.query(Event).filter_by(external_id="s-next").count() == 1
+        assert db.session.query(Enrolment).count() == 4
+        assert state.get("last_individual_session_refresh") is not None
+    logged = [entry for entry in checkout.logs if entry["email"] == "ann@example.com"]
+    assert logged[-1]["state"] == "refreshed"
+    assert logged[-1]["message"] == "3 sessions: 1 present, 0 late, 1 pending, 1 absent"
+
+
+def test_unchanged_outcome_is_not_logged_again(sync_app, checkout):
+    checkout.add_user("ann@example.com", [])
+    with sync_app.app_context():
+        client = sync.client_for(sync_app)
+        sync.fetch_users(client)
+        sync.refresh_user(client, "ann@example.com")
+        sync.refresh_user(client, "ann@example.com")
+    assert checkout.calls["/log"] == 1
+
+
+def test_refresh_session_of_an_unknown_user_is_404(sync_app, auth_headers):
+    response = sync_app.test_client().get(
+        "/api/v1/refresh-session/nobody@example.com", headers=auth_headers
+    )
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "User with email nobody@example.com not found"
+
+
+def test_refresh_failure_is_recorded_and_keeps_the_last_sessions(sync_app, checkout, auth_headers):
+    now = utcnow()
+    checkout.add_user("ann@example.com", [session("s1", "Lab", now, now + timedelta(hours=1))])
+    client = sync_app.test_client()
+    client.get("/api/v1/refresh", headers=auth_headers)
+    checkout.failing["/sessions"] = 503
+    response = client.get("/api/v1/refresh-session/ann@example.com", headers=auth_headers)
+    assert response.status_code == 502
+    assert response.get_json()["success"] is False
+    with sync_app.app_context():
+        record = db.session.query(CheckInSession).one()
+        assert (record.ok, record.error, len(record.sessions)) == (
+            False,
+            "GET /sessions answered 503",
+            1,
+        )
+    assert checkout.logs[-1]["state"] == "refresh_failed"
+
+
+def test_refresh_all_concurrently(sync_app, checkout, auth_headers):
+    now = utcnow()
+    shared = session("shared", "Assembly", now + timedelta(hours=1), now + timedelta(hours=2))
+    for n in range(12):
+        checkout.add_user(
+            f"user{n}@example.com",
+            [shared, session(f"own{n}", f"Tutorial {n}", now, now + timedelta(hours=1))],
+        )
+    checkout.fail_next("/sessions", 404)  # one user's refresh fails, the rest go on
+    response = sync_app.test_client().get("/api/v1/refresh", headers=auth_headers)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["message"] == "Checkin sessions refreshed successfully"
+    assert body["data"]["counts"] == {"users": 12, "ok": 11, "failed": 1}
+    assert len(body["data"]["sessions"]) == 12
+    with sync_app.app_context():
+        assert db.session.query(Event).filter_by(external_id="shared").count() == 1
+        assert db.session.query(Event).count() == 12  # the failed user's own is unknown
+        assert state.get("last_all_session_refresh") is not None
+
+
+def test_synced_users_check_in_to_synced_sessions_through_webhooks(
+    sync_app, checkout, auth_headers
+):
+    now = utcnow()
+    checkout.add_user(
+        "ann@example.com",
+        [session("s1", "Seminar", now - timedelta(minutes=5), now + timedelta(hours=1))],
+        student_identifier="a77",
+    )
+    client = sync_app.test_client()
+    client.get("/api/v1/refresh", headers=auth_headers)
+    checkin = client.post(
+        "/api/webhook/onetap/",
+        json={
+            "action": "record_attendance",
+            "data": {"student_identifier": "a77", "event_identifier": "Seminar"},
+        },
+    )
+    assert checkin.status_code == 201, checkin.get_json()
+    assert checkin.get_json()["status"] == "present"
+    record = client.get("/api/v1/refresh-session/ann@example.com", headers=auth_headers).get_json()
+    assert record["data"]["session"]["sessions"][0]["status"] == "present"
+
+
+# --- triggers, runs and no upstream ----------------------------------------------------------
+
+
+def test_without_upstream_triggers_say_not_configured_and_jobs_skip(app, auth_headers):
+    client = app.test_client()
+    for path in ("/api/v1/fetch-users", "/api/v1/refresh"):
+        response = client.get(path, headers=auth_headers)
+        assert response.status_code == 503
+        assert response.get_json()["success"] is False
+        assert response.get_json()["error"] == "CheckOut API not configured"
+    data = client.get("/api/v1/state", headers=auth_headers).get_json()["data"]
+    assert data["jobs"]["fetch_users"]["last_run"]["status"] == "skipped"
+    assert data["jobs"]["fetch_users"]["last_run"]["error"] == "CheckOut API not configured"
+    assert data["connected"] is False
+
+
+def test_a_trigger_while_the_job_runs_is_409(sync_app, auth_headers):
+    with sync_app.app_context():
+        assert lease.acquire("job:fetch_users", "another-process", timedelta(minutes=5))
+    response = sync_app.test_client().get("/api/v1/fetch-users", headers=auth_headers)
+    assert response.status_code == 409
+    assert response.get_json()["error"].startswith("fetch_users is already running")
+
+
+def test_upstream_down_answers_within_the_timeout_and_records_it(sync_app, checkout, auth_headers):
+    checkout.hang_seconds = 3
+    checkout.failing["/test"] = HANG
+    with sync_app.app_context():
+        with pytest.raises(sync.UpstreamFailed, match="ReadTimeout"):
+            jobs.trigger(sync_app, "connection_check")
+        run = db.session.query(JobRun).one()
+        assert (run.job, run.status, run.trigger) == ("connection_check", "failed", "manual")
+        assert state.connection()["connected"] is False
+
+
+def test_prune_job(sync_app):
+    with sync_app.app_context():
+        assert jobs.trigger(sync_app, "prune") == {"webhook_requests": 0, "job_runs": 0}
