@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,10 @@ from sqlalchemy.types import TypeDecorator
 from autocheckin.extensions import db
 
 _BEGIN_IMMEDIATE = "autocheckin_begin_immediate"
+# SQLite has one writer at a time, and its busy handler waits by sleeping (1, 2, 5 … 100 ms).
+# Threads of one process queue here instead, so the lock passes at once; other processes
+# still wait on SQLite's busy timeout.
+_sqlite_writer = threading.Lock()
 
 # JSON everywhere, JSONB where PostgreSQL offers it.
 JSONValue = JSON().with_variant(JSONB(), "postgresql")
@@ -76,7 +81,8 @@ def write_transaction() -> Iterator[Session]:
 
     A read transaction already open in the session is ended first, so the write
     transaction starts fresh (and, on SQLite, with the write lock held). Nested use
-    joins the outer transaction, so services can call each other.
+    joins the outer transaction, so services can call each other. Never call out over
+    the network inside one: the write lock would be held for the whole call.
     """
     session = db.session()
     if session.info.get(_BEGIN_IMMEDIATE):
@@ -86,16 +92,18 @@ def write_transaction() -> Iterator[Session]:
         if session.new or session.dirty or session.deleted:
             raise RuntimeError("changes made outside write_transaction(); make them inside it")
         session.commit()
-    session.connection(execution_options={_BEGIN_IMMEDIATE: True})
-    session.info[_BEGIN_IMMEDIATE] = True
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.info.pop(_BEGIN_IMMEDIATE, None)
+    is_sqlite = session.get_bind().dialect.name == "sqlite"
+    with _sqlite_writer if is_sqlite else nullcontext():
+        session.connection(execution_options={_BEGIN_IMMEDIATE: True})
+        session.info[_BEGIN_IMMEDIATE] = True
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.info.pop(_BEGIN_IMMEDIATE, None)
 
 
 def dialect_insert(session: Session) -> Any:

@@ -6,6 +6,8 @@ and the upstream connection status. Nothing here is held in a worker's memory.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -61,20 +63,41 @@ def set_many(values: Mapping[str, Any]) -> None:
             )
 
 
+class _LastSeen:
+    """This process's last confirmed connection status, and when it was confirmed."""
+
+    lock = threading.Lock()
+    value: tuple[bool, str | None] | None = None
+    at = 0.0
+
+
+# A refresh makes thousands of upstream calls: within this many seconds of confirming the
+# same status, a process skips the database round trip; a change is always written at once.
+CONNECTION_MEMO_SECONDS = 1.0
+
+
 def set_connection(*, connected: bool, reason: str | None = None) -> None:
     """Record the outcome of the latest upstream call, whoever made it."""
     set(CONNECTION_KEY, {"connected": connected, "reason": reason, "checked_at": iso(utcnow())})
+    with _LastSeen.lock:
+        _LastSeen.value, _LastSeen.at = (connected, reason), time.monotonic()
 
 
 def note_upstream_result(succeeded: bool, reason: str | None) -> None:
-    """Follow the last upstream call; writes only when `connected` or the reason changes.
+    """Follow the last upstream call: `connected` is true after a success, false after a failure.
 
-    A read is far cheaper than a write, and a refresh makes thousands of calls.
+    Writes only when the stored status differs; reads at most once a second per process
+    while the outcome stays the same.
     """
+    outcome = (succeeded, reason)
+    with _LastSeen.lock:
+        if _LastSeen.value == outcome and time.monotonic() - _LastSeen.at < CONNECTION_MEMO_SECONDS:
+            return
     current = get(CONNECTION_KEY) or {}
-    if current.get("connected") is succeeded and current.get("reason") == reason:
-        return
-    set_connection(connected=succeeded, reason=reason)
+    if (current.get("connected"), current.get("reason")) != outcome:
+        set_connection(connected=succeeded, reason=reason)
+    with _LastSeen.lock:
+        _LastSeen.value, _LastSeen.at = outcome, time.monotonic()
 
 
 def connection() -> dict[str, Any]:

@@ -56,6 +56,9 @@ class FakeCheckOut:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # One segment per response, no Nagle: else delayed ACKs add ~40 ms a call.
+            disable_nagle_algorithm = True
+            wbufsize = 64 * 1024
 
             def log_message(self, *_args: Any) -> None:
                 return
@@ -116,6 +119,9 @@ class FakeCheckOut:
         elif isinstance(failure, int):
             return self._send(handler, failure, {"success": False, "message": f"error {failure}"})
         query = parse_qs(parts.query)
+        if method == "GET" and path == "/_calls":
+            with self._lock:
+                return self._send(handler, 200, {"success": True, "calls": dict(self.calls)})
         if method == "GET" and path == "/test":
             return self._send(handler, 200, {"success": True})
         if method == "GET" and path == "/users":
@@ -148,3 +154,37 @@ class FakeCheckOut:
             handler.send_header("Retry-After", self.retry_after)
         handler.end_headers()
         handler.wfile.write(body)
+
+
+def serve_catalogue(users: int, sessions: int, latency: float, api_key: str) -> None:
+    """Run a fake with `users` users (two of `sessions` shared sessions each) until killed.
+
+    For bench/refresh.py, which runs it in its own process so that the fake's threads
+    do not compete with the code under test for the GIL. Prints its URL, then serves.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    fake = FakeCheckOut(api_key=api_key)
+    now = datetime.now(UTC).replace(microsecond=0)
+    catalogue = [
+        {
+            "id": f"s{n}",
+            "name": f"Session {n}",
+            "start_time": (now + timedelta(hours=n % 48)).isoformat(),
+            "end_time": (now + timedelta(hours=n % 48, minutes=50)).isoformat(),
+        }
+        for n in range(sessions)
+    ]
+    for n in range(users):
+        picks = [catalogue[n % sessions], catalogue[(n * 7 + 3) % sessions]]
+        fake.add_user(f"user{n}@example.com", picks, student_identifier=f"u{n:06d}")
+    fake.latency = latency
+    fake.start()
+    print(fake.url, flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve_catalogue(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4])

@@ -262,6 +262,8 @@ def test_refresh_all_concurrently(sync_app, checkout, auth_headers):
             [shared, session(f"own{n}", f"Tutorial {n}", now, now + timedelta(hours=1))],
         )
     checkout.fail_next("/sessions", 404)  # one user's refresh fails, the rest go on
+    with sync_app.app_context():
+        state.set_connection(connected=False, reason="down a moment ago")
     response = sync_app.test_client().get("/api/v1/refresh", headers=auth_headers)
     assert response.status_code == 200
     body = response.get_json()
@@ -272,6 +274,7 @@ def test_refresh_all_concurrently(sync_app, checkout, auth_headers):
         assert db.session.query(Event).filter_by(external_id="shared").count() == 1
         assert db.session.query(Event).count() == 12  # the failed user's own is unknown
         assert state.get("last_all_session_refresh") is not None
+        assert state.connection()["connected"] is True  # noted from the pool threads
 
 
 def test_synced_users_check_in_to_synced_sessions_through_webhooks(

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from autocheckin import state
 from autocheckin.attendance.errors import DomainError, NotFound
 from autocheckin.attendance.models import Attendance, Event, Student, normalize_key
-from autocheckin.database import dialect_insert, upsert, write_transaction
+from autocheckin.database import dialect_insert, write_transaction
 from autocheckin.extensions import db
 from autocheckin.sync.client import CheckOutClient, CheckOutError, CheckOutSettings
 from autocheckin.sync.models import CheckInSession, Enrolment
@@ -56,7 +56,13 @@ def client_for(app: Flask) -> CheckOutClient:
         settings = CheckOutSettings.from_config(app.config)
         if settings is None:
             raise UpstreamNotConfigured(NOT_CONFIGURED)
-        client = CheckOutClient(settings, on_result=state.note_upstream_result)
+
+        def note_result(succeeded: bool, reason: str | None) -> None:
+            # Calls come from pool threads too: each note gets its own app context.
+            with app.app_context():
+                state.note_upstream_result(succeeded, reason)
+
+        client = CheckOutClient(settings, on_result=note_result)
         app.extensions["checkout_client"] = client
     return client
 
@@ -170,10 +176,58 @@ def _session_status(
     return ABSENT
 
 
-def describe_session(record: CheckInSession) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Fetched:
+    """One user's upstream answer, fetched by a pool thread, waiting to be stored."""
+
+    student_id: int
+    email: str
+    identifier: str | None
+    upstream: list[dict[str, Any]] | None = None
+    error: str | None = None
+
+
+class EventCache:
+    """Upstream sessions already upserted in this refresh run: external id → (fields, id).
+
+    Thousands of users share a few hundred sessions; each is written once per run, and
+    the new ones of a batch in one statement (the writer thread pays a GIL hand-off per
+    statement while the fetch threads run, so statements are what cost).
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[tuple, int]] = {}
+
+    def ensure(self, session: Any, sessions: list[dict[str, Any]], now: datetime) -> None:
+        """Upsert every session not yet written in this run (or changed since)."""
+        fresh: dict[str, dict[str, Any]] = {}
+        for fields in sessions:
+            known = self._known.get(fields["external_id"])
+            if known is None or known[0] != tuple(fields.values()):
+                fresh[fields["external_id"]] = fields
+        if not fresh:
+            return
+        table = Event.__table__
+        rows = [
+            {**fields, "source": "checkout", "description": "", "updated_at": now}
+            for fields in fresh.values()
+        ]
+        statement = dialect_insert(session)(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=["external_id"],
+            set_={name: statement.excluded[name] for name in rows[0] if name != "external_id"},
+        ).returning(table.c.external_id, table.c.id)
+        for external_id, event_id in session.execute(statement, rows):
+            self._known[external_id] = (tuple(fresh[external_id].values()), event_id)
+
+    def event_id(self, external_id: str) -> int:
+        return self._known[external_id][1]
+
+
+def describe_session(record: CheckInSession, user: Fetched) -> dict[str, Any]:
     return {
-        "email": record.student.email,
-        "student_identifier": record.student.identifier,
+        "email": user.email,
+        "student_identifier": user.identifier,
         "refreshed_at": iso(record.refreshed_at),
         "ok": record.ok,
         "error": record.error,
@@ -181,112 +235,165 @@ def describe_session(record: CheckInSession) -> dict[str, Any]:
     }
 
 
-def _store_sessions(
-    student: Student, upstream: list[dict[str, Any]], now: datetime
-) -> CheckInSession:
-    valid = [fields for fields in map(_upstream_session, upstream) if fields is not None]
-    skipped = len(upstream) - len(valid)
+def _store_batch(batch: list[Fetched], now: datetime, events: EventCache) -> list[CheckInSession]:
+    """Store many users' answers in one write transaction; failures keep their last sessions."""
+    student_ids = [user.student_id for user in batch]
+    parsed = {
+        user.student_id: [f for f in map(_upstream_session, user.upstream) if f is not None]
+        for user in batch
+        if user.upstream is not None
+    }
     with write_transaction() as session:
-        insert = dialect_insert(session)
-        event_ids = []
-        for fields in valid:
-            event_ids.append(
-                upsert(
-                    session,
-                    Event.__table__,
-                    {**fields, "source": "checkout", "description": "", "updated_at": now},
-                    key=["external_id"],
-                    returning=Event.__table__.c.id,
-                )
-            )
-            session.execute(
-                insert(Enrolment.__table__)
-                .values(student_id=student.id, event_id=event_ids[-1], source="checkout")
-                .on_conflict_do_nothing(index_elements=["student_id", "event_id"])
-            )
-        attendances = {
-            a.event_id: a
-            for a in session.scalars(
-                select(Attendance).where(
-                    Attendance.student_id == student.id, Attendance.event_id.in_(event_ids)
-                )
+        records = {
+            record.student_id: record
+            for record in session.scalars(
+                select(CheckInSession).where(CheckInSession.student_id.in_(student_ids))
             )
         }
-        sessions = []
-        for fields, event_id in zip(valid, event_ids, strict=True):
-            attendance = attendances.get(event_id)
-            sessions.append(
-                {
-                    "event_id": event_id,
-                    "id": fields["external_id"],
-                    "name": fields["name"],
-                    "start_time": iso(fields["start_time"]),
-                    "end_time": iso(fields["end_time"]),
-                    "status": _session_status(fields["end_time"], attendance, now),
-                    "checked_in_at": iso(attendance.checked_in_at) if attendance else None,
-                }
+        events.ensure(session, [fields for valid in parsed.values() for fields in valid], now)
+        event_ids = {
+            student_id: [events.event_id(fields["external_id"]) for fields in valid]
+            for student_id, valid in parsed.items()
+        }
+        enrolments = [
+            {"student_id": student_id, "event_id": event_id, "source": "checkout"}
+            for student_id, ids in event_ids.items()
+            for event_id in set(ids) - _enrolled(records.get(student_id))
+        ]
+        if enrolments:
+            session.execute(
+                dialect_insert(session)(Enrolment.__table__).on_conflict_do_nothing(
+                    index_elements=["student_id", "event_id"]
+                ),
+                enrolments,
             )
-        record = _session_record(session, student)
-        record.refreshed_at, record.ok, record.sessions = now, True, sessions
-        record.error = f"{skipped} malformed upstream sessions skipped" if skipped else None
-    return record
+        wanted = {event_id for ids in event_ids.values() for event_id in ids}
+        attendances = (
+            {
+                (a.student_id, a.event_id): a
+                for a in session.scalars(
+                    select(Attendance).where(
+                        Attendance.student_id.in_(list(parsed)), Attendance.event_id.in_(wanted)
+                    )
+                )
+            }
+            if wanted
+            else {}
+        )
+        stored = []
+        for user in batch:
+            record = records.get(user.student_id)
+            if record is None:
+                record = CheckInSession(student_id=user.student_id, sessions=[])
+                session.add(record)
+            record.refreshed_at = now
+            if user.upstream is None:
+                record.ok, record.error = False, user.error
+            else:
+                valid = parsed[user.student_id]
+                sessions = [
+                    _session_entry(
+                        fields, event_id, attendances.get((user.student_id, event_id)), now
+                    )
+                    for fields, event_id in zip(valid, event_ids[user.student_id], strict=True)
+                ]
+                skipped = len(user.upstream) - len(valid)
+                record.ok = True
+                record.error = f"{skipped} malformed upstream sessions skipped" if skipped else None
+                if record.sessions != sessions:
+                    record.sessions = sessions
+            stored.append(record)
+    return stored
 
 
-def _session_record(session: Any, student: Student) -> CheckInSession:
-    record = session.scalar(select(CheckInSession).where(CheckInSession.student_id == student.id))
-    if record is None:
-        record = CheckInSession(student_id=student.id, student=student, sessions=[])
-        session.add(record)
-    return record
+def _enrolled(record: CheckInSession | None) -> set[int]:
+    return {entry["event_id"] for entry in record.sessions or []} if record else set()
 
 
-def _store_failure(student: Student, message: str, now: datetime) -> CheckInSession:
-    """The refresh failed: say so, keep the last good sessions."""
-    with write_transaction() as session:
-        record = _session_record(session, student)
-        record.refreshed_at, record.ok, record.error = now, False, message
-    return record
+def _session_entry(
+    fields: dict[str, Any], event_id: int, attendance: Attendance | None, now: datetime
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "id": fields["external_id"],
+        "name": fields["name"],
+        "start_time": iso(fields["start_time"]),
+        "end_time": iso(fields["end_time"]),
+        "status": _session_status(fields["end_time"], attendance, now),
+        "checked_in_at": iso(attendance.checked_in_at) if attendance else None,
+    }
 
 
-def _report_upstream(client: CheckOutClient, record: CheckInSession) -> None:
-    """POST /log when the user's outcome changed since the last report; never fails a refresh."""
-    tally = {status: 0 for status in (PRESENT, LATE, PENDING, ABSENT)}
+def _log_entry(record: CheckInSession) -> tuple[str, str, str]:
+    """(summary to remember, state, message) of a user's outcome, for POST /log."""
+    tally = dict.fromkeys((PRESENT, LATE, PENDING, ABSENT), 0)
     for entry in record.sessions or []:
         tally[entry["status"]] = tally.get(entry["status"], 0) + 1
-    outcome = "refreshed" if record.ok else "refresh_failed"
-    summary = f"{outcome}|" + "|".join(str(tally[s]) for s in (PRESENT, LATE, PENDING, ABSENT))
-    if summary == record.reported_state:
-        return
+    state_name = "refreshed" if record.ok else "refresh_failed"
+    summary = f"{state_name}|" + "|".join(str(tally[s]) for s in (PRESENT, LATE, PENDING, ABSENT))
     message = (
         f"{len(record.sessions or [])} sessions: {tally[PRESENT]} present, {tally[LATE]} late, "
         f"{tally[PENDING]} pending, {tally[ABSENT]} absent"
         if record.ok
         else f"refresh failed: {record.error}"
     )
+    return summary, state_name, message
+
+
+@dataclass(frozen=True)
+class _Report:
+    email: str
+    record_id: int
+    summary: str
+    state: str
+    message: str
+
+
+def _reports_due(stored: list[tuple[Fetched, CheckInSession]]) -> list[_Report]:
+    """The users whose outcome changed since it was last reported upstream."""
+    due = []
+    for user, record in stored:
+        summary, state_name, message = _log_entry(record)
+        if summary != record.reported_state:
+            due.append(_Report(user.email, record.id, summary, state_name, message))
+    return due
+
+
+def _send_report(client: CheckOutClient, report: _Report) -> dict[str, Any] | None:
+    """POST /log; a failure is logged and retried on the next refresh, never raised."""
     try:
-        client.log(email=record.student.email or "", state=outcome, message=message)
+        client.log(email=report.email, state=report.state, message=report.message)
     except CheckOutError as error:
-        log.warning("POST /log for %s failed: %s", record.student.email, error.message)
-        return
-    with write_transaction():
-        record.reported_state = summary
+        log.warning("POST /log for %s failed: %s", report.email, error.message)
+        return None
+    return {"id": report.record_id, "reported_state": report.summary}
 
 
-def refresh_user(client: CheckOutClient, email: str, *, now: datetime | None = None) -> dict:
-    """Refresh one user's check-in session; an upstream failure is recorded and raised."""
+def _remember_reports(rows: list[dict[str, Any] | None]) -> None:
+    sent = [row for row in rows if row is not None]
+    if sent:
+        with write_transaction() as session:
+            session.execute(update(CheckInSession), sent)
+
+
+def _fetch(client: CheckOutClient, user: Fetched) -> Fetched:
+    try:
+        return replace(user, upstream=client.sessions(user.email))
+    except CheckOutError as error:
+        return replace(user, error=error.message)
+
+
+def refresh_user(client: CheckOutClient, email: str) -> dict:
+    """Refresh one user's check-in session; an upstream failure is recorded, then raised."""
     student = db.session.scalar(select(Student).where(Student.email_key == normalize_key(email)))
     if student is None:
         raise NotFound(f"User with email {email} not found", code="user_not_found")
-    now = now or utcnow()
-    try:
-        upstream = client.sessions(student.email or email)
-    except CheckOutError as error:
-        record = _store_failure(student, error.message, now)
-        _report_upstream(client, record)
-        raise UpstreamFailed(error.message) from None
-    record = _store_sessions(student, upstream, now)
-    _report_upstream(client, record)
-    return describe_session(record)
+    user = _fetch(client, Fetched(student.id, student.email or email, student.identifier))
+    (record,) = _store_batch([user], utcnow(), EventCache())
+    _remember_reports([_send_report(client, due) for due in _reports_due([(user, record)])])
+    if user.error is not None:
+        raise UpstreamFailed(user.error)
+    return describe_session(record, user)
 
 
 def refresh_one(client: CheckOutClient, email: str) -> dict:
@@ -296,21 +403,38 @@ def refresh_one(client: CheckOutClient, email: str) -> dict:
     return session
 
 
+BATCH_SIZE = 200
+
+
 def refresh_all(app: Flask, client: CheckOutClient, *, concurrency: int) -> RefreshResult:
-    """Refresh every known user, `concurrency` at a time, one app context and DB session each."""
+    """Refresh every known user: `concurrency` threads call upstream, this thread stores.
+
+    SQLite has one writer at a time, so the answers are written in batches of BATCH_SIZE
+    users per transaction as they arrive, instead of one transaction per user per thread;
+    POST /log reports go to the same pool without waiting, and are remembered at the end.
+    """
     if state.get("last_users_fetch") is None:
         fetch_users(client)
-    emails = [user["email"] for user in state.get("autoCheckinUsers", [])]
-
-    def refresh_in_thread(email: str) -> dict[str, Any]:
-        with app.app_context():
-            try:
-                return refresh_user(client, email)
-            except DomainError as error:
-                return {"email": email, "ok": False, "error": error.message, "sessions": []}
-
+    wanted = {normalize_key(u["email"]): u["email"] for u in state.get("autoCheckinUsers", [])}
+    users = [
+        Fetched(student_id, email, identifier)
+        for student_id, email, identifier in db.session.execute(
+            select(Student.id, Student.email, Student.identifier)
+            .where(Student.email_key.in_(list(wanted)))
+            .order_by(Student.id)
+        )
+    ]
+    now, events = utcnow(), EventCache()
+    sessions: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="refresh") as pool:
-        sessions = list(pool.map(refresh_in_thread, emails))
+        pending = [pool.submit(_fetch, client, user) for user in users]
+        reports = []
+        for start in range(0, len(pending), BATCH_SIZE):
+            batch = [future.result() for future in pending[start : start + BATCH_SIZE]]
+            stored = list(zip(batch, _store_batch(batch, now, events), strict=True))
+            reports += [pool.submit(_send_report, client, due) for due in _reports_due(stored)]
+            sessions.extend(describe_session(record, user) for user, record in stored)
+        _remember_reports([future.result() for future in reports])
     state.set("last_all_session_refresh", iso(utcnow()))
     succeeded = sum(1 for entry in sessions if entry["ok"])
     return RefreshResult(
