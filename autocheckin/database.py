@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,10 +16,6 @@ from sqlalchemy.types import TypeDecorator
 from autocheckin.extensions import db
 
 _BEGIN_IMMEDIATE = "autocheckin_begin_immediate"
-# SQLite has one writer at a time, and its busy handler waits by sleeping (1, 2, 5 … 100 ms).
-# Threads of one process queue here instead, so the lock passes at once; other processes
-# still wait on SQLite's busy timeout.
-_sqlite_writer = threading.Lock()
 
 # JSON everywhere, JSONB where PostgreSQL offers it.
 JSONValue = JSON().with_variant(JSONB(), "postgresql")
@@ -92,18 +87,16 @@ def write_transaction() -> Iterator[Session]:
         if session.new or session.dirty or session.deleted:
             raise RuntimeError("changes made outside write_transaction(); make them inside it")
         session.commit()
-    is_sqlite = session.get_bind().dialect.name == "sqlite"
-    with _sqlite_writer if is_sqlite else nullcontext():
-        session.connection(execution_options={_BEGIN_IMMEDIATE: True})
-        session.info[_BEGIN_IMMEDIATE] = True
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.info.pop(_BEGIN_IMMEDIATE, None)
+    session.connection(execution_options={_BEGIN_IMMEDIATE: True})
+    session.info[_BEGIN_IMMEDIATE] = True
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.info.pop(_BEGIN_IMMEDIATE, None)
 
 
 def dialect_insert(session: Session) -> Any:
