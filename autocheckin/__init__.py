@@ -20,7 +20,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     No network, no migrations, no scheduler: `main.py` starts what runs in the background.
     """
     from autocheckin import models  # noqa: F401 - registers every table on db.metadata
-    from autocheckin.api import root, v1, webhooks
+    from autocheckin.api import accounts, discord, events, root, v1, webhooks
     from autocheckin.api.errors import register_error_handlers
     from autocheckin.config import load_config
     from autocheckin.database import configure_sqlite
@@ -45,5 +45,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(root.bp)
     app.register_blueprint(v1.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(accounts.bp)
+    app.register_blueprint(events.bp)
+    app.register_blueprint(discord.bp)
     app.cli.add_command(webhook_cli.webhooks)
     return app

@@ -73,6 +73,13 @@ def env_seconds(environ: Mapping[str, Any], name: str, default: float) -> float:
     return float(amount) * _UNIT_SECONDS[(unit or "s").lower()]
 
 
+def _choice(environ: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = (env_str(environ, name, default) or default).lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def database_uri(environ: Mapping[str, Any], instance_path: str) -> str:
     """DATABASE_URL (Railway's postgres:// accepted, psycopg 3), else SQLite in instance/."""
     url = env_str(environ, "DATABASE_URL")
@@ -118,4 +125,8 @@ def load_config(environ: Mapping[str, Any], *, instance_path: str) -> dict[str, 
         "WEBHOOK_REQUIRE_SIGNATURE": env_bool(environ, "WEBHOOK_REQUIRE_SIGNATURE", False),
         "WEBHOOK_LOG_RETENTION_DAYS": env_int(environ, "WEBHOOK_LOG_RETENTION_DAYS", 30, minimum=1),
         "IDEMPOTENCY_TTL": env_seconds(environ, "IDEMPOTENCY_TTL", 24 * 3600),
+        "JWT_SECRET_KEY": env_str(environ, "JWT_SECRET_KEY"),
+        "JWT_EXPIRES": env_seconds(environ, "JWT_EXPIRES", 24 * 3600),
+        "EVENT_CREATE_ROLE": _choice(environ, "EVENT_CREATE_ROLE", ("user", "admin"), "user"),
+        "DISCORD_API_KEY": env_str(environ, "DISCORD_API_KEY"),
     }

@@ -17,6 +17,7 @@ from autocheckin.extensions import db
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 API_KEY = "test-checkout-key"
+JWT_SECRET = "test-jwt-secret-long-enough-for-hs256-0123456789"
 
 
 def is_postgres() -> bool:
@@ -63,6 +64,7 @@ def base_config(database_url: str, **overrides: Any) -> dict[str, Any]:
     return {
         "DATABASE_URL": database_url,
         "CHECKOUT_API_KEY": API_KEY,
+        "JWT_SECRET_KEY": JWT_SECRET,
         "SCHEDULER_ENABLED": "false",
         "TESTING": True,
         **overrides,

@@ -35,7 +35,8 @@ class Student(TimestampMixin, db.Model):
     __tablename__ = "students"
     __table_args__ = (
         CheckConstraint(
-            "identifier_key IS NOT NULL OR email_key IS NOT NULL", name="identifier_or_email"
+            "identifier_key IS NOT NULL OR email_key IS NOT NULL OR discord_user_id IS NOT NULL",
+            name="has_identity",
         ),
     )
 
@@ -48,6 +49,11 @@ class Student(TimestampMixin, db.Model):
     last_name: Mapped[str] = mapped_column(String(100), default="")
     is_admin: Mapped[bool] = mapped_column(default=False)
     source: Mapped[str | None] = mapped_column(String(100))
+    # Web users log in with a password; Discord users are known by their Discord id.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    discord_user_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    discord_username: Mapped[str | None] = mapped_column(String(100))
+    is_active: Mapped[bool] = mapped_column(default=True)
 
     attendances: Mapped[list[Attendance]] = relationship(
         back_populates="student", cascade="all, delete-orphan", passive_deletes=True
@@ -88,6 +94,11 @@ class Event(TimestampMixin, db.Model):
     end_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     source: Mapped[str | None] = mapped_column(String(100))
+    discord_channel_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("students.id", ondelete="SET NULL")
+    )
 
     attendances: Mapped[list[Attendance]] = relationship(
         back_populates="event", cascade="all, delete-orphan", passive_deletes=True

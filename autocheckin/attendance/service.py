@@ -14,7 +14,13 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from autocheckin.attendance.errors import AlreadyCheckedIn, AlreadyExists, Invalid, NotFound
+from autocheckin.attendance.errors import (
+    AlreadyCheckedIn,
+    AlreadyExists,
+    Invalid,
+    NotFound,
+    OutsideWindow,
+)
 from autocheckin.attendance.models import Attendance, Event, Student, normalize_key
 from autocheckin.attendance.windows import (
     CheckInRules,
@@ -29,6 +35,8 @@ MAX_DB_INTEGER = 2**31 - 1
 STUDENT_FIELDS = ("identifier", "email", "first_name", "last_name", "is_admin")
 EVENT_FIELDS = (
     "name",
+    "discord_channel_id",
+    "is_active",
     "start_time",
     "end_time",
     "event_type",
@@ -169,6 +177,8 @@ def create_event(
     location: str = "",
     external_id: str | None = None,
     source: str | None = None,
+    discord_channel_id: str | None = None,
+    created_by_id: int | None = None,
 ) -> Event:
     _check_times(start_time, end_time)
     with write_transaction() as session:
@@ -182,6 +192,8 @@ def create_event(
             location=location,
             external_id=external_id,
             source=source,
+            discord_channel_id=discord_channel_id,
+            created_by_id=created_by_id,
         )
         session.add(event)
     return event
@@ -246,6 +258,38 @@ def _check_client_time(checked_in_at: datetime, arrived_at: datetime, rules: Che
         )
 
 
+def _check_in(
+    session: Any,
+    *,
+    student: Student,
+    event: Event,
+    moment: datetime,
+    rules: CheckInRules,
+    source: str | None,
+    metadata: dict[str, Any] | None,
+) -> Attendance:
+    """The one check-in rule for every way in: active, inside the window, once."""
+    if not event.is_active:
+        raise OutsideWindow("Event is not active", code="event_inactive")
+    check_window(event, moment, rules)
+    if session.scalar(
+        select(Attendance.id).where(
+            Attendance.student_id == student.id, Attendance.event_id == event.id
+        )
+    ):
+        raise AlreadyCheckedIn("Student already checked in to this event")
+    attendance = Attendance(
+        student=student,
+        event=event,
+        checked_in_at=moment,
+        status=attendance_status(event, moment, rules),
+        source=source,
+        check_in_metadata=metadata or {},
+    )
+    session.add(attendance)
+    return attendance
+
+
 def record_attendance(
     *,
     student_ref: str,
@@ -264,23 +308,42 @@ def record_attendance(
         with write_transaction() as session:
             student = resolve_student(student_ref)
             event = resolve_event(event_ref, at=moment, rules=rules)
-            check_window(event, moment, rules)
-            if session.scalar(
-                select(Attendance.id).where(
-                    Attendance.student_id == student.id, Attendance.event_id == event.id
-                )
-            ):
-                raise AlreadyCheckedIn("Student already checked in to this event")
-            attendance = Attendance(
+            attendance = _check_in(
+                session,
                 student=student,
                 event=event,
-                checked_in_at=moment,
-                status=attendance_status(event, moment, rules),
+                moment=moment,
+                rules=rules,
                 source=source,
-                check_in_metadata=metadata or {},
+                metadata=metadata,
             )
-            session.add(attendance)
     except IntegrityError:
         # A concurrent twin won the unique (student, event) race.
+        raise AlreadyCheckedIn("Student already checked in to this event") from None
+    return attendance
+
+
+def attend(
+    *, student_id: int, event_id: int, at: datetime, rules: CheckInRules, source: str
+) -> Attendance:
+    """A check-in by known ids (web users, Discord): the same rule as every webhook."""
+    try:
+        with write_transaction() as session:
+            student = session.get(Student, student_id)
+            if student is None:
+                raise NotFound("User not found", code="user_not_found")
+            event = session.get(Event, event_id)
+            if event is None:
+                raise NotFound("Event not found", code="event_not_found")
+            attendance = _check_in(
+                session,
+                student=student,
+                event=event,
+                moment=at,
+                rules=rules,
+                source=source,
+                metadata=None,
+            )
+    except IntegrityError:
         raise AlreadyCheckedIn("Student already checked in to this event") from None
     return attendance

@@ -1,0 +1,78 @@
+"""Web users: `/auth/register`, `/auth/login` (JSON, OAuth2 form or Basic), `/users/me…`."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from autocheckin.api import web
+from autocheckin.api.openapi import documented
+from autocheckin.api.schemas_web import LoginBody, ProfileUpdate, RegisterBody
+from autocheckin.attendance import events as event_queries
+from autocheckin.auth import accounts
+from autocheckin.auth.tokens import Unauthorized, issue_token
+from autocheckin.times import iso
+
+bp = Blueprint("accounts", __name__)
+
+
+@bp.post("/auth/register")
+@documented("Register a web user", body=RegisterBody, status=201, errors=(400, 422))
+def register() -> tuple[Response, int]:
+    body = web.parse_body(RegisterBody)
+    user = accounts.register_user(email=body.email, name=body.name, password=body.password)
+    return jsonify(web.user_json(user)), 201
+
+
+def _credentials() -> tuple[str, str]:
+    """JSON {email, password}, an OAuth2 form {username, password}, or HTTP Basic."""
+    if request.authorization and request.authorization.type == "basic":
+        return request.authorization.username or "", request.authorization.password or ""
+    if request.form:
+        return request.form.get("username", ""), request.form.get("password", "")
+    body = web.parse_body(LoginBody)
+    return body.email, body.password
+
+
+@bp.post("/auth/login")
+@documented("Log in: a bearer token (JSON, OAuth2 form or Basic)", body=LoginBody, errors=(401,))
+def login() -> Response:
+    secret = web.jwt_secret()
+    email, password = _credentials()
+    user = accounts.authenticate(email=email, password=password)
+    if user is None:
+        raise Unauthorized("Incorrect email or password", code="bad_credentials")
+    token = issue_token(user_id=user.id, secret=secret, lifetime=web.token_lifetime())
+    return jsonify({"access_token": token, "token_type": "bearer"})
+
+
+@bp.get("/users/me")
+@documented("The logged-in user", security=("bearerAuth",), errors=(401,))
+def me() -> Response:
+    return jsonify(web.user_json(web.current_user()))
+
+
+@bp.put("/users/me")
+@documented(
+    "Update the logged-in user", body=ProfileUpdate, security=("bearerAuth",), errors=(400, 401)
+)
+def update_me() -> Response:
+    user = web.current_user()
+    body = web.parse_body(ProfileUpdate)
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    return jsonify(web.user_json(accounts.update_profile(user_id=user.id, changes=changes)))
+
+
+@bp.get("/users/me/events")
+@documented("Events the logged-in user attended", security=("bearerAuth",), errors=(401,))
+def my_events() -> Response:
+    user = web.current_user()
+    return jsonify(
+        [
+            {
+                **web.event_json(attendance.event),
+                "attended_at": iso(attendance.checked_in_at),
+                "attendance_status": attendance.status,
+            }
+            for attendance in event_queries.history(user)
+        ]
+    )

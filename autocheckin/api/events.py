@@ -1,0 +1,164 @@
+"""Events with time windows (`/events/…`): create, list, status, attend, attendees."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from autocheckin.api import web
+from autocheckin.api.openapi import documented
+from autocheckin.api.schemas_web import EventCreate, EventQuery, EventUpdate
+from autocheckin.attendance import events as event_queries
+from autocheckin.attendance import service
+from autocheckin.attendance.errors import AlreadyCheckedIn, OutsideWindow
+from autocheckin.attendance.windows import ACTIVE, UPCOMING, event_status
+from autocheckin.times import iso, utcnow
+
+bp = Blueprint("events", __name__, url_prefix="/events")
+
+
+def _list(filters: event_queries.EventFilter) -> Response:
+    now = utcnow()
+    found = event_queries.list_events(filters, now=now, rules=web.rules())
+    return jsonify([web.event_json(event, now=now) for event in found])
+
+
+@bp.post("/", strict_slashes=False)
+@documented(
+    "Create an event (logged in)",
+    body=EventCreate,
+    security=("bearerAuth",),
+    status=201,
+    errors=(401, 403, 422),
+)
+def create_event() -> tuple[Response, int]:
+    user = web.current_user()
+    if current_app.config["EVENT_CREATE_ROLE"] == "admin" and not user.is_admin:
+        raise web.Forbidden("Only admins may create events")
+    body = web.parse_body(EventCreate)
+    event = service.create_event(
+        name=body.title,
+        description=body.description,
+        start_time=body.start_time,
+        end_time=body.end_time,
+        location=body.location,
+        discord_channel_id=body.discord_channel_id,
+        created_by_id=user.id,
+        source="web",
+    )
+    return jsonify(web.event_json(event)), 201
+
+
+@bp.get("/", strict_slashes=False)
+@documented(
+    "Events, filtered (from, to, status, channel) and paged (skip, limit)", query=EventQuery
+)
+def list_events() -> Response:
+    query = web.parse_args(EventQuery)
+    return _list(
+        event_queries.EventFilter(
+            starts_from=query.starts_from,
+            starts_to=query.to,
+            status=query.status,
+            channel=query.channel,
+            skip=query.skip,
+            limit=query.limit,
+        )
+    )
+
+
+@bp.get("/active")
+@documented("Events open for check-in now")
+def active_events() -> Response:
+    return _list(event_queries.EventFilter(status=ACTIVE))
+
+
+@bp.get("/upcoming")
+@documented("Events not open yet")
+def upcoming_events() -> Response:
+    return _list(event_queries.EventFilter(status=UPCOMING))
+
+
+@bp.get("/<int:event_id>")
+@documented("One event", errors=(404,))
+def get_event(event_id: int) -> Response:
+    return jsonify(web.event_json(event_queries.get_event(event_id)))
+
+
+@bp.get("/<int:event_id>/status")
+@documented("An event's status and time to start / end, in seconds", errors=(404,))
+def get_status(event_id: int) -> Response:
+    event = event_queries.get_event(event_id)
+    return jsonify(web.status_json(event, event_status(event, utcnow(), web.rules())))
+
+
+@bp.put("/<int:event_id>")
+@documented(
+    "Update an event (its creator or an admin)",
+    body=EventUpdate,
+    security=("bearerAuth",),
+    errors=(400, 401, 403, 404, 422),
+)
+def update_event(event_id: int) -> Response:
+    user = web.current_user()
+    event = event_queries.get_event(event_id)
+    if event.created_by_id != user.id and not user.is_admin:
+        raise web.Forbidden("Only the event's creator or an admin may change it")
+    body = web.parse_body(EventUpdate)
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    renamed = {"title": "name"}
+    changes = {renamed.get(key, key): value for key, value in changes.items()}
+    event = service.update_event(ref=str(event_id), at=utcnow(), changes=changes)
+    return jsonify(web.event_json(event))
+
+
+@bp.post("/<int:event_id>/attend")
+@documented(
+    "Check the logged-in user in (only inside the event's window)",
+    security=("bearerAuth",),
+    errors=(400, 401, 404),
+)
+def attend(event_id: int) -> Response:
+    user = web.current_user()
+    now = utcnow()
+    try:
+        attendance = service.attend(
+            student_id=user.id, event_id=event_id, at=now, rules=web.rules(), source="web"
+        )
+    except (OutsideWindow, AlreadyCheckedIn) as refusal:
+        event = event_queries.get_event(event_id)
+        status = web.status_json(event, event_status(event, now, web.rules()))
+        response = jsonify({"detail": {"error": refusal.message, "event_status": status}})
+        response.status_code = 400
+        return response
+    event = attendance.event
+    return jsonify(
+        {
+            "success": True,
+            "message": f"Successfully attended '{event.name}'!",
+            "event": web.event_json(event, now=now),
+            "attended_at": iso(attendance.checked_in_at),
+            "status": attendance.status,
+        }
+    )
+
+
+@bp.get("/<int:event_id>/attendees")
+@documented("Who attended an event", errors=(404,))
+def attendees(event_id: int) -> Response:
+    return jsonify([web.attendee_json(a) for a in event_queries.attendees(event_id)])
+
+
+@bp.get("/<int:event_id>/check-attendance")
+@documented("Whether the logged-in user attended", security=("bearerAuth",), errors=(401, 404))
+def check_attendance(event_id: int) -> Response:
+    user = web.current_user()
+    attendance = event_queries.attendance_of(student_id=user.id, event_id=event_id)
+    return jsonify(
+        {
+            "event_id": event_id,
+            "user_id": user.id,
+            "attended": attendance is not None,
+            "attended_at": iso(attendance.checked_in_at) if attendance else None,
+            "status": attendance.status if attendance else None,
+        }
+    )

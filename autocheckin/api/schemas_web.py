@@ -1,0 +1,79 @@
+"""Request models of the events, accounts and Discord APIs (also their /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from autocheckin.api.web import UTCDatetime
+
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class RegisterBody(_Body):
+    email: str = Field(pattern=EMAIL, max_length=254)
+    name: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=8, max_length=256)
+
+
+class LoginBody(_Body):
+    email: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class ProfileUpdate(_Body):
+    email: str | None = Field(None, pattern=EMAIL, max_length=254)
+    name: str | None = Field(None, min_length=1, max_length=200)
+    password: str | None = Field(None, min_length=8, max_length=256)
+    discord_username: str | None = Field(None, max_length=100)
+
+
+class EventCreate(_Body):
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=10_000)
+    start_time: UTCDatetime
+    end_time: UTCDatetime
+    location: str = Field("", max_length=200)
+    discord_channel_id: str | None = Field(None, max_length=32)
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> EventCreate:
+        if self.end_time <= self.start_time:
+            raise ValueError("end_time must be after start_time")
+        return self
+
+
+class EventUpdate(_Body):
+    title: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=10_000)
+    start_time: UTCDatetime | None = None
+    end_time: UTCDatetime | None = None
+    location: str | None = Field(None, max_length=200)
+    discord_channel_id: str | None = Field(None, max_length=32)
+    is_active: bool | None = None
+
+
+class EventQuery(_Body):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    starts_from: UTCDatetime | None = Field(None, alias="from")
+    to: UTCDatetime | None = None
+    status: Literal["upcoming", "active", "ended"] | None = None
+    channel: str | None = Field(None, max_length=32)
+    skip: int = Field(0, ge=0)
+    limit: int = Field(100, ge=1, le=500)
+
+
+class DiscordRegister(_Body):
+    name: str = Field(min_length=1, max_length=200)
+    discord_user_id: str = Field(pattern=r"^\d{1,32}$")
+    discord_username: str | None = Field(None, max_length=100)
+
+
+class DiscordAttendQuery(_Body):
+    discord_user_id: str = Field(pattern=r"^\d{1,32}$")

@@ -1,0 +1,160 @@
+"""Shared by the events, accounts and Discord families: the `{"detail"}` error shape,
+JSON bodies validated by pydantic, the logged-in user, and the JSON renderings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, TypeVar
+
+from flask import Response, current_app, jsonify, request
+from pydantic import AfterValidator, BaseModel, ValidationError
+
+from autocheckin.api.errors import register_error_renderer
+from autocheckin.attendance.errors import DomainError
+from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.attendance.windows import CheckInRules, EventStatus, event_status
+from autocheckin.auth import accounts
+from autocheckin.auth.tokens import Unauthorized, user_id_from_token
+from autocheckin.times import iso, utcnow
+from autocheckin.validation import invalid_from
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+DETAIL_PREFIXES = ("/auth", "/users", "/events", "/discord")
+
+
+class Unprocessable(DomainError):
+    status = 422
+    code = "unprocessable"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+class NotConfigured(DomainError):
+    status = 503
+    code = "not_configured"
+
+
+def render_detail_error(status: int, message: str, code: str, details: str | None) -> Response:
+    """FastAPI's shape, which these clients were written against: {"detail": …}."""
+    response = jsonify({"detail": message})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+for _prefix in DETAIL_PREFIXES:
+    register_error_renderer(_prefix, render_detail_error)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """Naive times in these APIs are taken as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+UTCDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+def parse_body(model: type[ModelT]) -> ModelT:
+    """The JSON body validated against `model`; 422 naming the field when it does not fit."""
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        raise Unprocessable("Request body must be a JSON object")
+    try:
+        return model.model_validate(payload)
+    except ValidationError as error:
+        raise Unprocessable(invalid_from(error).message) from None
+
+
+def parse_args(model: type[ModelT]) -> ModelT:
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as error:
+        raise Unprocessable(invalid_from(error).message) from None
+
+
+def jwt_secret() -> str:
+    secret = current_app.config["JWT_SECRET_KEY"]
+    if not secret:
+        raise NotConfigured("JWT_SECRET_KEY is not configured on this server")
+    return secret
+
+
+def token_lifetime() -> timedelta:
+    return timedelta(seconds=current_app.config["JWT_EXPIRES"])
+
+
+def current_user() -> Student:
+    """The user the bearer token names; 401 without a valid token."""
+    secret = jwt_secret()
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Not authenticated", code="not_authenticated")
+    user = accounts.get_user(user_id_from_token(token.strip(), secret=secret))
+    if user is None or not user.is_active:
+        raise Unauthorized("Could not validate credentials", code="invalid_token")
+    return user
+
+
+def rules() -> CheckInRules:
+    return CheckInRules.from_config(current_app.config)
+
+
+def user_json(user: Student) -> dict[str, Any]:
+    """A user as the events API shows it; never the password hash."""
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "discord_user_id": user.discord_user_id,
+        "discord_username": user.discord_username,
+        "is_active": user.is_active,
+        "is_admin": user.is_admin,
+        "created_at": iso(user.created_at),
+    }
+
+
+def status_json(event: Event, status: EventStatus) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "title": event.name,
+        "status": status.status,
+        "start_time": iso(event.start_time),
+        "end_time": iso(event.end_time),
+        "can_attend": status.can_attend,
+        "time_until_start": status.seconds_until_start,
+        "time_until_end": status.seconds_until_end,
+    }
+
+
+def event_json(event: Event, *, now: datetime | None = None) -> dict[str, Any]:
+    status = event_status(event, now or utcnow(), rules())
+    return {
+        "id": event.id,
+        "title": event.name,
+        "description": event.description,
+        "start_time": iso(event.start_time),
+        "end_time": iso(event.end_time),
+        "location": event.location,
+        "discord_channel_id": event.discord_channel_id,
+        "is_active": event.is_active,
+        "created_by": event.created_by_id,
+        "created_at": iso(event.created_at),
+        "status": status.status,
+        "can_attend": status.can_attend,
+    }
+
+
+def attendee_json(attendance: Attendance) -> dict[str, Any]:
+    student = attendance.student
+    return {
+        "id": student.id,
+        "name": student.name,
+        "email": student.email,
+        "discord_username": student.discord_username,
+        "attended_at": iso(attendance.checked_in_at),
+        "status": attendance.status,
+    }

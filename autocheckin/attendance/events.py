@@ -1,0 +1,92 @@
+"""Event queries for the events and Discord APIs: windows, channels, attendees, history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import joinedload
+
+from autocheckin.attendance.errors import NotFound
+from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.attendance.windows import ACTIVE, UPCOMING, CheckInRules
+from autocheckin.extensions import db
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    starts_from: datetime | None = None
+    starts_to: datetime | None = None
+    status: str | None = None
+    channel: str | None = None
+    skip: int = 0
+    limit: int = 100
+
+
+def get_event(event_id: int) -> Event:
+    event = db.session.get(Event, event_id)
+    if event is None:
+        raise NotFound("Event not found", code="event_not_found")
+    return event
+
+
+def _status_clause(status: str, now: datetime, rules: CheckInRules):
+    """SQL for upcoming / active / ended, the same boundaries as windows.event_status."""
+    # start - opens_before <= now  ⇔  start <= now + opens_before
+    opening_cutoff = now + rules.opens_before
+    if status == UPCOMING:
+        return Event.start_time > opening_cutoff
+    if status == ACTIVE:
+        return and_(
+            Event.start_time <= opening_cutoff,
+            or_(Event.end_time.is_(None), Event.end_time >= now),
+        )
+    return and_(Event.end_time.is_not(None), Event.end_time < now)
+
+
+def list_events(filters: EventFilter, *, now: datetime, rules: CheckInRules) -> list[Event]:
+    query = select(Event).where(Event.is_active.is_(True))
+    if filters.starts_from is not None:
+        query = query.where(Event.start_time >= filters.starts_from)
+    if filters.starts_to is not None:
+        query = query.where(Event.start_time <= filters.starts_to)
+    if filters.channel is not None:
+        query = query.where(Event.discord_channel_id == filters.channel)
+    if filters.status is not None:
+        query = query.where(_status_clause(filters.status, now, rules))
+    query = query.order_by(Event.start_time, Event.id).offset(filters.skip).limit(filters.limit)
+    return list(db.session.scalars(query))
+
+
+def attendees(event_id: int) -> list[Attendance]:
+    get_event(event_id)
+    return list(
+        db.session.scalars(
+            select(Attendance)
+            .where(Attendance.event_id == event_id)
+            .options(joinedload(Attendance.student))
+            .order_by(Attendance.checked_in_at)
+        )
+    )
+
+
+def attendance_of(*, student_id: int, event_id: int) -> Attendance | None:
+    get_event(event_id)
+    return db.session.scalar(
+        select(Attendance).where(
+            Attendance.student_id == student_id, Attendance.event_id == event_id
+        )
+    )
+
+
+def history(student: Student) -> list[Attendance]:
+    """A user's check-ins, newest first, with their events."""
+    return list(
+        db.session.scalars(
+            select(Attendance)
+            .where(Attendance.student_id == student.id)
+            .options(joinedload(Attendance.event))
+            .order_by(Attendance.checked_in_at.desc())
+        )
+    )

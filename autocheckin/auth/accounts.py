@@ -1,0 +1,110 @@
+"""Web and Discord user accounts. A user is a Student: one person table for every way in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from autocheckin.attendance.errors import AlreadyExists, NotFound
+from autocheckin.attendance.models import Student, normalize_key
+from autocheckin.database import write_transaction
+from autocheckin.extensions import db
+
+# Verified against when the email is unknown, so both failures cost the same time.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def split_name(name: str) -> tuple[str, str]:
+    first, _, last = name.strip().partition(" ")
+    return first, last.strip()
+
+
+def register_user(*, email: str, name: str, password: str) -> Student:
+    """A web user; an email already taken raises AlreadyExists."""
+    first_name, last_name = split_name(name)
+    try:
+        with write_transaction() as session:
+            if session.scalar(select(Student.id).where(Student.email_key == normalize_key(email))):
+                raise AlreadyExists("Email already registered", code="email_taken")
+            student = Student(
+                email=email,
+                first_name=first_name,
+                last_name=last_name,
+                password_hash=generate_password_hash(password),
+                source="web",
+            )
+            session.add(student)
+    except IntegrityError:
+        raise AlreadyExists("Email already registered", code="email_taken") from None
+    return student
+
+
+def authenticate(*, email: str, password: str) -> Student | None:
+    """The active user with this email and password, else None (same cost either way)."""
+    student = db.session.scalar(select(Student).where(Student.email_key == normalize_key(email)))
+    if student is None or not student.password_hash:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(student.password_hash, password) or not student.is_active:
+        return None
+    return student
+
+
+def get_user(user_id: int) -> Student | None:
+    return db.session.get(Student, user_id)
+
+
+def update_profile(*, user_id: int, changes: dict[str, Any]) -> Student:
+    """Change the sent fields of the user's own profile: name, email, password, discord_username."""
+    with write_transaction() as session:
+        student = session.get(Student, user_id)
+        if student is None:
+            raise NotFound("User not found", code="user_not_found")
+        if "email" in changes and normalize_key(changes["email"]) != student.email_key:
+            taken = session.scalar(
+                select(Student.id).where(Student.email_key == normalize_key(changes["email"]))
+            )
+            if taken:
+                raise AlreadyExists("Email already registered", code="email_taken")
+            student.email = changes["email"]
+        if "name" in changes:
+            student.first_name, student.last_name = split_name(changes["name"])
+        if "password" in changes:
+            student.password_hash = generate_password_hash(changes["password"])
+        if "discord_username" in changes:
+            student.discord_username = changes["discord_username"]
+    return student
+
+
+def find_discord_user(discord_user_id: str) -> Student | None:
+    return db.session.scalar(select(Student).where(Student.discord_user_id == discord_user_id))
+
+
+def register_discord_user(
+    *, discord_user_id: str, name: str, discord_username: str | None
+) -> Student:
+    """A Discord user, no email or password needed; an existing Discord id returns that user."""
+    existing = find_discord_user(discord_user_id)
+    if existing is not None:
+        return existing
+    first_name, last_name = split_name(name)
+    try:
+        with write_transaction() as session:
+            student = Student(
+                discord_user_id=discord_user_id,
+                discord_username=discord_username,
+                first_name=first_name,
+                last_name=last_name,
+                source="discord",
+            )
+            session.add(student)
+    except IntegrityError:
+        # A concurrent registration of the same Discord id won: return that user.
+        found = find_discord_user(discord_user_id)
+        if found is None:
+            raise
+        return found
+    return student
