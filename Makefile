@@ -15,8 +15,9 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.run-deps
 
-## run: create the virtualenv, install, migrate, serve on $$HOST:$$PORT (default 127.0.0.1:5000)
+## run: create the virtualenv, install, write a dev .env if none, migrate, serve on 127.0.0.1:5000
 run: $(VENV)/.run-deps
+	@$(BIN)/python scripts/dev_env.py
 	$(BIN)/flask --app autocheckin db upgrade
 	$(BIN)/python main.py
 
