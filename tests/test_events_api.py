@@ -185,6 +185,7 @@ def test_attend_attendees_and_my_events(client):
     assert client.post("/events/999/attend", headers=headers).status_code == 404
     attendees = client.get(f"/events/{active['id']}/attendees").get_json()
     assert [a["name"] for a in attendees] == ["Ann Lee"]
+    assert "email" not in attendees[0]  # a public list
     check = client.get(f"/events/{active['id']}/check-attendance", headers=headers).get_json()
     assert (check["attended"], check["status"]) == (True, "present")
     assert (

@@ -149,11 +149,11 @@ def event_json(event: Event, *, now: datetime | None = None) -> dict[str, Any]:
 
 
 def attendee_json(attendance: Attendance) -> dict[str, Any]:
+    """An attendee on a public list: no email address."""
     student = attendance.student
     return {
         "id": student.id,
         "name": student.name,
-        "email": student.email,
         "discord_username": student.discord_username,
         "attended_at": iso(attendance.checked_in_at),
         "status": attendance.status,

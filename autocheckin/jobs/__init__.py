@@ -126,7 +126,9 @@ def _run_scheduled(app: Flask, job: JobDefinition) -> None:
                 job.job_id, lambda: job.run(app), trigger="schedule", holder=_Process.holder
             )
         except Exception:  # noqa: BLE001 - recorded by run_recorded; the scheduler goes on
-            log.warning("job %s did not complete", job.job_id, exc_info=log.isEnabledFor(10))
+            log.warning(
+                "job %s did not complete", job.job_id, exc_info=log.isEnabledFor(logging.DEBUG)
+            )
         finally:
             _publish_schedule()
 

@@ -265,7 +265,7 @@ def _idempotent_answer(
     return Rendered(earlier.status_code or 200, earlier.response_body or {})
 
 
-def _new_record(inbound: WebhookRequest | Inbound, **values: Any) -> WebhookRequest:
+def _new_record(inbound: Inbound, **values: Any) -> WebhookRequest:
     return WebhookRequest(
         endpoint=inbound.endpoint,
         received_at=inbound.received_at,
