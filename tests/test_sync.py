@@ -181,7 +181,8 @@ def test_refresh_session_builds_events_enrolments_and_statuses(sync_app, checkou
     upcoming = session(
         "s-next", "Friday lab", now + timedelta(days=2), now + timedelta(days=2, hours=1)
     )
-    checkout.add_user("ann@example.com", [past, attended, upcoming, {"id": "bad"}])
+    huge = {**upcoming, "id": "s-huge", "points": 10**12}  # stored, with the points dropped
+    checkout.add_user("ann@example.com", [past, attended, upcoming, {"id": "bad"}, huge])
     checkout.add_user("bob@example.com", [upcoming])
     client = sync_app.test_client()
     client.get("/api/v1/fetch-users", headers=auth_headers)
@@ -205,15 +206,21 @@ def test_refresh_session_builds_events_enrolments_and_statuses(sync_app, checkou
     assert record["ok"] is True
     assert record["error"] == "1 malformed upstream sessions skipped"
     statuses = {entry["id"]: entry["status"] for entry in record["sessions"]}
-    assert statuses == {"s-past": "absent", "s-went": "present", "s-next": "pending"}
+    assert statuses == {
+        "s-past": "absent",
+        "s-went": "present",
+        "s-next": "pending",
+        "s-huge": "pending",
+    }
     client.get("/api/v1/refresh-session/bob@example.com", headers=auth_headers)
     with sync_app.app_context():
         assert db.session.query(Event).filter_by(external_id="s-next").count() == 1
-        assert db.session.query(Enrolment).count() == 4
+        assert db.session.query(Enrolment).count() == 5
+        assert db.session.query(Event).filter_by(external_id="s-huge").one().points == 0
         assert state.get("last_individual_session_refresh") is not None
     logged = [entry for entry in checkout.logs if entry["email"] == "ann@example.com"]
     assert logged[-1]["state"] == "refreshed"
-    assert logged[-1]["message"] == "3 sessions: 1 present, 0 late, 1 pending, 1 absent"
+    assert logged[-1]["message"] == "4 sessions: 1 present, 0 late, 2 pending, 1 absent"
 
 
 def test_unchanged_outcome_is_not_logged_again(sync_app, checkout):

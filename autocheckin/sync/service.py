@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 NOT_CONFIGURED = "CheckOut API not configured"
 USER_FIELDS = ("email", "student_identifier", "first_name", "last_name")
 PRESENT, LATE, PENDING, ABSENT = "present", "late", "pending", "absent"
+MAX_POINTS = 1_000_000  # as the webhooks allow; an int32 column everywhere
 
 
 class UpstreamNotConfigured(DomainError):
@@ -155,6 +156,8 @@ def _upstream_session(raw: dict[str, Any]) -> dict[str, Any] | None:
     if not name or not external_id or (end_time is not None and end_time <= start_time):
         return None
     points = raw.get("points")
+    if not isinstance(points, int) or isinstance(points, bool) or abs(points) > MAX_POINTS:
+        points = 0
     return {
         "external_id": external_id[:100],
         "name": name[:200],
@@ -162,7 +165,7 @@ def _upstream_session(raw: dict[str, Any]) -> dict[str, Any] | None:
         "end_time": end_time,
         "event_type": str(raw.get("event_type") or "General")[:100],
         "location": str(raw.get("location") or "")[:200],
-        "points": points if isinstance(points, int) and not isinstance(points, bool) else 0,
+        "points": points,
     }
 
 
