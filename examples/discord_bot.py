@@ -10,6 +10,7 @@ Discord; `main()` wires it to discord.py (imported only there).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 
@@ -155,7 +156,7 @@ def main() -> None:
         if message.author.bot:
             return
         author = Author(str(message.author.id), message.author.display_name, str(message.author))
-        reply = await client.loop.run_in_executor(None, handler.handle, author, message.content)
+        reply = await asyncio.to_thread(handler.handle, author, message.content)
         if reply:
             await message.channel.send(reply)
 

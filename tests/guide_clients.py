@@ -1,7 +1,8 @@
 """The guides' own sample clients, copied verbatim from the seed documents.
 
 000 (OneTap guide): `OneTapIntegration`. 001 (attendance guide): `HustleWebhookClient`,
-the legacy `record_attendance` function and `generate_signature`. The only change is
+the legacy `record_attendance` function and `generate_signature`. 004 (events guide): the
+aiohttp `DiscordBot` example. The only change is
 that the legacy function's hard-coded URL reads `LEGACY_URL`, so a test can point it
 at a live server.
 """
@@ -138,3 +139,20 @@ def generate_signature(payload, secret):
         payload.encode('utf-8'),
         hashlib.sha256
     ).hexdigest()
+
+
+# 004 (events and Discord guide): the "Discord Bot Integration Example", verbatim.
+import aiohttp
+
+# Example Discord bot integration
+class DiscordBot:
+    def __init__(self, api_base_url: str = "http://localhost:8000"):
+        self.api_base_url = api_base_url
+    
+    async def attend_event(self, discord_user_id: str, event_id: int):
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                f"{self.api_base_url}/discord/attend/{event_id}",
+                params={"discord_user_id": discord_user_id}
+            ) as response:
+                return await response.json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import sys
 from datetime import timedelta
@@ -116,6 +117,33 @@ def test_source_integration_flow(live_server):
     assert (
         attendees["total"] == 1 and attendees["attendees"][0]["discord_username"] == "johndoe#1234"
     )
+
+
+def test_the_sources_aiohttp_bot_example(live_server):
+    """004's DiscordBot class, unchanged, pointed at a live server."""
+    from tests.guide_clients import DiscordBot
+
+    requests.post(
+        f"{live_server}/discord/users/register",
+        json={"name": "John Doe", "discord_user_id": DISCORD_ID},
+        timeout=10,
+    )
+    now = utcnow()
+    event = requests.post(
+        f"{live_server}/events/",
+        json={
+            "title": "Standup",
+            "start_time": iso(now),
+            "end_time": iso(now + timedelta(hours=1)),
+        },
+        headers=web_user(live_server),
+        timeout=10,
+    ).json()
+    bot = DiscordBot(api_base_url=live_server)
+    first = asyncio.run(bot.attend_event(DISCORD_ID, event["id"]))
+    assert (first["success"], first["message"]) == (True, "Successfully attended 'Standup'!")
+    second = asyncio.run(bot.attend_event(DISCORD_ID, event["id"]))
+    assert second["success"] is False
 
 
 def test_unknown_user_event_and_bad_input(client):
