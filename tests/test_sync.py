@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import create_engine
 
 from autocheckin import jobs, state
 from autocheckin.attendance.models import Event, Student
+from autocheckin.config import database_uri
 from autocheckin.extensions import db
 from autocheckin.jobs import lease
 from autocheckin.jobs.models import JobRun
@@ -15,7 +17,7 @@ from autocheckin.sync import service as sync
 from autocheckin.sync.client import CheckOutClient, CheckOutError, CheckOutSettings
 from autocheckin.sync.models import CheckInSession, Enrolment
 from autocheckin.times import iso, utcnow
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, is_postgres
 from tests.factories import make_student
 from tests.fake_checkout import DROP, GARBLED, HANG, SUCCESS_FALSE
 
@@ -167,6 +169,41 @@ def test_fetch_users_links_users_that_webhooks_created(sync_app, checkout):
             "updated": 1,
         }
         assert db.session.query(Student).count() == 1
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite serializes writers: no such race there")
+def test_fetch_users_survives_a_webhook_creating_the_same_person_mid_write(
+    sync_app, checkout, database_url, monkeypatch
+):
+    checkout.add_user("ann@example.com", first_name="Ann")
+    engine = create_engine(database_uri({"DATABASE_URL": database_url}, ""))
+    original, raced = sync._new_student, []
+
+    def racing_new_student(session, user):
+        if not raced:  # another process commits the same email first
+            raced.append(True)
+            with engine.begin() as other:
+                other.execute(
+                    Student.__table__.insert().values(
+                        email="ann@example.com",
+                        email_key="ann@example.com",
+                        first_name="",
+                        last_name="",
+                        is_admin=False,
+                        is_active=True,
+                        source="webhook",
+                        created_at=utcnow(),
+                        updated_at=utcnow(),
+                    )
+                )
+        return original(session, user)
+
+    monkeypatch.setattr(sync, "_new_student", racing_new_student)
+    with sync_app.app_context():
+        counts = sync.fetch_users(sync.client_for(sync_app))
+        assert counts == {"users": 1, "created": 0, "updated": 1}
+        assert db.session.query(Student).one().first_name == "Ann"
+    engine.dispose()
 
 
 # --- sessions ---------------------------------------------------------------------------------

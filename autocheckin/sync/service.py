@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from autocheckin import state
 from autocheckin.attendance.errors import DomainError, NotFound
@@ -92,6 +93,15 @@ def fetch_users(client: CheckOutClient) -> dict[str, int]:
     except CheckOutError as error:
         raise UpstreamFailed(error.message) from None
     users = [user for user in users if normalize_key(user.get("email"))]
+    try:
+        return _store_users(users)
+    except IntegrityError:
+        # A webhook created one of these people between our read and our insert
+        # (PostgreSQL; SQLite serializes writers): the second pass sees and updates them.
+        return _store_users(users)
+
+
+def _store_users(users: list[dict[str, Any]]) -> dict[str, int]:
     created = updated = 0
     with write_transaction() as session:
         by_email = {
@@ -106,9 +116,8 @@ def fetch_users(client: CheckOutClient) -> dict[str, int]:
             student = by_email.get(normalize_key(user["email"]))
             if student is None:
                 student = _new_student(session, user)
-                if student is not None:
-                    by_email[student.email_key] = student
-                    created += 1
+                by_email[student.email_key] = student
+                created += 1
                 continue
             if _update_names(student, user):
                 updated += 1
@@ -116,7 +125,7 @@ def fetch_users(client: CheckOutClient) -> dict[str, int]:
     return {"users": len(users), "created": created, "updated": updated}
 
 
-def _new_student(session: Any, user: dict[str, Any]) -> Student | None:
+def _new_student(session: Any, user: dict[str, Any]) -> Student:
     identifier = user.get("student_identifier")
     taken = identifier and session.scalar(
         select(Student.id).where(Student.identifier_key == normalize_key(identifier))
