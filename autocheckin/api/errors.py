@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import IntegerConverter
 
 from autocheckin.attendance.errors import DomainError
 
@@ -84,7 +85,16 @@ def _reject_oversized_body() -> None:
         raise RequestEntityTooLarge(f"Request body is larger than the {limit}-byte limit")
 
 
+class DatabaseIdConverter(IntegerConverter):
+    """`<int:…>` limited to the database's integer range: a larger id is no route (404),
+    not a query PostgreSQL refuses with "integer out of range" (500)."""
+
+    def __init__(self, url_map, fixed_digits=0, min=1, max=2**31 - 1, signed=False):  # noqa: A002
+        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
 def register_error_handlers(app: Flask) -> None:
+    app.url_map.converters["int"] = DatabaseIdConverter
     app.before_request(_reject_oversized_body)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DomainError, _domain_error)
