@@ -6,6 +6,10 @@ import re
 from datetime import UTC, datetime
 
 _DOUBLE_ZONE = re.compile(r"([+-]\d{2}:?\d{2})Z$")
+# Accepted instants: wide enough for any real schedule, and far enough from datetime's own
+# limits that window arithmetic (start - 15 min, + days) can never overflow.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def utcnow() -> datetime:
@@ -30,7 +34,15 @@ def parse_iso(text: str) -> datetime:
     if not isinstance(text, str) or not text.strip():
         raise ValueError("not a date string")
     cleaned = _DOUBLE_ZONE.sub(r"\1", text.strip())
-    moment = datetime.fromisoformat(cleaned)
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    return to_utc(datetime.fromisoformat(cleaned))
+
+
+def to_utc(moment: datetime) -> datetime:
+    """Aware UTC (naive taken as UTC) within EARLIEST..LATEST; ValueError outside."""
+    try:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date is out of range") from None
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError(f"date must be between {EARLIEST.year} and {LATEST.year}")
+    return moment

@@ -157,6 +157,13 @@ def test_creation_refusals(make_app):
     assert same.status_code == 422
     assert "end_time must be after start_time" in same.get_json()["detail"]
     assert new_event(open_client, headers, "soon", "later").status_code == 422
+    for start, end in (
+        ("0001-01-01T00:00:00+05:00", "0001-01-01T01:00:00+05:00"),
+        ("9999-12-31T22:00:00-23:00", "9999-12-31T23:00:00-23:00"),
+    ):
+        assert new_event(open_client, headers, start, end).status_code == 422
+    assert open_client.get("/events/?from=9999-12-31T23:59:59-23:59").status_code == 422
+    assert open_client.get(f"/events/?skip={10**20}").status_code == 422
     assert (
         new_event(open_client, {}, "2030-01-01T10:00:00Z", "2030-01-01T11:00:00Z").status_code
         == 401

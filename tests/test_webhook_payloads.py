@@ -257,3 +257,12 @@ def test_unified_updates_carry_only_the_sent_keys():
         {"type": "event", "action": "update", "data": {"event_identifier": "3", "points": 9}},
     )
     assert event == UpdateEvent(ref="3", changes={"points": 9}, source="unified_webhook")
+
+
+@pytest.mark.parametrize(
+    "text", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59-23:59", "1899-12-31T23:59:59Z"]
+)
+def test_dates_outside_the_accepted_range_are_refused(text):
+    data = {"event_name": "X", "event_date": text}
+    error = error_of("onetap", {"action": "create_event", "data": data})
+    assert error.message.startswith("Invalid event_date format")

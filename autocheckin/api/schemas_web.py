@@ -65,7 +65,7 @@ class EventQuery(_Body):
     to: UTCDatetime | None = None
     status: Literal["upcoming", "active", "ended"] | None = None
     channel: str | None = Field(None, max_length=32)
-    skip: int = Field(0, ge=0)
+    skip: int = Field(0, ge=0, le=1_000_000_000)
     limit: int = Field(100, ge=1, le=500)
 
 

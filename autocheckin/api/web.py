@@ -3,7 +3,7 @@ JSON bodies validated by pydantic, the logged-in user, and the JSON renderings."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 from flask import Response, current_app, jsonify, request
@@ -15,7 +15,7 @@ from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.attendance.windows import CheckInRules, EventStatus, event_status
 from autocheckin.auth import accounts
 from autocheckin.auth.tokens import Unauthorized, user_id_from_token
-from autocheckin.times import iso, utcnow
+from autocheckin.times import iso, to_utc, utcnow
 from autocheckin.validation import invalid_from
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -50,12 +50,8 @@ for _prefix in DETAIL_PREFIXES:
     register_error_renderer(_prefix, render_detail_error)
 
 
-def _as_utc(moment: datetime) -> datetime:
-    """Naive times in these APIs are taken as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-UTCDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+# Naive times in these APIs are taken as UTC; the accepted range is the webhooks' own.
+UTCDatetime = Annotated[datetime, AfterValidator(to_utc)]
 
 
 def parse_body(model: type[ModelT]) -> ModelT:
