@@ -16,6 +16,8 @@ from sqlalchemy.types import TypeDecorator
 from autocheckin.extensions import db
 
 _BEGIN_IMMEDIATE = "autocheckin_begin_immediate"
+# Ids and counters are INTEGER columns: PostgreSQL refuses anything larger.
+MAX_DB_INTEGER = 2**31 - 1
 
 # JSON everywhere, JSONB where PostgreSQL offers it.
 JSONValue = JSON().with_variant(JSONB(), "postgresql")

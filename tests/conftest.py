@@ -111,18 +111,10 @@ def auth_headers() -> dict[str, str]:
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[str]:
     """The test app over real HTTP on 127.0.0.1 (a threaded Werkzeug server)."""
-    import threading
+    from tests.servers import serving
 
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture

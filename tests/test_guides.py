@@ -8,6 +8,7 @@ import requests
 
 from tests import guide_clients
 from tests.guide_clients import HustleWebhookClient, OneTapIntegration, generate_signature
+from tests.servers import serving
 
 # The guides' curl bodies, verbatim (000: OneTap guide; 001: attendance guide).
 ONETAP_CURL = [
@@ -158,16 +159,7 @@ def test_unified_and_legacy_curl_examples(live_server):
 
 
 def test_guide_signature_helper_against_the_secure_endpoint(make_app):
-    import threading
-
-    from werkzeug.serving import make_server
-
-    app = make_app(WEBHOOK_SECRET="your-secret-key-here")
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{server.server_port}"
+    with serving(make_app(WEBHOOK_SECRET="your-secret-key-here")) as base:
         onetap = OneTapIntegration(f"{base}/api/webhook/onetap/")
         onetap.create_student("a12345678", "john@example.com", "John", "Doe")
         onetap.create_event("Weekly Meeting", datetime.now())
@@ -182,7 +174,4 @@ def test_guide_signature_helper_against_the_secure_endpoint(make_app):
             },
             timeout=10,
         )
-        assert response.status_code == 201, response.text
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
+    assert response.status_code == 201, response.text

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
 from autocheckin.attendance.errors import DomainError
+from autocheckin.database import MAX_DB_INTEGER
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class DatabaseIdConverter(IntegerConverter):
     """`<int:…>` limited to the database's integer range: a larger id is no route (404),
     not a query PostgreSQL refuses with "integer out of range" (500)."""
 
-    def __init__(self, url_map, fixed_digits=0, min=1, max=2**31 - 1, signed=False):  # noqa: A002
+    def __init__(self, url_map, fixed_digits=0, min=1, max=MAX_DB_INTEGER, signed=False):  # noqa: A002
         super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 

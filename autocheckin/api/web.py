@@ -10,7 +10,8 @@ from flask import Response, current_app, jsonify, request
 from pydantic import AfterValidator, BaseModel, ValidationError
 
 from autocheckin.api.errors import register_error_renderer
-from autocheckin.attendance.errors import DomainError
+from autocheckin.api.validation import parse_query
+from autocheckin.attendance.errors import DomainError, Invalid
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.attendance.windows import CheckInRules, EventStatus, event_status
 from autocheckin.auth import accounts
@@ -66,10 +67,11 @@ def parse_body(model: type[ModelT]) -> ModelT:
 
 
 def parse_args(model: type[ModelT]) -> ModelT:
+    """The query string, as `parse_query` reads it, refused with 422 like the bodies here."""
     try:
-        return model.model_validate(request.args.to_dict())
-    except ValidationError as error:
-        raise Unprocessable(invalid_from(error).message) from None
+        return parse_query(model)
+    except Invalid as error:
+        raise Unprocessable(error.message) from None
 
 
 def jwt_secret() -> str:

@@ -28,10 +28,9 @@ from autocheckin.attendance.windows import (
     check_window,
     window_contains,
 )
-from autocheckin.database import write_transaction
+from autocheckin.database import MAX_DB_INTEGER, write_transaction
 from autocheckin.extensions import db
 
-MAX_DB_INTEGER = 2**31 - 1
 STUDENT_FIELDS = ("identifier", "email", "first_name", "last_name", "is_admin")
 EVENT_FIELDS = (
     "name",
