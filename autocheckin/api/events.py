@@ -9,7 +9,7 @@ from autocheckin.api.openapi import documented
 from autocheckin.api.schemas_web import EventCreate, EventQuery, EventUpdate
 from autocheckin.attendance import events as event_queries
 from autocheckin.attendance import service
-from autocheckin.attendance.errors import AlreadyCheckedIn, OutsideWindow
+from autocheckin.attendance.errors import AlreadyCheckedIn, Forbidden, OutsideWindow
 from autocheckin.attendance.windows import ACTIVE, UPCOMING, event_status
 from autocheckin.times import iso, utcnow
 
@@ -33,7 +33,7 @@ def _list(filters: event_queries.EventFilter) -> Response:
 def create_event() -> tuple[Response, int]:
     user = web.current_user()
     if current_app.config["EVENT_CREATE_ROLE"] == "admin" and not user.is_admin:
-        raise web.Forbidden("Only admins may create events")
+        raise Forbidden("Only admins may create events")
     body = web.parse_body(EventCreate)
     event = service.create_event(
         name=body.title,
@@ -102,7 +102,7 @@ def update_event(event_id: int) -> Response:
     user = web.current_user()
     event = event_queries.get_event(event_id)
     if event.created_by_id != user.id and not user.is_admin:
-        raise web.Forbidden("Only the event's creator or an admin may change it")
+        raise Forbidden("Only the event's creator or an admin may change it")
     body = web.parse_body(EventUpdate)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     renamed = {"title": "name"}

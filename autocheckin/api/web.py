@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ValidationError
 
 from autocheckin.api.errors import register_error_renderer
 from autocheckin.api.validation import parse_query
-from autocheckin.attendance.errors import DomainError, Invalid
+from autocheckin.attendance.errors import DomainError, Invalid, NotConfigured
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.attendance.windows import CheckInRules, EventStatus, event_status
 from autocheckin.auth import accounts
@@ -26,16 +26,6 @@ DETAIL_PREFIXES = ("/auth", "/users", "/events", "/discord")
 class Unprocessable(DomainError):
     status = 422
     code = "unprocessable"
-
-
-class Forbidden(DomainError):
-    status = 403
-    code = "forbidden"
-
-
-class NotConfigured(DomainError):
-    status = 503
-    code = "not_configured"
 
 
 def render_detail_error(status: int, message: str, code: str, details: str | None) -> Response:

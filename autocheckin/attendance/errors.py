@@ -42,6 +42,18 @@ class OutsideWindow(DomainError):
     code = "outside_window"
 
 
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+class NotConfigured(DomainError):
+    """A feature whose setting is missing on this server (a key, a secret, an upstream)."""
+
+    status = 503
+    code = "not_configured"
+
+
 class Conflict(DomainError):
     status = 409
     code = "conflict"

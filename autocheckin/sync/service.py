@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from autocheckin import state
-from autocheckin.attendance.errors import DomainError, NotFound
+from autocheckin.attendance.errors import DomainError, NotConfigured, NotFound
 from autocheckin.attendance.models import Attendance, Event, Student, normalize_key
 from autocheckin.database import dialect_insert, write_transaction
 from autocheckin.extensions import db
@@ -35,8 +35,7 @@ PRESENT, LATE, PENDING, ABSENT = "present", "late", "pending", "absent"
 MAX_POINTS = 1_000_000  # as the webhooks allow; an int32 column everywhere
 
 
-class UpstreamNotConfigured(DomainError):
-    status = 503
+class UpstreamNotConfigured(NotConfigured):
     code = "upstream_not_configured"
 
 
