@@ -84,6 +84,7 @@ def write_transaction() -> Iterator[Session]:
     session = db.session()
     if session.info.get(_BEGIN_IMMEDIATE):
         yield session
+        session.flush()  # as a commit would: ids assigned, constraints checked
         return
     if session.in_transaction():
         if session.new or session.dirty or session.deleted:

@@ -111,6 +111,7 @@ def test_onetap_python_client(live_server):
     assert onetap.record_attendance("a12345678", "1") == {
         "error": "Student already checked in to this event",
         "code": "already_checked_in",
+        "request_id": 4,
     }
 
 

@@ -16,7 +16,7 @@ from autocheckin.webhooks.commands import (
     UpdateEvent,
     UpdateStudent,
 )
-from autocheckin.webhooks.payloads import parse
+from autocheckin.webhooks.endpoints import parse
 
 PAYLOADS = Path(__file__).parent / "payloads"
 

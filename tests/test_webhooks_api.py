@@ -11,7 +11,7 @@ import pytest
 from autocheckin.attendance.models import Attendance, Student
 from autocheckin.extensions import db
 from autocheckin.times import iso, utcnow
-from autocheckin.webhooks import service
+from autocheckin.webhooks import request_log
 from autocheckin.webhooks.models import WebhookRequest
 from tests.factories import make_event, make_student
 
@@ -71,6 +71,7 @@ def test_onetap_flow_bodies(client):
             "is_admin": False,
         },
         "source": "test",
+        "request_id": 1,
     }
     event = create_event(client, event_type="Meeting", points=5, description="Weekly team meeting")
     assert event.status_code == 201
@@ -263,6 +264,7 @@ def test_unified_create_and_update(app, client):
             "is_admin": False,
         },
         "source": "unified_webhook",
+        "request_id": 2,
     }
     post(
         client,
@@ -396,7 +398,11 @@ def test_window_edges_on_the_clients_check_in_time(app, client):
     assert (closing.status_code, closing.get_json()["status"]) == (201, "late")
     after = at("e6", end + timedelta(seconds=1))
     assert after.status_code == 400
-    assert after.get_json() == {"error": "Event has already ended", "code": "event_ended"}
+    assert after.get_json() == {
+        "error": "Event has already ended",
+        "code": "event_ended",
+        "request_id": 7,
+    }
 
 
 def test_event_without_end_time_accepts_any_time(app, client):
@@ -505,7 +511,7 @@ def test_idempotency_key_while_the_first_is_processing_is_409(app, client):
             WebhookRequest(
                 endpoint="onetap",
                 body=body,
-                body_sha256=service.fingerprint("onetap", body),
+                body_sha256=request_log.fingerprint("onetap", body),
                 idempotency_key="busy",
                 outcome="processing",
                 received_at=utcnow(),
@@ -625,7 +631,7 @@ def test_cli_list_replay_resolve_prune(app, client, runner):
     assert "resolved=0" in runner.invoke(args=["webhooks", "resolve"]).output
     assert "deleted 0" in runner.invoke(args=["webhooks", "prune"]).output
     with app.app_context():
-        service.prune(retention=timedelta(days=30), now=utcnow() + timedelta(days=31))
+        request_log.prune(retention=timedelta(days=30), now=utcnow() + timedelta(days=31))
         assert db.session.query(WebhookRequest).count() == 0
     assert runner.invoke(args=["webhooks", "replay", "12345"]).exit_code != 0
 

@@ -15,7 +15,7 @@ from autocheckin.api.validation import parse_query
 from autocheckin.auth.keys import key_matches
 from autocheckin.jobs.runner import run_recorded
 from autocheckin.sync import service as sync
-from autocheckin.webhooks import service as webhook_service
+from autocheckin.webhooks import receive, request_log
 
 bp = Blueprint("v1", __name__, url_prefix="/api/v1")
 
@@ -141,8 +141,8 @@ class DeliveryQuery(BaseModel):
     limit: int = Field(50, ge=1, le=500)
 
 
-def _webhook_options() -> webhook_service.WebhookOptions:
-    return webhook_service.WebhookOptions.from_config(current_app.config)
+def _webhook_options() -> receive.WebhookOptions:
+    return receive.WebhookOptions.from_config(current_app.config)
 
 
 @bp.get("/webhooks/deliveries")
@@ -154,18 +154,18 @@ def _webhook_options() -> webhook_service.WebhookOptions:
 )
 def webhook_deliveries() -> Response:
     query = parse_query(DeliveryQuery)
-    records = webhook_service.list_requests(outcome=query.status, limit=query.limit)
+    records = request_log.list_requests(outcome=query.status, limit=query.limit)
     return success(
         "Webhook requests",
-        {"deliveries": [webhook_service.describe(r) for r in records], "count": len(records)},
+        {"deliveries": [request_log.describe(r) for r in records], "count": len(records)},
     )
 
 
 @bp.get("/webhooks/deliveries/<int:request_id>")
 @documented("One recorded webhook request", security=("checkoutKey",), errors=(401, 404))
 def webhook_delivery(request_id: int) -> Response:
-    record = webhook_service.get_request(request_id)
-    return success("Webhook request", {"delivery": webhook_service.describe(record)})
+    record = request_log.get_request(request_id)
+    return success("Webhook request", {"delivery": request_log.describe(record)})
 
 
 @bp.post("/webhooks/deliveries/<int:request_id>/replay")
@@ -173,10 +173,10 @@ def webhook_delivery(request_id: int) -> Response:
     "Process a recorded webhook request again", security=("checkoutKey",), errors=(401, 404, 409)
 )
 def replay_webhook_delivery(request_id: int) -> Response:
-    record = webhook_service.replay(request_id, _webhook_options())
+    record = receive.replay(request_id, _webhook_options())
     return success(
         "Webhook request replayed",
-        {"delivery": webhook_service.describe(record), "response": record.response_body},
+        {"delivery": request_log.describe(record), "response": record.response_body},
     )
 
 
@@ -187,6 +187,4 @@ def replay_webhook_delivery(request_id: int) -> Response:
     errors=(401,),
 )
 def resolve_unmatched_webhooks() -> Response:
-    return success(
-        "Unmatched check-ins processed", webhook_service.resolve_unmatched(_webhook_options())
-    )
+    return success("Unmatched check-ins processed", receive.resolve_unmatched(_webhook_options()))

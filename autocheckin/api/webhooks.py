@@ -1,7 +1,8 @@
 """Inbound webhooks (`/api/webhook/...`) in the formats the OneTap and attendance guides document.
 
-Routes only turn the HTTP request into an `Inbound` and the answer back into JSON; the
-service does the signature, idempotency, logging and the core call.
+Every POST route comes from the endpoint registry (`webhooks.endpoints`); each only turns
+the HTTP request into an `Inbound` and the answer back into JSON. The pipeline does the
+signature, idempotency, the core call and the request log.
 """
 
 from __future__ import annotations
@@ -14,19 +15,13 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from autocheckin.api.errors import register_error_renderer
 from autocheckin.api.openapi import documented
 from autocheckin.times import utcnow
-from autocheckin.webhooks import payloads, service
+from autocheckin.webhooks import payloads, receive, request_log
 from autocheckin.webhooks.commands import Rendered, error_rendered
-from autocheckin.webhooks.schemas import (
-    AttendanceAnswer,
-    LegacyAttendancePayload,
-    OneTapPayload,
-    UnifiedPayload,
-    WebhookStatus,
-)
+from autocheckin.webhooks.endpoints import ENDPOINTS, PREFIX, WebhookEndpoint, in_family
+from autocheckin.webhooks.schemas import WebhookStatus
 
-bp = Blueprint("webhooks", __name__, url_prefix="/api/webhook")
-PREFIX = "/api/webhook"
-ALL_ENDPOINTS = ("onetap", "unified", "attendance", "attendance_secure")
+bp = Blueprint("webhooks", __name__, url_prefix=PREFIX)
+POST_ERRORS = (400, 401, 404, 409, 413, 422)
 
 
 def render_webhook_error(status: int, message: str, code: str, details: str | None) -> Response:
@@ -43,8 +38,8 @@ def _answer(rendered: Rendered) -> tuple[Response, int]:
     return jsonify(rendered.body), rendered.status
 
 
-def _inbound(endpoint: str, body: bytes) -> service.Inbound:
-    return service.Inbound(
+def _inbound(endpoint: str, body: bytes) -> receive.Inbound:
+    return receive.Inbound(
         endpoint=endpoint,
         body=body,
         headers={name.lower(): value for name, value in request.headers.items()},
@@ -52,9 +47,40 @@ def _inbound(endpoint: str, body: bytes) -> service.Inbound:
     )
 
 
-def _receive(endpoint: str) -> tuple[Response, int]:
-    options = service.WebhookOptions.from_config(current_app.config)
-    return _answer(service.receive(_inbound(endpoint, request.get_data()), options))
+def _options() -> receive.WebhookOptions:
+    """Built once per app: the config does not change while it serves."""
+    options = current_app.extensions.get("webhook_options")
+    if options is None:
+        options = receive.WebhookOptions.from_config(current_app.config)
+        current_app.extensions["webhook_options"] = options
+    return options
+
+
+def _view(endpoint: WebhookEndpoint):
+    def view() -> tuple[Response, int]:
+        return _answer(receive.receive(_inbound(endpoint.name, request.get_data()), _options()))
+
+    view.__name__ = endpoint.name
+    security = ("webhookSignature",) if endpoint.is_always_signed else ()
+    errors = POST_ERRORS + ((503,) if endpoint.is_always_signed else ())
+    return documented(
+        endpoint.summary,
+        body=endpoint.body,
+        response=endpoint.response,
+        status=endpoint.status,
+        security=security,
+        errors=errors,
+    )(view)
+
+
+for _endpoint in ENDPOINTS.values():
+    bp.add_url_rule(
+        _endpoint.path,
+        _endpoint.name,
+        _view(_endpoint),
+        methods=["POST"],
+        strict_slashes=False,
+    )
 
 
 @bp.errorhandler(RequestEntityTooLarge)
@@ -65,70 +91,18 @@ def too_large(error: RequestEntityTooLarge) -> tuple[Response, int]:
     rendered = error_rendered(
         413, f"Request body is larger than the {limit}-byte limit", "payload_too_large"
     )
-    if endpoint in ALL_ENDPOINTS:
-        service.record_refusal(_inbound(endpoint, b""), rendered)
+    if endpoint in ENDPOINTS:
+        rendered = receive.record_refusal(_inbound(endpoint, b""), rendered)
     return _answer(rendered)
 
 
-@bp.post("/onetap/", strict_slashes=False)
-@documented(
-    "OneTap webhook: create_student, create_event, record_attendance",
-    body=OneTapPayload,
-    status=201,
-    errors=(400, 401, 404, 409, 413, 422),
-)
-def onetap() -> tuple[Response, int]:
-    return _receive("onetap")
-
-
-@bp.post("/unified/", strict_slashes=False)
-@documented(
-    "Unified webhook: type student / event / attendance × action create / update",
-    body=UnifiedPayload,
-    status=201,
-    errors=(400, 401, 404, 409, 413, 422),
-)
-def unified() -> tuple[Response, int]:
-    return _receive("unified")
-
-
-@bp.post("/attendance/", strict_slashes=False)
-@documented(
-    "Legacy attendance webhook (flat payload)",
-    body=LegacyAttendancePayload,
-    response=AttendanceAnswer,
-    status=201,
-    errors=(400, 401, 404, 409, 413, 422),
-)
-def attendance() -> tuple[Response, int]:
-    return _receive("attendance")
-
-
-@bp.post("/attendance/secure/", strict_slashes=False)
-@documented(
-    "Legacy attendance webhook, HMAC signature required",
-    body=LegacyAttendancePayload,
-    response=AttendanceAnswer,
-    status=201,
-    security=("webhookSignature",),
-    errors=(400, 401, 404, 409, 413, 422, 503),
-)
-def attendance_secure() -> tuple[Response, int]:
-    return _receive("attendance_secure")
-
-
-def _status(message: str, endpoints: tuple[str, ...], **supported: list[str]) -> Response:
-    stats = service.stats(endpoints=endpoints, since=utcnow() - timedelta(hours=24))
+def _status(message: str, family: str | None, **supported: list[str]) -> Response:
+    stats = request_log.stats(endpoints=in_family(family), since=utcnow() - timedelta(hours=24))
     return jsonify(
         {
             "status": "healthy",
             "message": message,
-            "endpoints": {
-                "onetap": f"{PREFIX}/onetap/",
-                "unified": f"{PREFIX}/unified/",
-                "attendance": f"{PREFIX}/attendance/",
-                "attendance_secure": f"{PREFIX}/attendance/secure/",
-            },
+            "endpoints": {name: endpoint.url for name, endpoint in ENDPOINTS.items()},
             **supported,
             "signature_required": bool(current_app.config["WEBHOOK_REQUIRE_SIGNATURE"]),
             "last_24h": stats,
@@ -141,7 +115,7 @@ def _status(message: str, endpoints: tuple[str, ...], **supported: list[str]) ->
 def status() -> Response:
     return _status(
         "Webhook endpoints are operational",
-        ALL_ENDPOINTS,
+        None,
         supported_actions=list(payloads.ONETAP_ACTIONS),
         supported_types=list(payloads.UNIFIED_TYPES),
     )
@@ -152,7 +126,7 @@ def status() -> Response:
 def onetap_status() -> Response:
     return _status(
         "OneTap webhook is operational",
-        ("onetap",),
+        "onetap",
         supported_actions=list(payloads.ONETAP_ACTIONS),
     )
 
@@ -162,7 +136,7 @@ def onetap_status() -> Response:
 def unified_status() -> Response:
     return _status(
         "Unified webhook is operational",
-        ("unified",),
+        "unified",
         supported_types=list(payloads.UNIFIED_TYPES),
         supported_actions=["create", "update"],
     )
@@ -173,6 +147,6 @@ def unified_status() -> Response:
 def attendance_status() -> Response:
     return _status(
         "Attendance webhooks are operational",
-        ("attendance", "attendance_secure"),
+        "attendance",
         supported_actions=["record_attendance"],
     )

@@ -42,6 +42,13 @@ class OutsideWindow(DomainError):
     code = "outside_window"
 
 
+class TooLarge(DomainError):
+    """More than the service accepts in one go (items in a batch)."""
+
+    status = 413
+    code = "payload_too_large"
+
+
 class Forbidden(DomainError):
     status = 403
     code = "forbidden"

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from autocheckin.attendance.checkins import event_not_found, student_not_found
 from autocheckin.attendance.errors import (
     AlreadyCheckedIn,
     AlreadyExists,
@@ -26,7 +27,7 @@ from autocheckin.attendance.windows import (
     CheckInRules,
     attendance_status,
     check_window,
-    window_contains,
+    pick_event,
 )
 from autocheckin.database import MAX_DB_INTEGER, write_transaction
 from autocheckin.extensions import db
@@ -72,11 +73,6 @@ def find_student(ref: str) -> Student | None:
     return matches[0] if matches else None
 
 
-def student_not_found(ref: str) -> NotFound:
-    kind = "email" if "@" in ref else "identifier"
-    return NotFound(f"Student with {kind} {ref} not found", code="student_not_found")
-
-
 def resolve_student(ref: str) -> Student:
     student = find_student(ref)
     if student is None:
@@ -114,22 +110,24 @@ def create_student(
     """Create a student; a taken email or identifier raises AlreadyExists."""
     if not normalize_key(identifier) and not normalize_key(email):
         raise Invalid("A student needs an identifier or an email", code="missing_fields")
-    try:
-        with write_transaction() as session:
-            _ensure_unique_student(identifier=identifier, email=email)
-            student = Student(
-                identifier=identifier,
-                email=email,
-                first_name=first_name,
-                last_name=last_name,
-                is_admin=is_admin,
-                source=source,
-            )
-            session.add(student)
-    except IntegrityError:
-        # A concurrent twin took the email or identifier between our check and insert.
+    with write_transaction() as session:
         _ensure_unique_student(identifier=identifier, email=email)
-        raise AlreadyExists("Student already exists", code="student_exists") from None
+        student = Student(
+            identifier=identifier,
+            email=email,
+            first_name=first_name,
+            last_name=last_name,
+            is_admin=is_admin,
+            source=source,
+        )
+        try:
+            # A savepoint, so the caller's transaction survives a lost race (PostgreSQL).
+            with session.begin_nested():
+                session.add(student)
+        except IntegrityError:
+            # A concurrent twin took the email or identifier between our check and insert.
+            _ensure_unique_student(identifier=identifier, email=email)
+            raise AlreadyExists("Student already exists", code="student_exists") from None
     return student
 
 
@@ -226,35 +224,11 @@ def resolve_event(ref: str | int, *, at: datetime, rules: CheckInRules | None = 
             return event
     candidates = db.session.scalars(select(Event).where(Event.name == text)).all()
     if not candidates:
-        raise NotFound(f"Event with identifier {text} not found", code="event_not_found")
-    rules = rules or CheckInRules()
-    return min(
-        candidates,
-        key=lambda event: (
-            not window_contains(event, at, rules),
-            abs((event.start_time - at).total_seconds()),
-            -event.id,
-        ),
-    )
+        raise event_not_found(text)
+    return pick_event(candidates, at, rules or CheckInRules())
 
 
 # --- attendance ---------------------------------------------------------------------------
-
-
-def _check_client_time(checked_in_at: datetime, arrived_at: datetime, rules: CheckInRules) -> None:
-    """A scanner's own time may lag (synced later) but not lead beyond clock skew."""
-    if checked_in_at > arrived_at + rules.max_future:
-        seconds = int(rules.max_future.total_seconds())
-        raise Invalid(
-            f"check_in_time is more than {seconds} seconds in the future",
-            code="check_in_time_in_future",
-        )
-    if rules.max_backdate is not None and checked_in_at < arrived_at - rules.max_backdate:
-        seconds = int(rules.max_backdate.total_seconds())
-        raise Invalid(
-            f"check_in_time is more than {seconds} seconds in the past",
-            code="check_in_time_too_old",
-        )
 
 
 def _check_in(
@@ -267,7 +241,10 @@ def _check_in(
     source: str | None,
     metadata: dict[str, Any] | None,
 ) -> Attendance:
-    """The one check-in rule for every way in: active, inside the window, once."""
+    """The check-in rule for check-ins by id (web, Discord): active, inside the window, once.
+
+    Check-ins by reference (webhooks) take the same rules in `checkins`.
+    """
     if not event.is_active:
         raise OutsideWindow("Event is not active", code="event_inactive")
     check_window(event, moment, rules)
@@ -286,39 +263,6 @@ def _check_in(
         check_in_metadata=metadata or {},
     )
     session.add(attendance)
-    return attendance
-
-
-def record_attendance(
-    *,
-    student_ref: str,
-    event_ref: str | int,
-    checked_in_at: datetime | None,
-    arrived_at: datetime,
-    rules: CheckInRules,
-    source: str | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> Attendance:
-    """Record one check-in, judged on the client's time (or arrival): window, lateness, once."""
-    moment = checked_in_at or arrived_at
-    if checked_in_at is not None:
-        _check_client_time(checked_in_at, arrived_at, rules)
-    try:
-        with write_transaction() as session:
-            student = resolve_student(student_ref)
-            event = resolve_event(event_ref, at=moment, rules=rules)
-            attendance = _check_in(
-                session,
-                student=student,
-                event=event,
-                moment=moment,
-                rules=rules,
-                source=source,
-                metadata=metadata,
-            )
-    except IntegrityError:
-        # A concurrent twin won the unique (student, event) race.
-        raise AlreadyCheckedIn("Student already checked in to this event") from None
     return attendance
 
 

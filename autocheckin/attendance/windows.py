@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,6 +47,19 @@ def window_contains(event: Event, moment: datetime, rules: CheckInRules) -> bool
     if event.end_time is None:
         return False
     return event.start_time - rules.opens_before <= moment <= event.end_time
+
+
+def pick_event(candidates: Sequence[Any], moment: datetime, rules: CheckInRules) -> Any:
+    """Of events sharing a name: the one whose window contains `moment`, else the one whose
+    start is nearest to it; ties go to the most recently created."""
+    return min(
+        candidates,
+        key=lambda event: (
+            not window_contains(event, moment, rules),
+            abs((event.start_time - moment).total_seconds()),
+            -event.id,
+        ),
+    )
 
 
 def check_window(event: Event, moment: datetime, rules: CheckInRules) -> None:

@@ -31,7 +31,7 @@ from autocheckin.jobs.runner import (
 )
 from autocheckin.sync import service as sync
 from autocheckin.times import iso
-from autocheckin.webhooks import service as webhooks
+from autocheckin.webhooks import request_log as webhooks
 
 log = logging.getLogger("autocheckin.jobs")
 

@@ -10,14 +10,14 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from autocheckin.attendance.errors import DomainError
-from autocheckin.webhooks import service
+from autocheckin.webhooks import receive, request_log
 from autocheckin.webhooks.models import OUTCOMES
 
 webhooks = AppGroup("webhooks", help="List, replay, resolve and prune recorded webhook requests.")
 
 
-def _options() -> service.WebhookOptions:
-    return service.WebhookOptions.from_config(current_app.config)
+def _options() -> receive.WebhookOptions:
+    return receive.WebhookOptions.from_config(current_app.config)
 
 
 @webhooks.command("list")
@@ -28,9 +28,9 @@ def _options() -> service.WebhookOptions:
 def list_command(failed: bool, status: str | None, limit: int, as_json: bool) -> None:
     """Newest first."""
     outcome = "failed" if failed else status
-    for record in service.list_requests(outcome=outcome, limit=limit):
+    for record in request_log.list_requests(outcome=outcome, limit=limit):
         if as_json:
-            click.echo(json.dumps(service.describe(record)))
+            click.echo(json.dumps(request_log.describe(record)))
             continue
         click.echo(
             f"{record.id:>6}  {record.received_at:%Y-%m-%d %H:%M:%S}  {record.endpoint:<17} "
@@ -43,7 +43,7 @@ def list_command(failed: bool, status: str | None, limit: int, as_json: bool) ->
 def replay_command(request_id: int) -> None:
     """Process a recorded request again (as of when it first arrived)."""
     try:
-        record = service.replay(request_id, _options())
+        record = receive.replay(request_id, _options())
     except DomainError as error:
         raise click.ClickException(error.message) from None
     click.echo(f"{record.id}: {record.outcome} ({record.status_code}) {record.error or ''}".strip())
@@ -54,7 +54,7 @@ def replay_command(request_id: int) -> None:
 @webhooks.command("resolve")
 def resolve_command() -> None:
     """Replay every unmatched check-in; those that now resolve are recorded."""
-    tally = service.resolve_unmatched(_options())
+    tally = receive.resolve_unmatched(_options())
     click.echo(" ".join(f"{key}={value}" for key, value in tally.items()))
 
 
@@ -62,5 +62,5 @@ def resolve_command() -> None:
 def prune_command() -> None:
     """Delete records older than WEBHOOK_LOG_RETENTION_DAYS."""
     days = current_app.config["WEBHOOK_LOG_RETENTION_DAYS"]
-    deleted = service.prune(retention=timedelta(days=days))
+    deleted = request_log.prune(retention=timedelta(days=days))
     click.echo(f"deleted {deleted} webhook requests older than {days} days")

@@ -11,7 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from autocheckin.attendance import service
-from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.attendance.checkins import CheckIn, Recorded, record_check_in, record_check_ins
+from autocheckin.attendance.errors import AlreadyCheckedIn, DomainError, NotFound
+from autocheckin.attendance.models import Event, Student
 from autocheckin.attendance.windows import CheckInRules
 from autocheckin.times import iso
 
@@ -61,13 +63,32 @@ class RecordAttendance:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-Command = CreateStudent | UpdateStudent | CreateEvent | UpdateEvent | RecordAttendance
+@dataclass(frozen=True)
+class RecordAttendanceBatch:
+    """An offline scanner's backlog: each item a check-in, or the error its parsing earned."""
+
+    items: tuple[RecordAttendance | DomainError, ...]
+    source: str
+
+
+Command = (
+    CreateStudent
+    | UpdateStudent
+    | CreateEvent
+    | UpdateEvent
+    | RecordAttendance
+    | RecordAttendanceBatch
+)
+BATCH_RESULTS = ("recorded", "duplicate", "not_found", "rejected")
 
 
 @dataclass(frozen=True)
 class Rendered:
+    """An answer: status and body; `has_unmatched` marks check-ins kept for a later replay."""
+
     status: int
     body: dict[str, Any]
+    has_unmatched: bool = False
 
 
 def error_rendered(status: int, message: str, code: str, details: str | None = None) -> Rendered:
@@ -101,18 +122,80 @@ def event_body(event: Event) -> dict[str, Any]:
     }
 
 
-def attendance_body(attendance: Attendance, source: str) -> dict[str, Any]:
-    student, event = attendance.student, attendance.event
+def attendance_body(recorded: Recorded, source: str | None) -> dict[str, Any]:
     return {
         "success": True,
         "message": "Attendance recorded successfully",
-        "attendance_id": attendance.id,
-        "student": {"id": student.id, "name": student.name, "email": student.email},
-        "event": {"id": event.id, "name": event.name, "date": iso(event.start_time)},
-        "checked_in_at": iso(attendance.checked_in_at),
-        "status": attendance.status,
+        "attendance_id": recorded.attendance_id,
+        "student": {
+            "id": recorded.student_id,
+            "name": recorded.student_name,
+            "email": recorded.student_email,
+        },
+        "event": {
+            "id": recorded.event_id,
+            "name": recorded.event_name,
+            "date": iso(recorded.event_start),
+        },
+        "checked_in_at": iso(recorded.checked_in_at),
+        "status": recorded.status,
         "source": source,
     }
+
+
+def _batch_item(index: int, result: Recorded | DomainError) -> dict[str, Any]:
+    if isinstance(result, Recorded):
+        return {
+            "index": index,
+            "status": 201,
+            "result": "recorded",
+            "attendance_id": result.attendance_id,
+            "student_id": result.student_id,
+            "event_id": result.event_id,
+            "checked_in_at": iso(result.checked_in_at),
+            "attendance_status": result.status,
+        }
+    if isinstance(result, AlreadyCheckedIn):
+        outcome = "duplicate"
+    elif isinstance(result, NotFound):
+        outcome = "not_found"
+    else:
+        outcome = "rejected"
+    item = {
+        "index": index,
+        "status": result.status,
+        "result": outcome,
+        "error": result.message,
+        "code": result.code,
+    }
+    if result.details:
+        item["details"] = result.details
+    return item
+
+
+def batch_rendered(results: list[Recorded | DomainError]) -> Rendered:
+    """200 with every item's result in order, and totals by result."""
+    items = [_batch_item(index, result) for index, result in enumerate(results)]
+    totals = dict.fromkeys(BATCH_RESULTS, 0)
+    for item in items:
+        totals[item["result"]] += 1
+    body = {
+        "success": True,
+        "message": f"Batch processed: {totals['recorded']} of {len(items)} check-ins recorded",
+        "totals": {"items": len(items), **totals},
+        "results": items,
+    }
+    return Rendered(200, body, has_unmatched=totals["not_found"] > 0)
+
+
+def _check_in(command: RecordAttendance) -> CheckIn:
+    return CheckIn(
+        student_ref=command.student_ref,
+        event_ref=command.event_ref,
+        checked_in_at=command.check_in_time,
+        source=command.source,
+        metadata=command.metadata,
+    )
 
 
 def execute(command: Command, *, arrived_at: datetime, rules: CheckInRules) -> Rendered:
@@ -151,18 +234,20 @@ def execute(command: Command, *, arrived_at: datetime, rules: CheckInRules) -> R
             message = "Event updated successfully"
             return Rendered(200, _wrapped(message, "event", event_body(event), command))
         case RecordAttendance():
-            attendance = service.record_attendance(
-                student_ref=command.student_ref,
-                event_ref=command.event_ref,
-                checked_in_at=command.check_in_time,
+            recorded = record_check_in(_check_in(command), arrived_at=arrived_at, rules=rules)
+            return Rendered(201, attendance_body(recorded, command.source))
+        case RecordAttendanceBatch():
+            results = record_check_ins(
+                (
+                    item if isinstance(item, DomainError) else _check_in(item)
+                    for item in command.items
+                ),
                 arrived_at=arrived_at,
                 rules=rules,
-                source=command.source,
-                metadata=command.metadata,
             )
-            return Rendered(201, attendance_body(attendance, command.source))
+            return batch_rendered(results)
     raise TypeError(f"not a webhook command: {command!r}")
 
 
-def _wrapped(message: str, key: str, value: dict[str, Any], command: Command) -> dict[str, Any]:
+def _wrapped(message: str, key: str, value: dict[str, Any], command: Any) -> dict[str, Any]:
     return {"success": True, "message": message, key: value, "source": command.source}

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from autocheckin.attendance.errors import Invalid
+from autocheckin.attendance.errors import DomainError, Invalid, TooLarge
 from autocheckin.times import parse_iso
 from autocheckin.validation import invalid_from
 from autocheckin.webhooks.commands import (
@@ -21,18 +21,14 @@ from autocheckin.webhooks.commands import (
     CreateEvent,
     CreateStudent,
     RecordAttendance,
+    RecordAttendanceBatch,
     UpdateEvent,
     UpdateStudent,
 )
 
 ONETAP_ACTIONS = ("create_student", "create_event", "record_attendance")
 UNIFIED_TYPES = ("student", "event", "attendance")
-DEFAULT_SOURCES = {
-    "onetap": "onetap_webhook",
-    "unified": "unified_webhook",
-    "attendance": "webhook",
-    "attendance_secure": "webhook",
-}
+MAX_BATCH_ITEMS = 1000
 DATE_HINT = "Use ISO format (e.g., 2024-01-15T10:00:00Z)"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -113,9 +109,9 @@ def _object(payload: Any, name: str) -> dict[str, Any]:
     return payload
 
 
-def _envelope(payload: dict[str, Any], endpoint: str) -> tuple[str, dict[str, Any]]:
+def _envelope(payload: dict[str, Any], default_source: str) -> tuple[str, dict[str, Any]]:
     envelope = _validate(Envelope, payload)
-    return envelope.source or DEFAULT_SOURCES[endpoint], envelope.metadata or {}
+    return envelope.source or default_source, envelope.metadata or {}
 
 
 # --- the commands, shared by every format --------------------------------------------------
@@ -243,7 +239,7 @@ _UNIFIED: dict[str, dict[str, Builder]] = {
 }
 
 
-def parse_onetap(payload: dict[str, Any]) -> Command:
+def parse_onetap(payload: dict[str, Any], default_source: str) -> Command:
     """`{"action": create_student | create_event | record_attendance, "data": {...}}`."""
     action = payload.get("action")
     if _is_blank(action):
@@ -253,11 +249,11 @@ def parse_onetap(payload: dict[str, Any]) -> Command:
             f"Unknown action: {action}. Valid actions are: {', '.join(ONETAP_ACTIONS)}",
             code="unknown_action",
         )
-    source, metadata = _envelope(payload, "onetap")
+    source, metadata = _envelope(payload, default_source)
     return _ONETAP[action](_object(payload.get("data"), "data"), source, metadata)
 
 
-def parse_unified(payload: dict[str, Any]) -> Command:
+def parse_unified(payload: dict[str, Any], default_source: str) -> Command:
     """`{"type": student | event | attendance, "action": create | update, "data": {...}}`."""
     kind = payload.get("type")
     if _is_blank(kind):
@@ -278,29 +274,33 @@ def parse_unified(payload: dict[str, Any]) -> Command:
             f"Unknown action: {action}. Valid actions for {kind} are: {', '.join(actions)}",
             code="unknown_action",
         )
-    source, metadata = _envelope(payload, "unified")
+    source, metadata = _envelope(payload, default_source)
     return actions[action](_object(payload.get("data"), "data"), source, metadata)
 
 
-def parse_legacy(payload: dict[str, Any], endpoint: str = "attendance") -> Command:
+def parse_legacy(payload: dict[str, Any], default_source: str) -> Command:
     """The flat attendance payload: student_identifier, event_identifier, check_in_time…"""
-    source, metadata = _envelope(payload, endpoint)
+    source, metadata = _envelope(payload, default_source)
     return _record_attendance(payload, source, metadata)
 
 
-PARSERS: dict[str, Callable[[dict[str, Any]], Command]] = {
-    "onetap": parse_onetap,
-    "unified": parse_unified,
-    "attendance": parse_legacy,
-    "attendance_secure": lambda payload: parse_legacy(payload, "attendance_secure"),
-}
-
-
-def parse(endpoint: str, payload: Any) -> Command:
-    """The command a payload for `endpoint` asks for; raises Invalid naming the problem."""
-    if not isinstance(payload, dict):
-        raise Invalid("Invalid JSON payload", code="invalid_json", details="expected a JSON object")
-    parser = PARSERS.get(endpoint)
-    if parser is None:
-        raise Invalid(f"Unknown webhook endpoint: {endpoint}", code="unknown_endpoint")
-    return parser(payload)
+def parse_batch(payload: dict[str, Any], default_source: str) -> RecordAttendanceBatch:
+    """`{"items": [flat attendance payload, …]}`; a bad item is kept as its error, in place."""
+    items = payload.get("items")
+    if not isinstance(items, list) or not items:
+        raise Invalid("items must be a non-empty list of check-ins", code="invalid_items")
+    if len(items) > MAX_BATCH_ITEMS:
+        raise TooLarge(
+            f"Batch has {len(items)} items; at most {MAX_BATCH_ITEMS} are accepted per request",
+            code="batch_too_large",
+        )
+    source, _metadata = _envelope(payload, default_source)
+    parsed: list[RecordAttendance | DomainError] = []
+    for item in items:
+        try:
+            if not isinstance(item, dict):
+                raise Invalid("Each item must be a JSON object", code="invalid_item")
+            parsed.append(parse_legacy(item, source))
+        except DomainError as error:
+            parsed.append(error)
+    return RecordAttendanceBatch(items=tuple(parsed), source=source)

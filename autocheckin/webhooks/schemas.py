@@ -38,6 +38,7 @@ class AttendanceAnswer(BaseModel):
     checked_in_at: str
     status: Literal["present", "late"]
     source: str
+    request_id: int
 
 
 class WebhookStatus(BaseModel):
@@ -48,3 +49,38 @@ class WebhookStatus(BaseModel):
     supported_types: list[str] | None = None
     signature_required: bool
     last_24h: dict[str, int]
+
+
+class AttendanceBatchPayload(BaseModel):
+    items: list[LegacyAttendancePayload]
+    source: str | None = None
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    status: int
+    result: Literal["recorded", "duplicate", "not_found", "rejected"]
+    attendance_id: int | None = None
+    student_id: int | None = None
+    event_id: int | None = None
+    checked_in_at: str | None = None
+    attendance_status: Literal["present", "late"] | None = None
+    error: str | None = None
+    code: str | None = None
+    details: str | None = None
+
+
+class BatchTotals(BaseModel):
+    items: int
+    recorded: int
+    duplicate: int
+    not_found: int
+    rejected: int
+
+
+class AttendanceBatchAnswer(BaseModel):
+    success: bool
+    message: str
+    totals: BatchTotals
+    results: list[BatchItemResult]
+    request_id: int

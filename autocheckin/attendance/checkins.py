@@ -1,0 +1,288 @@
+"""Recording check-ins by reference, one or a thousand, on SQLAlchemy Core statements.
+
+This is every webhook's hot path, so it costs a fixed handful of statements whatever the
+batch size: students by key, events by id or name, one INSERT … ON CONFLICT DO NOTHING
+RETURNING. The unique (student, event) pair is the duplicate guard; a pair that inserts
+nothing was already there, concurrent twin or not. Each function runs in the caller's
+write transaction (`write_transaction()` joins an open one).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, or_, select
+
+from autocheckin.attendance.errors import (
+    AlreadyCheckedIn,
+    DomainError,
+    Invalid,
+    NotFound,
+    OutsideWindow,
+)
+from autocheckin.attendance.models import Attendance, Event, Student, normalize_key
+from autocheckin.attendance.windows import (
+    CheckInRules,
+    attendance_status,
+    check_window,
+    pick_event,
+)
+from autocheckin.database import MAX_DB_INTEGER, dialect_insert, write_transaction
+from autocheckin.times import utcnow
+
+STUDENTS = Student.__table__
+EVENTS = Event.__table__
+ATTENDANCES = Attendance.__table__
+_STUDENT_COLUMNS = (
+    STUDENTS.c.id,
+    STUDENTS.c.identifier_key,
+    STUDENTS.c.email_key,
+    STUDENTS.c.email,
+    STUDENTS.c.first_name,
+    STUDENTS.c.last_name,
+)
+_EVENT_COLUMNS = (
+    EVENTS.c.id,
+    EVENTS.c.name,
+    EVENTS.c.start_time,
+    EVENTS.c.end_time,
+    EVENTS.c.is_active,
+)
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    """One check-in as a scanner reported it: who, where, and when it saw them."""
+
+    student_ref: str
+    event_ref: str
+    checked_in_at: datetime | None = None
+    source: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A stored check-in, with what an answer says of its student and event."""
+
+    attendance_id: int
+    student_id: int
+    student_name: str
+    student_email: str | None
+    event_id: int
+    event_name: str
+    event_start: datetime
+    checked_in_at: datetime
+    status: str
+
+
+def student_not_found(ref: str) -> NotFound:
+    kind = "email" if "@" in ref else "identifier"
+    return NotFound(f"Student with {kind} {ref} not found", code="student_not_found")
+
+
+def event_not_found(ref: str) -> NotFound:
+    return NotFound(f"Event with identifier {ref} not found", code="event_not_found")
+
+
+def check_client_time(checked_in_at: datetime, arrived_at: datetime, rules: CheckInRules) -> None:
+    """A scanner's own time may lag (synced later) but not lead beyond clock skew."""
+    if checked_in_at > arrived_at + rules.max_future:
+        seconds = int(rules.max_future.total_seconds())
+        raise Invalid(
+            f"check_in_time is more than {seconds} seconds in the future",
+            code="check_in_time_in_future",
+        )
+    if rules.max_backdate is not None and checked_in_at < arrived_at - rules.max_backdate:
+        seconds = int(rules.max_backdate.total_seconds())
+        raise Invalid(
+            f"check_in_time is more than {seconds} seconds in the past",
+            code="check_in_time_too_old",
+        )
+
+
+def _students_by_key(session: Any, keys: set[str]) -> dict[str, Row]:
+    """Each key's student; a key that is one student's identifier and another's email
+    names the identifier's owner."""
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(*_STUDENT_COLUMNS).where(
+            or_(STUDENTS.c.identifier_key.in_(keys), STUDENTS.c.email_key.in_(keys))
+        )
+    ).all()
+    found = {row.email_key: row for row in rows if row.email_key in keys}
+    found.update({row.identifier_key: row for row in rows if row.identifier_key in keys})
+    return found
+
+
+def _event_id(ref: str) -> int | None:
+    return int(ref) if ref.isdigit() and int(ref) <= MAX_DB_INTEGER else None
+
+
+def _events_by_ref(session: Any, refs: set[str]) -> tuple[dict[int, Row], dict[str, list[Row]]]:
+    """Events an id among `refs` names, and every event bearing one of `refs` as its name."""
+    if not refs:
+        return {}, {}
+    ids = {number for number in map(_event_id, refs) if number is not None}
+    condition = EVENTS.c.name.in_(refs)
+    if ids:
+        condition = or_(EVENTS.c.id.in_(ids), condition)
+    by_id: dict[int, Row] = {}
+    by_name: dict[str, list[Row]] = defaultdict(list)
+    for row in session.execute(select(*_EVENT_COLUMNS).where(condition)):
+        if row.id in ids:
+            by_id[row.id] = row
+        if row.name in refs:
+            by_name[row.name].append(row)
+    return by_id, by_name
+
+
+@dataclass
+class _Planned:
+    """A check-in that passed every rule and waits for its INSERT."""
+
+    student: Row
+    event: Row
+    moment: datetime
+    status: str
+    values: dict[str, Any]
+
+
+def _plan(
+    check_in: CheckIn,
+    *,
+    students: dict[str, Row],
+    events: tuple[dict[int, Row], dict[str, list[Row]]],
+    arrived_at: datetime,
+    rules: CheckInRules,
+) -> _Planned:
+    """Resolve and judge one check-in without writing: raises the domain error it earns."""
+    if check_in.checked_in_at is not None:
+        check_client_time(check_in.checked_in_at, arrived_at, rules)
+    moment = check_in.checked_in_at or arrived_at
+    student = students.get(normalize_key(check_in.student_ref) or "")
+    if student is None:
+        raise student_not_found(check_in.student_ref)
+    ref = check_in.event_ref.strip()
+    by_id, by_name = events
+    event_id = _event_id(ref)
+    event = by_id.get(event_id) if event_id is not None else None
+    if event is None:
+        candidates = by_name.get(ref)
+        if not candidates:
+            raise event_not_found(ref)
+        event = pick_event(candidates, moment, rules)
+    if not event.is_active:
+        raise OutsideWindow("Event is not active", code="event_inactive")
+    check_window(event, moment, rules)
+    status = attendance_status(event, moment, rules)
+    values = {
+        "student_id": student.id,
+        "event_id": event.id,
+        "checked_in_at": moment,
+        "status": status,
+        "source": check_in.source,
+        "metadata": check_in.metadata or {},
+        "created_at": utcnow(),
+    }
+    return _Planned(student, event, moment, status, values)
+
+
+def _recorded(planned: _Planned, attendance_id: int) -> Recorded:
+    student, event = planned.student, planned.event
+    return Recorded(
+        attendance_id=attendance_id,
+        student_id=student.id,
+        student_name=f"{student.first_name} {student.last_name}".strip(),
+        student_email=student.email,
+        event_id=event.id,
+        event_name=event.name,
+        event_start=event.start_time,
+        checked_in_at=planned.moment,
+        status=planned.status,
+    )
+
+
+def _insert(session: Any, rows: Sequence[dict[str, Any]]) -> dict[tuple[int, int], int]:
+    """Insert the new pairs; returns the id of each pair that was not stored already."""
+    insert = dialect_insert(session)
+    statement = (
+        insert(ATTENDANCES)
+        .values(list(rows))
+        .on_conflict_do_nothing(index_elements=["student_id", "event_id"])
+        .returning(ATTENDANCES.c.id, ATTENDANCES.c.student_id, ATTENDANCES.c.event_id)
+    )
+    return {(row.student_id, row.event_id): row.id for row in session.execute(statement)}
+
+
+def record_check_in(check_in: CheckIn, *, arrived_at: datetime, rules: CheckInRules) -> Recorded:
+    """Record one check-in: window, lateness and once-only, judged on the scanner's time."""
+    with write_transaction() as session:
+        key = normalize_key(check_in.student_ref)
+        planned = _plan(
+            check_in,
+            students=_students_by_key(session, {key} if key else set()),
+            events=_events_by_ref(session, {check_in.event_ref.strip()}),
+            arrived_at=arrived_at,
+            rules=rules,
+        )
+        stored = _insert(session, [planned.values])
+        attendance_id = stored.get((planned.student.id, planned.event.id))
+        if attendance_id is None:
+            raise AlreadyCheckedIn("Student already checked in to this event")
+        return _recorded(planned, attendance_id)
+
+
+def record_check_ins(
+    check_ins: Iterable[CheckIn | DomainError], *, arrived_at: datetime, rules: CheckInRules
+) -> list[Recorded | DomainError]:
+    """Record many check-ins in one statement each for students, events and inserts.
+
+    Results come back in order; an item that was already a parse error, or that fails a
+    rule, is its domain error and spoils no other. The first of two items naming the same
+    pair wins; the second is a duplicate, as it would be sent one after the other.
+    """
+    items = list(check_ins)
+    wanted = [item for item in items if isinstance(item, CheckIn)]
+    with write_transaction() as session:
+        students = _students_by_key(
+            session, {key for item in wanted if (key := normalize_key(item.student_ref))}
+        )
+        events = _events_by_ref(session, {item.event_ref.strip() for item in wanted})
+        plans: list[_Planned | DomainError] = []
+        claimed: set[tuple[int, int]] = set()
+        for item in items:
+            if not isinstance(item, CheckIn):
+                plans.append(item)
+                continue
+            try:
+                planned = _plan(
+                    item, students=students, events=events, arrived_at=arrived_at, rules=rules
+                )
+            except DomainError as error:
+                plans.append(error)
+                continue
+            pair = (planned.student.id, planned.event.id)
+            if pair in claimed:
+                plans.append(AlreadyCheckedIn("Student already checked in to this event"))
+                continue
+            claimed.add(pair)
+            plans.append(planned)
+        to_insert = [plan.values for plan in plans if isinstance(plan, _Planned)]
+        stored = _insert(session, to_insert) if to_insert else {}
+    results: list[Recorded | DomainError] = []
+    for plan in plans:
+        if isinstance(plan, DomainError):
+            results.append(plan)
+            continue
+        attendance_id = stored.get((plan.student.id, plan.event.id))
+        if attendance_id is None:
+            results.append(AlreadyCheckedIn("Student already checked in to this event"))
+        else:
+            results.append(_recorded(plan, attendance_id))
+    return results

@@ -1,0 +1,200 @@
+"""The webhook request log: every request, its body and its outcome, for operators.
+
+A record is written in the same transaction as what its request changed (see `receive`),
+so a stored outcome always matches the stored data. Operators list, inspect and replay
+records; `prune` ages them out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from autocheckin.attendance.errors import NotFound
+from autocheckin.database import write_transaction
+from autocheckin.extensions import db
+from autocheckin.times import iso, utcnow
+from autocheckin.webhooks.commands import Rendered
+from autocheckin.webhooks.models import (
+    FAILED,
+    PROCESSING,
+    RESOLVED,
+    SUCCEEDED,
+    UNMATCHED,
+    WebhookRequest,
+)
+
+KEPT_HEADERS = (
+    "content-type",
+    "user-agent",
+    "idempotency-key",
+    "webhook-id",
+    "webhook-timestamp",
+    "x-request-id",
+)
+TABLE = WebhookRequest.__table__
+
+
+def fingerprint(endpoint: str, body: bytes) -> str:
+    """What makes two requests "the same" for idempotency: endpoint and exact bytes."""
+    return hashlib.sha256(endpoint.encode() + b"\n" + body).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the log keeps of an inbound request, whatever becomes of it."""
+
+    endpoint: str
+    received_at: datetime
+    headers: dict[str, str]
+    body: bytes
+    body_sha256: str
+    idempotency_key: str | None = None
+
+
+def _outcome_values(rendered: Rendered, outcome: str, source: str | None, duration_ms: float):
+    return {
+        "outcome": outcome,
+        "source": source,
+        "status_code": rendered.status,
+        "response_body": rendered.body,
+        "error": rendered.body.get("error"),
+        "error_code": rendered.body.get("code") if rendered.status >= 400 else None,
+        "duration_ms": duration_ms,
+        "completed_at": utcnow(),
+    }
+
+
+def write(
+    session: Session,
+    entry: Entry,
+    rendered: Rendered,
+    outcome: str,
+    *,
+    source: str | None,
+    duration_ms: float,
+    is_replayable: bool = True,
+) -> int:
+    """Insert the record of a request with its outcome; returns its id (the `request_id`)."""
+    values = {
+        "endpoint": entry.endpoint,
+        "received_at": entry.received_at,
+        "headers": {name: entry.headers[name] for name in KEPT_HEADERS if name in entry.headers},
+        "body": entry.body,
+        "body_sha256": entry.body_sha256,
+        "idempotency_key": entry.idempotency_key,
+        "attempts": 1,
+        "is_replayable": is_replayable,
+        **_outcome_values(rendered, outcome, source, duration_ms),
+    }
+    return session.execute(insert(TABLE).values(values).returning(TABLE.c.id)).scalar_one()
+
+
+def settle(
+    session: Session,
+    record_id: int,
+    rendered: Rendered,
+    outcome: str,
+    *,
+    source: str | None,
+    duration_ms: float,
+    attempts: int,
+) -> bool:
+    """Store the outcome of a replay of a record seen with `attempts`; False when another
+    replay got there first (the caller rolls back)."""
+    values = _outcome_values(rendered, outcome, source, duration_ms)
+    if source is None:
+        del values["source"]
+    result = session.execute(
+        update(TABLE)
+        .where(TABLE.c.id == record_id, TABLE.c.attempts == attempts)
+        .values(attempts=attempts + 1, **values)
+    )
+    return result.rowcount == 1
+
+
+def find_by_key(key: str) -> WebhookRequest | None:
+    return db.session.scalar(select(WebhookRequest).where(WebhookRequest.idempotency_key == key))
+
+
+def forget_key(record_id: int) -> None:
+    """Release an expired key so a new request may use it."""
+    with write_transaction() as session:
+        session.execute(update(TABLE).where(TABLE.c.id == record_id).values(idempotency_key=None))
+
+
+def get_request(request_id: int) -> WebhookRequest:
+    record = db.session.get(WebhookRequest, request_id)
+    if record is None:
+        raise NotFound(f"Webhook request {request_id} not found", code="request_not_found")
+    return record
+
+
+def list_requests(*, outcome: str | None = None, limit: int = 50) -> list[WebhookRequest]:
+    """Newest first; `outcome="failed"` includes unmatched check-ins."""
+    query = select(WebhookRequest).order_by(WebhookRequest.id.desc()).limit(limit)
+    if outcome == FAILED:
+        query = query.where(WebhookRequest.outcome.in_((FAILED, UNMATCHED)))
+    elif outcome:
+        query = query.where(WebhookRequest.outcome == outcome)
+    return list(db.session.scalars(query))
+
+
+def unmatched_ids() -> list[int]:
+    return list(
+        db.session.scalars(
+            select(WebhookRequest.id)
+            .where(WebhookRequest.outcome == UNMATCHED)
+            .order_by(WebhookRequest.id)
+        )
+    )
+
+
+def prune(*, retention: timedelta, now: datetime | None = None) -> int:
+    """Delete log records older than `retention`; returns how many went."""
+    cutoff = (now or utcnow()) - retention
+    with write_transaction() as session:
+        result = session.execute(delete(WebhookRequest).where(WebhookRequest.received_at < cutoff))
+    return result.rowcount or 0
+
+
+def stats(*, endpoints: tuple[str, ...], since: datetime) -> dict[str, int]:
+    """Received / succeeded / failed counts since `since` for the given endpoints."""
+    rows = db.session.execute(
+        select(WebhookRequest.outcome, func.count())
+        .where(WebhookRequest.endpoint.in_(endpoints), WebhookRequest.received_at >= since)
+        .group_by(WebhookRequest.outcome)
+    ).all()
+    by_outcome = dict(rows)
+    return {
+        "received": sum(by_outcome.values()),
+        "succeeded": by_outcome.get(SUCCEEDED, 0) + by_outcome.get(RESOLVED, 0),
+        "failed": by_outcome.get(FAILED, 0) + by_outcome.get(UNMATCHED, 0),
+        "processing": by_outcome.get(PROCESSING, 0),
+    }
+
+
+def describe(record: WebhookRequest, *, body_chars: int = 4000) -> dict[str, Any]:
+    """An operator's view of one record (the body as text, truncated)."""
+    return {
+        "id": record.id,
+        "endpoint": record.endpoint,
+        "received_at": iso(record.received_at),
+        "source": record.source,
+        "outcome": record.outcome,
+        "status_code": record.status_code,
+        "error": record.error,
+        "error_code": record.error_code,
+        "duration_ms": record.duration_ms,
+        "attempts": record.attempts,
+        "is_replayable": record.is_replayable,
+        "idempotency_key": record.idempotency_key,
+        "headers": record.headers,
+        "body": record.body.decode("utf-8", errors="replace")[:body_chars],
+        "completed_at": iso(record.completed_at),
+    }

@@ -1,0 +1,23 @@
+"""The ceiling for the HTTP benchmarks: a bare Flask app with the routes' shapes and no work.
+
+Served by the same gunicorn command and gunicorn.conf.py as AutoCheckin, so the ratio
+measures what AutoCheckin adds over Flask and gunicorn themselves.
+"""
+
+from flask import Flask, request
+
+app = Flask(__name__)
+# gunicorn.conf.py starts AutoCheckin's scheduler per worker unless this says no.
+app.config["SCHEDULER_ENABLED"] = False
+
+
+@app.post("/api/webhook/<path:endpoint>")
+def ingest(endpoint: str):
+    """Parse the JSON body and answer 201, as a webhook's success does."""
+    payload = request.get_json()
+    return {"success": True, "endpoint": endpoint, "keys": len(payload)}, 201
+
+
+@app.get("/api/v1/state")
+def state():
+    return {"success": True, "message": "state", "data": {"connected": False}}

@@ -1,0 +1,466 @@
+"""Check-in ingest over HTTP, side by side with a bare Flask app under the same gunicorn.
+
+In one invocation: AutoCheckin starts exactly as the Procfile's `web:` line says, and the
+bare app of `bench/bare_app.py` under the same `gunicorn.conf.py`; the database is seeded
+through the public webhooks (students × events); then wrk drives both with the same
+distinct, signed `record_attendance` requests and prints req/s, p50, p99, non-2xx and the
+ratio for each phase:
+
+- `onetap`: `POST /api/webhook/onetap/` (action record_attendance);
+- `legacy`: `POST /api/webhook/attendance/` (the flat payload);
+- `secure`: `POST /api/webhook/attendance/secure/` (HMAC required);
+- `batch`: `POST /api/webhook/attendance/batch/`, 1,000 items a request (check-ins/s);
+- `state`: `GET /api/v1/state` with --attendances check-ins stored.
+
+    .venv/bin/python bench/ingest.py
+    .venv/bin/python bench/ingest.py --database-url postgresql://postgres@127.0.0.1:5432/bench
+
+The PostgreSQL database must be one the benchmark may wipe: it drops every table first.
+Servers listen on 127.0.0.1 only and are stopped on exit; wrk runs for --duration seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BIN = Path(sys.executable).parent
+SECRET = "bench-webhook-secret-0123456789abcdef"
+API_KEY = "bench-checkout-key"
+LUA = ROOT / "bench" / "wrk_requests.lua"
+PHASES = ("onetap", "legacy", "secure", "batch", "state")
+PATHS = {
+    "onetap": "/api/webhook/onetap/",
+    "legacy": "/api/webhook/attendance/",
+    "secure": "/api/webhook/attendance/secure/",
+    "batch": "/api/webhook/attendance/batch/",
+}
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+    errors: int
+
+
+# --- servers ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def procfile_web_command() -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("web:"):
+            return line.removeprefix("web:").strip()
+    raise SystemExit("Procfile has no web: line")
+
+
+def server_env(port: int, **extra: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CHECKOUT_", "WEBHOOK_", "DATABASE_URL", "DISCORD_"))
+    }
+    env.update(
+        {
+            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            "PORT": str(port),
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "SCHEDULER_ENABLED": "false",
+            "LOG_LEVEL": "WARNING",
+            **extra,
+        }
+    )
+    return env
+
+
+@contextmanager
+def serving(command: list[str], env: dict[str, str], probe_path: str, log_path: Path):
+    """Start a server in its own process group, wait until it answers, always stop it."""
+    base = f"http://127.0.0.1:{env['PORT']}"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log_file, stderr=log_file, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None:
+                    raise SystemExit(f"{command} exited with {process.returncode}; see {log_path}")
+                try:
+                    requests.get(base + probe_path, timeout=2)
+                    break
+                except requests.RequestException:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"{base} did not answer in 60 s; see {log_path}") from None
+                    time.sleep(0.1)
+            yield base
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+
+def wipe_database(database_url: str) -> None:
+    """Drop every table so the Procfile's `flask db upgrade` starts from nothing."""
+    from sqlalchemy import MetaData, create_engine
+
+    from autocheckin.config import database_uri
+
+    engine = create_engine(database_uri({"DATABASE_URL": database_url}, ""))
+    metadata = MetaData()
+    metadata.reflect(engine)
+    metadata.drop_all(engine)
+    engine.dispose()
+
+
+# --- payloads --------------------------------------------------------------------------------
+
+
+def sign(body: bytes) -> dict[str, str]:
+    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-Webhook-Signature": f"sha256={digest}"}
+
+
+def dumps(payload: dict) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def student_ids(count: int) -> list[str]:
+    return [f"B{number:07d}" for number in range(count)]
+
+
+def event_names(phase: str, count: int) -> list[str]:
+    return [f"Bench {phase} {number}" for number in range(count)]
+
+
+def checkin_payload(phase: str, student: str, event: str) -> dict:
+    item = {"student_identifier": student, "event_identifier": event, "source": "bench"}
+    if phase == "onetap":
+        return {"action": "record_attendance", "source": "bench", "data": item}
+    return item
+
+
+def seed(base: str, students: list[str], events: list[str]) -> None:
+    """Create the roster and the events through the public OneTap webhook."""
+    start = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    payloads = [
+        {
+            "action": "create_student",
+            "data": {
+                "student_identifier": identifier,
+                "email": f"{identifier.lower()}@bench.test",
+                "first_name": "Bench",
+                "last_name": identifier,
+            },
+        }
+        for identifier in students
+    ] + [
+        {"action": "create_event", "data": {"event_name": name, "event_date": start}}
+        for name in events
+    ]
+    session = requests.Session()
+
+    def post(payload: dict) -> None:
+        body = dumps(payload)
+        response = session.post(base + PATHS["onetap"], data=body, headers=sign(body), timeout=30)
+        if response.status_code != 201:
+            raise SystemExit(f"seeding failed: {response.status_code} {response.text}")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(post, payloads))
+
+
+def write_requests(path: Path, method: str, target: str, bodies: list[bytes], headers) -> None:
+    """The wrk script's file: METHOD, PATH, headers, body; tab-separated, a request a line."""
+    with open(path, "w") as out:
+        for body in bodies:
+            header_text = "\x1f".join(f"{name}: {value}" for name, value in headers(body).items())
+            out.write(f"{method}\t{target}\t{header_text}\t{body.decode()}\n")
+
+
+def checkin_bodies(phase: str, students: list[str], events: list[str]) -> list[bytes]:
+    """Every (student, event) pair once, events interleaved so neighbours differ."""
+    return [
+        dumps(checkin_payload(phase, student, event)) for student in students for event in events
+    ]
+
+
+def batch_bodies(students: list[str], events: list[str], size: int) -> list[bytes]:
+    items = [
+        {"student_identifier": student, "event_identifier": event, "source": "bench"}
+        for event in events
+        for student in students
+    ]
+    return [dumps({"items": items[at : at + size]}) for at in range(0, len(items), size)]
+
+
+# --- wrk -------------------------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk is missing; installing it with apt-get", file=sys.stderr)
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
+    return shutil.which("wrk") or "wrk"
+
+
+def parse_wrk(output: str) -> WrkResult:
+    def duration_ms(text: str) -> float:
+        number, unit = re.match(r"([\d.]+)(us|ms|s|m)", text).groups()
+        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+    percentiles = dict(re.findall(r"^\s+(\d+)%\s+(\S+)$", output, re.MULTILINE))
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return WrkResult(
+        requests_per_second=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        p50_ms=duration_ms(percentiles["50"]),
+        p99_ms=duration_ms(percentiles["99"]),
+        requests=int(re.search(r"(\d+) requests in", output).group(1)),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        errors=sum(int(number) for number in errors.groups()) if errors else 0,
+    )
+
+
+def run_wrk(wrk: str, base: str, requests_file: Path, args, connections: int) -> WrkResult:
+    threads = min(args.wrk_threads, connections)
+    env = {**os.environ, "WRK_REQUESTS": str(requests_file), "WRK_THREADS": str(threads)}
+    command = [
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{args.duration}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(LUA),
+        base,
+    ]
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    try:
+        return parse_wrk(completed.stdout)
+    except (AttributeError, KeyError):
+        raise SystemExit(f"could not read wrk's output:\n{completed.stdout}") from None
+
+
+# --- phases ----------------------------------------------------------------------------------
+
+
+def report(name: str, unit: str, bare: WrkResult, ours: WrkResult, per_request: int = 1) -> dict:
+    row = {
+        "phase": name,
+        "unit": unit,
+        "bare": round(bare.requests_per_second * per_request),
+        "autocheckin": round(ours.requests_per_second * per_request),
+        "ratio": round(ours.requests_per_second / bare.requests_per_second, 3),
+        "bare_p99_ms": round(bare.p99_ms, 1),
+        "p50_ms": round(ours.p50_ms, 1),
+        "p99_ms": round(ours.p99_ms, 1),
+        "requests": ours.requests,
+        "non_2xx": ours.non_2xx,
+        "socket_errors": ours.errors,
+    }
+    print(
+        f"{name:<8} bare {row['bare']:>8,} {unit}  autocheckin {row['autocheckin']:>8,} {unit}  "
+        f"ratio {row['ratio']:.2f}x  p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  "
+        f"(bare p99 {row['bare_p99_ms']:.1f} ms)  non-2xx {ours.non_2xx}/{ours.requests}  "
+        f"socket errors {ours.errors}",
+        flush=True,
+    )
+    return row
+
+
+def stored_attendances(database_url: str) -> int:
+    from sqlalchemy import create_engine, func, select
+
+    from autocheckin.attendance.models import Attendance
+    from autocheckin.config import database_uri
+
+    engine = create_engine(database_uri({"DATABASE_URL": database_url}, ""))
+    with engine.connect() as connection:
+        total = connection.scalar(select(func.count()).select_from(Attendance))
+    engine.dispose()
+    return total
+
+
+def top_up_attendances(database_url: str, total: int, phase_events: list[str]) -> int:
+    """Insert check-ins directly (students × the state phase's events) up to `total`."""
+    from sqlalchemy import create_engine, func, insert, literal, select
+
+    from autocheckin.attendance.models import Attendance, Event, Student
+    from autocheckin.config import database_uri
+    from autocheckin.database import JSONValue, UTCDateTime
+
+    engine = create_engine(database_uri({"DATABASE_URL": database_url}, ""))
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        missing = total - connection.scalar(select(func.count()).select_from(Attendance))
+        if missing > 0:
+            pairs = (
+                select(
+                    Student.id,
+                    Event.id,
+                    literal(now, UTCDateTime),
+                    literal("present"),
+                    literal("bench"),
+                    literal({}, JSONValue),
+                    literal(now, UTCDateTime),
+                )
+                .select_from(Student)
+                .join(Event, Event.name.in_(phase_events))
+                .limit(missing)
+            )
+            columns = [
+                "student_id",
+                "event_id",
+                "checked_in_at",
+                "status",
+                "source",
+                "metadata",
+                "created_at",
+            ]
+            connection.execute(insert(Attendance.__table__).from_select(columns, pairs))
+        stored = connection.scalar(select(func.count()).select_from(Attendance))
+    engine.dispose()
+    return stored
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="PostgreSQL it may wipe (default: temp SQLite)")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--batch-connections", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--students", type=int, default=2000)
+    parser.add_argument("--events", type=int, default=20, help="events per single-ingest phase")
+    parser.add_argument("--batch-events", type=int, default=150)
+    parser.add_argument("--attendances", type=int, default=100_000, help="stored for `state`")
+    parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args()
+    phases = [phase.strip() for phase in args.phases.split(",") if phase.strip()]
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+
+    wrk = ensure_wrk()
+    workdir = Path(tempfile.mkdtemp(prefix="autocheckin-bench-"))
+    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+    if args.database_url:
+        wipe_database(database_url)
+    students = student_ids(args.students)
+    events = {phase: event_names(phase, args.events) for phase in ("onetap", "legacy", "secure")}
+    events["batch"] = event_names("batch", args.batch_events)
+    state_events = event_names("state", -(-args.attendances // args.students))
+    print(
+        f"database {database_url.split('@')[-1]}; gunicorn workers "
+        f"{os.environ.get('WEB_CONCURRENCY', 'default')} threads "
+        f"{os.environ.get('GUNICORN_THREADS', 'default')}; wrk {args.wrk_threads} threads, "
+        f"{args.duration} s a run",
+        flush=True,
+    )
+
+    rows = []
+    with ExitStack() as stack:
+        bare_port, app_port = free_port(), free_port()
+        bare = stack.enter_context(
+            serving(
+                [str(BIN / "gunicorn"), "bench.bare_app:app", "-c", "gunicorn.conf.py"],
+                server_env(bare_port),
+                "/api/v1/state",
+                workdir / "bare.log",
+            )
+        )
+        app_env = server_env(
+            app_port,
+            DATABASE_URL=database_url,
+            WEBHOOK_SECRET=SECRET,
+            CHECKOUT_API_KEY=API_KEY,
+        )
+        ours = stack.enter_context(
+            serving(["bash", "-c", procfile_web_command()], app_env, "/health", workdir / "app.log")
+        )
+        started = time.perf_counter()
+        seed(ours, students, [name for names in events.values() for name in names] + state_events)
+        print(
+            f"seeded {len(students)} students and {sum(map(len, events.values()))} events "
+            f"through the webhook in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+
+        for phase in ("onetap", "legacy", "secure"):
+            if phase not in phases:
+                continue
+            requests_file = workdir / f"{phase}.requests"
+            bodies = checkin_bodies(phase, students, events[phase])
+            write_requests(requests_file, "POST", PATHS[phase], bodies, sign)
+            bare_result = run_wrk(wrk, bare, requests_file, args, args.connections)
+            our_result = run_wrk(wrk, ours, requests_file, args, args.connections)
+            rows.append(report(phase, "req/s", bare_result, our_result))
+
+        if "batch" in phases:
+            requests_file = workdir / "batch.requests"
+            bodies = batch_bodies(students, events["batch"], args.batch_size)
+            write_requests(requests_file, "POST", PATHS["batch"], bodies, sign)
+            bare_result = run_wrk(wrk, bare, requests_file, args, args.batch_connections)
+            our_result = run_wrk(wrk, ours, requests_file, args, args.batch_connections)
+            rows.append(report("batch", "check-ins/s", bare_result, our_result, args.batch_size))
+
+        if "state" in phases:
+            stored = top_up_attendances(database_url, args.attendances, state_events)
+            requests_file = workdir / "state.requests"
+            write_requests(
+                requests_file, "GET", "/api/v1/state", [b""], lambda _: {"x-checkout-key": API_KEY}
+            )
+            bare_result = run_wrk(wrk, bare, requests_file, args, args.connections)
+            our_result = run_wrk(wrk, ours, requests_file, args, args.connections)
+            rows.append(report(f"state@{stored // 1000}k", "req/s", bare_result, our_result))
+
+    print(f"attendances stored at the end: {stored_attendances(database_url):,}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
