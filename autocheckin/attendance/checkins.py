@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, or_, select
+from sqlalchemy import Row, bindparam, or_, select
 
 from autocheckin.attendance.errors import (
     AlreadyCheckedIn,
@@ -105,16 +105,53 @@ def check_client_time(checked_in_at: datetime, arrived_at: datetime, rules: Chec
         )
 
 
+# Built once: on the hot path, building and caching a statement costs more than running it.
+_STUDENTS_BY_KEYS = select(*_STUDENT_COLUMNS).where(
+    or_(
+        STUDENTS.c.identifier_key.in_(bindparam("keys", expanding=True)),
+        STUDENTS.c.email_key.in_(bindparam("keys", expanding=True)),
+    )
+)
+_STUDENT_BY_KEY = select(*_STUDENT_COLUMNS).where(
+    or_(STUDENTS.c.identifier_key == bindparam("key"), STUDENTS.c.email_key == bindparam("key"))
+)
+_EVENTS_BY_NAMES = select(*_EVENT_COLUMNS).where(
+    EVENTS.c.name.in_(bindparam("names", expanding=True))
+)
+_EVENTS_BY_IDS_OR_NAMES = select(*_EVENT_COLUMNS).where(
+    or_(
+        EVENTS.c.id.in_(bindparam("ids", expanding=True)),
+        EVENTS.c.name.in_(bindparam("names", expanding=True)),
+    )
+)
+_EVENTS_BY_NAME = select(*_EVENT_COLUMNS).where(EVENTS.c.name == bindparam("name"))
+_EVENTS_BY_ID_OR_NAME = select(*_EVENT_COLUMNS).where(
+    or_(EVENTS.c.id == bindparam("id"), EVENTS.c.name == bindparam("name"))
+)
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert_statement(session: Any) -> Any:
+    """INSERT … ON CONFLICT (student, event) DO NOTHING RETURNING, built once per dialect."""
+    name = session.get_bind().dialect.name
+    if name not in _INSERTS:
+        _INSERTS[name] = (
+            dialect_insert(session)(ATTENDANCES)
+            .on_conflict_do_nothing(index_elements=["student_id", "event_id"])
+            .returning(ATTENDANCES.c.id, ATTENDANCES.c.student_id, ATTENDANCES.c.event_id)
+        )
+    return _INSERTS[name]
+
+
 def _students_by_key(session: Any, keys: set[str]) -> dict[str, Row]:
     """Each key's student; a key that is one student's identifier and another's email
     names the identifier's owner."""
     if not keys:
         return {}
-    rows = session.execute(
-        select(*_STUDENT_COLUMNS).where(
-            or_(STUDENTS.c.identifier_key.in_(keys), STUDENTS.c.email_key.in_(keys))
-        )
-    ).all()
+    if len(keys) == 1:
+        rows = session.execute(_STUDENT_BY_KEY, {"key": next(iter(keys))}).all()
+    else:
+        rows = session.execute(_STUDENTS_BY_KEYS, {"keys": list(keys)}).all()
     found = {row.email_key: row for row in rows if row.email_key in keys}
     found.update({row.identifier_key: row for row in rows if row.identifier_key in keys})
     return found
@@ -129,12 +166,20 @@ def _events_by_ref(session: Any, refs: set[str]) -> tuple[dict[int, Row], dict[s
     if not refs:
         return {}, {}
     ids = {number for number in map(_event_id, refs) if number is not None}
-    condition = EVENTS.c.name.in_(refs)
-    if ids:
-        condition = or_(EVENTS.c.id.in_(ids), condition)
+    if len(refs) == 1:
+        (name,) = refs
+        rows = (
+            session.execute(_EVENTS_BY_ID_OR_NAME, {"id": next(iter(ids)), "name": name})
+            if ids
+            else session.execute(_EVENTS_BY_NAME, {"name": name})
+        )
+    elif ids:
+        rows = session.execute(_EVENTS_BY_IDS_OR_NAMES, {"ids": list(ids), "names": list(refs)})
+    else:
+        rows = session.execute(_EVENTS_BY_NAMES, {"names": list(refs)})
     by_id: dict[int, Row] = {}
     by_name: dict[str, list[Row]] = defaultdict(list)
-    for row in session.execute(select(*_EVENT_COLUMNS).where(condition)):
+    for row in rows:
         if row.id in ids:
             by_id[row.id] = row
         if row.name in refs:
@@ -210,14 +255,8 @@ def _recorded(planned: _Planned, attendance_id: int) -> Recorded:
 
 def _insert(session: Any, rows: Sequence[dict[str, Any]]) -> dict[tuple[int, int], int]:
     """Insert the new pairs; returns the id of each pair that was not stored already."""
-    insert = dialect_insert(session)
-    statement = (
-        insert(ATTENDANCES)
-        .values(list(rows))
-        .on_conflict_do_nothing(index_elements=["student_id", "event_id"])
-        .returning(ATTENDANCES.c.id, ATTENDANCES.c.student_id, ATTENDANCES.c.event_id)
-    )
-    return {(row.student_id, row.event_id): row.id for row in session.execute(statement)}
+    result = session.execute(_insert_statement(session), list(rows))
+    return {(row.student_id, row.event_id): row.id for row in result}
 
 
 def record_check_in(check_in: CheckIn, *, arrived_at: datetime, rules: CheckInRules) -> Recorded:

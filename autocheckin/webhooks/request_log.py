@@ -38,6 +38,8 @@ KEPT_HEADERS = (
     "x-request-id",
 )
 TABLE = WebhookRequest.__table__
+# Built once: every webhook request runs it.
+_INSERT_RETURNING_ID = insert(TABLE).returning(TABLE.c.id)
 
 
 def fingerprint(endpoint: str, body: bytes) -> str:
@@ -92,7 +94,7 @@ def write(
         "is_replayable": is_replayable,
         **_outcome_values(rendered, outcome, source, duration_ms),
     }
-    return session.execute(insert(TABLE).values(values).returning(TABLE.c.id)).scalar_one()
+    return session.execute(_INSERT_RETURNING_ID, values).scalar_one()
 
 
 def settle(
