@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import JSON, DateTime, event
+from sqlalchemy import JSON, Connection, DateTime, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
@@ -152,9 +152,10 @@ def write_transaction() -> Iterator[Session]:
             session.info.pop(_BEGIN_IMMEDIATE, None)
 
 
-def dialect_insert(session: Session) -> Any:
+def dialect_insert(bind: Session | Connection) -> Any:
     """The dialect's `insert` (it has `on_conflict_do_*`): SQLite's or PostgreSQL's."""
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = bind.dialect if isinstance(bind, Connection) else bind.get_bind().dialect
+    if dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, select
+from sqlalchemy import String, bindparam, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from autocheckin.attendance.service import counts
@@ -31,18 +31,21 @@ class StateEntry(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+# Built once: /api/v1/state is polled, and building a statement costs more than running it.
+_VALUE_OF = select(StateEntry.value).where(StateEntry.key == bindparam("key"))
+_VALUES_OF = select(StateEntry.key, StateEntry.value).where(
+    StateEntry.key.in_(bindparam("keys", expanding=True))
+)
+
+
 def get(key: str, default: Any = None) -> Any:
-    value = db.session.execute(
-        select(StateEntry.value).where(StateEntry.key == key)
-    ).scalar_one_or_none()
+    value = db.session.execute(_VALUE_OF, {"key": key}).scalar_one_or_none()
     return default if value is None else value
 
 
 def get_many(keys: Iterable[str]) -> dict[str, Any]:
     """The stored values of `keys`; keys never set are absent."""
-    rows = db.session.execute(
-        select(StateEntry.key, StateEntry.value).where(StateEntry.key.in_(list(keys)))
-    )
+    rows = db.session.execute(_VALUES_OF, {"keys": list(keys)})
     return {key: value for key, value in rows}
 
 

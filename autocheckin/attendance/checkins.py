@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, or_, select
+from sqlalchemy import Connection, Row, bindparam, or_, select
 
 from autocheckin.attendance.errors import (
     AlreadyCheckedIn,
@@ -131,27 +131,27 @@ _EVENTS_BY_ID_OR_NAME = select(*_EVENT_COLUMNS).where(
 _INSERTS: dict[str, Any] = {}
 
 
-def _insert_statement(session: Any) -> Any:
+def _insert_statement(connection: Connection) -> Any:
     """INSERT … ON CONFLICT (student, event) DO NOTHING RETURNING, built once per dialect."""
-    name = session.get_bind().dialect.name
+    name = connection.dialect.name
     if name not in _INSERTS:
         _INSERTS[name] = (
-            dialect_insert(session)(ATTENDANCES)
+            dialect_insert(connection)(ATTENDANCES)
             .on_conflict_do_nothing(index_elements=["student_id", "event_id"])
             .returning(ATTENDANCES.c.id, ATTENDANCES.c.student_id, ATTENDANCES.c.event_id)
         )
     return _INSERTS[name]
 
 
-def _students_by_key(session: Any, keys: set[str]) -> dict[str, Row]:
+def _students_by_key(connection: Connection, keys: set[str]) -> dict[str, Row]:
     """Each key's student; a key that is one student's identifier and another's email
     names the identifier's owner."""
     if not keys:
         return {}
     if len(keys) == 1:
-        rows = session.execute(_STUDENT_BY_KEY, {"key": next(iter(keys))}).all()
+        rows = connection.execute(_STUDENT_BY_KEY, {"key": next(iter(keys))}).all()
     else:
-        rows = session.execute(_STUDENTS_BY_KEYS, {"keys": list(keys)}).all()
+        rows = connection.execute(_STUDENTS_BY_KEYS, {"keys": list(keys)}).all()
     found = {row.email_key: row for row in rows if row.email_key in keys}
     found.update({row.identifier_key: row for row in rows if row.identifier_key in keys})
     return found
@@ -161,7 +161,9 @@ def _event_id(ref: str) -> int | None:
     return int(ref) if ref.isdigit() and int(ref) <= MAX_DB_INTEGER else None
 
 
-def _events_by_ref(session: Any, refs: set[str]) -> tuple[dict[int, Row], dict[str, list[Row]]]:
+def _events_by_ref(
+    connection: Connection, refs: set[str]
+) -> tuple[dict[int, Row], dict[str, list[Row]]]:
     """Events an id among `refs` names, and every event bearing one of `refs` as its name."""
     if not refs:
         return {}, {}
@@ -169,14 +171,14 @@ def _events_by_ref(session: Any, refs: set[str]) -> tuple[dict[int, Row], dict[s
     if len(refs) == 1:
         (name,) = refs
         rows = (
-            session.execute(_EVENTS_BY_ID_OR_NAME, {"id": next(iter(ids)), "name": name})
+            connection.execute(_EVENTS_BY_ID_OR_NAME, {"id": next(iter(ids)), "name": name})
             if ids
-            else session.execute(_EVENTS_BY_NAME, {"name": name})
+            else connection.execute(_EVENTS_BY_NAME, {"name": name})
         )
     elif ids:
-        rows = session.execute(_EVENTS_BY_IDS_OR_NAMES, {"ids": list(ids), "names": list(refs)})
+        rows = connection.execute(_EVENTS_BY_IDS_OR_NAMES, {"ids": list(ids), "names": list(refs)})
     else:
-        rows = session.execute(_EVENTS_BY_NAMES, {"names": list(refs)})
+        rows = connection.execute(_EVENTS_BY_NAMES, {"names": list(refs)})
     by_id: dict[int, Row] = {}
     by_name: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
@@ -253,24 +255,25 @@ def _recorded(planned: _Planned, attendance_id: int) -> Recorded:
     )
 
 
-def _insert(session: Any, rows: Sequence[dict[str, Any]]) -> dict[tuple[int, int], int]:
+def _insert(connection: Connection, rows: Sequence[dict[str, Any]]) -> dict[tuple[int, int], int]:
     """Insert the new pairs; returns the id of each pair that was not stored already."""
-    result = session.execute(_insert_statement(session), list(rows))
+    result = connection.execute(_insert_statement(connection), list(rows))
     return {(row.student_id, row.event_id): row.id for row in result}
 
 
 def record_check_in(check_in: CheckIn, *, arrived_at: datetime, rules: CheckInRules) -> Recorded:
     """Record one check-in: window, lateness and once-only, judged on the scanner's time."""
     with write_transaction() as session:
+        connection = session.connection()
         key = normalize_key(check_in.student_ref)
         planned = _plan(
             check_in,
-            students=_students_by_key(session, {key} if key else set()),
-            events=_events_by_ref(session, {check_in.event_ref.strip()}),
+            students=_students_by_key(connection, {key} if key else set()),
+            events=_events_by_ref(connection, {check_in.event_ref.strip()}),
             arrived_at=arrived_at,
             rules=rules,
         )
-        stored = _insert(session, [planned.values])
+        stored = _insert(connection, [planned.values])
         attendance_id = stored.get((planned.student.id, planned.event.id))
         if attendance_id is None:
             raise AlreadyCheckedIn("Student already checked in to this event")
@@ -289,10 +292,11 @@ def record_check_ins(
     items = list(check_ins)
     wanted = [item for item in items if isinstance(item, CheckIn)]
     with write_transaction() as session:
+        connection = session.connection()
         students = _students_by_key(
-            session, {key for item in wanted if (key := normalize_key(item.student_ref))}
+            connection, {key for item in wanted if (key := normalize_key(item.student_ref))}
         )
-        events = _events_by_ref(session, {item.event_ref.strip() for item in wanted})
+        events = _events_by_ref(connection, {item.event_ref.strip() for item in wanted})
         plans: list[_Planned | DomainError] = []
         claimed: set[tuple[int, int]] = set()
         for item in items:
@@ -313,7 +317,7 @@ def record_check_ins(
             claimed.add(pair)
             plans.append(planned)
         to_insert = [plan.values for plan in plans if isinstance(plan, _Planned)]
-        stored = _insert(session, to_insert) if to_insert else {}
+        stored = _insert(connection, to_insert) if to_insert else {}
     results: list[Recorded | DomainError] = []
     for plan in plans:
         if isinstance(plan, DomainError):

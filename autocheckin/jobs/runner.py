@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, func, select
 
 from autocheckin.attendance.errors import Conflict, DomainError
 from autocheckin.database import write_transaction
@@ -110,14 +110,14 @@ def running_since(job_id: str) -> datetime | None:
 
 
 def last_runs(job_ids: list[str]) -> dict[str, JobRun]:
-    runs = {}
-    for job_id in job_ids:
-        run = db.session.scalar(
-            select(JobRun).where(JobRun.job == job_id).order_by(JobRun.id.desc()).limit(1)
-        )
-        if run is not None:
-            runs[job_id] = run
-    return runs
+    """Each job's newest run, in one statement (the state endpoint is polled)."""
+    newest = (
+        select(func.max(JobRun.id))
+        .where(JobRun.job.in_(bindparam("jobs", expanding=True)))
+        .group_by(JobRun.job)
+    )
+    runs = db.session.scalars(select(JobRun).where(JobRun.id.in_(newest)), {"jobs": job_ids})
+    return {run.job: run for run in runs}
 
 
 def describe_run(run: JobRun) -> dict[str, Any]:

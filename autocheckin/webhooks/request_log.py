@@ -94,7 +94,7 @@ def write(
         "is_replayable": is_replayable,
         **_outcome_values(rendered, outcome, source, duration_ms),
     }
-    return session.execute(_INSERT_RETURNING_ID, values).scalar_one()
+    return session.connection().execute(_INSERT_RETURNING_ID, values).scalar_one()
 
 
 def settle(
