@@ -256,8 +256,13 @@ def _recorded(planned: _Planned, attendance_id: int) -> Recorded:
 
 
 def _insert(connection: Connection, rows: Sequence[dict[str, Any]]) -> dict[tuple[int, int], int]:
-    """Insert the new pairs; returns the id of each pair that was not stored already."""
-    result = connection.execute(_insert_statement(connection), list(rows))
+    """Insert the new pairs; returns the id of each pair that was not stored already.
+
+    Rows go in (student, event) order, so two batches sharing pairs take their row locks in
+    the same order and wait for each other instead of deadlocking (PostgreSQL).
+    """
+    ordered = sorted(rows, key=lambda row: (row["student_id"], row["event_id"]))
+    result = connection.execute(_insert_statement(connection), ordered)
     return {(row.student_id, row.event_id): row.id for row in result}
 
 
