@@ -33,8 +33,12 @@ format: $(VENV)/.dev-deps
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## bench: every benchmark against its ceiling, on SQLite, then PostgreSQL when one answers
+BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/autocheckin_bench
 bench: $(VENV)/.dev-deps
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	$(BIN)/python bench/refresh.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest.py --database-url $(BENCH_DATABASE_URL)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -121,6 +121,7 @@ def load_config(environ: Mapping[str, Any], *, instance_path: str) -> dict[str, 
             if env_str(environ, "CHECKIN_MAX_BACKDATE")
             else None
         ),
+        "STATE_COUNTS_MAX_AGE": env_seconds(environ, "STATE_COUNTS_MAX_AGE", 5),
         "WEBHOOK_SECRET": env_str(environ, "WEBHOOK_SECRET"),
         "WEBHOOK_REQUIRE_SIGNATURE": env_bool(environ, "WEBHOOK_REQUIRE_SIGNATURE", False),
         "WEBHOOK_LOG_RETENTION_DAYS": env_int(environ, "WEBHOOK_LOG_RETENTION_DAYS", 30, minimum=1),

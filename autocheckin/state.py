@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -117,7 +118,30 @@ STORED_DATA_DEFAULTS: dict[str, Any] = {
 NOT_CONFIGURED_REASON = "CHECKOUT_API_URL is not set: running as a webhook hub, sync jobs skipped"
 
 
-def report(*, upstream_configured: bool) -> dict[str, Any]:
+class _CountsMemo:
+    """Counting 100,000 attendances costs milliseconds on every poll of the state; operators
+    poll it, so each process reuses its count for `max_age` seconds (per database)."""
+
+    lock = threading.Lock()
+    by_engine: weakref.WeakKeyDictionary[Any, tuple[float, dict[str, int]]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+
+def recent_counts(*, max_age: float) -> dict[str, int]:
+    """`counts()`, at most `max_age` seconds old (0: always fresh)."""
+    engine = db.engine
+    now = time.monotonic()
+    memo = _CountsMemo.by_engine.get(engine)
+    if memo is not None and now - memo[0] < max_age:
+        return memo[1]
+    fresh = counts()
+    with _CountsMemo.lock:
+        _CountsMemo.by_engine[engine] = (now, fresh)
+    return fresh
+
+
+def report(*, upstream_configured: bool, counts_max_age: float = 0) -> dict[str, Any]:
     """The seed's `connected` and `stored_data`, the upstream link and counts. No secrets."""
     stored = get_many([*STORED_DATA_DEFAULTS, CONNECTION_KEY])
     link = stored.get(CONNECTION_KEY) or {}
@@ -130,5 +154,5 @@ def report(*, upstream_configured: bool) -> dict[str, Any]:
             "reason": reason,
             "checked_at": link.get("checked_at"),
         },
-        "counts": counts(),
+        "counts": recent_counts(max_age=counts_max_age),
     }

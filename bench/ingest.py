@@ -15,7 +15,8 @@ ratio for each phase:
     .venv/bin/python bench/ingest.py
     .venv/bin/python bench/ingest.py --database-url postgresql://postgres@127.0.0.1:5432/bench
 
-The PostgreSQL database must be one the benchmark may wipe: it drops every table first.
+The PostgreSQL database must be one the benchmark may wipe: it drops every table first
+(and creates the database when missing; when no server answers, it says so and stops).
 Servers listen on 127.0.0.1 only and are stopped on exit; wrk runs for --duration seconds.
 """
 
@@ -133,17 +134,32 @@ def serving(command: list[str], env: dict[str, str], probe_path: str, log_path: 
                     process.wait()
 
 
-def wipe_database(database_url: str) -> None:
-    """Drop every table so the Procfile's `flask db upgrade` starts from nothing."""
+def wipe_database(database_url: str) -> bool:
+    """Drop every table so the Procfile's `flask db upgrade` starts from nothing; create the
+    database when it does not exist. False when no server answers."""
     from sqlalchemy import MetaData, create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
 
     from autocheckin.config import database_uri
 
-    engine = create_engine(database_uri({"DATABASE_URL": database_url}, ""))
+    url = make_url(database_uri({"DATABASE_URL": database_url}, ""))
+    engine = create_engine(url)
+    try:
+        engine.connect().close()
+    except OperationalError as error:
+        if "does not exist" not in str(error):
+            print(f"PostgreSQL not reachable, skipped: {error}".splitlines()[0], file=sys.stderr)
+            return False
+        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{url.database}"')
+        admin.dispose()
     metadata = MetaData()
     metadata.reflect(engine)
     metadata.drop_all(engine)
     engine.dispose()
+    return True
 
 
 # --- payloads --------------------------------------------------------------------------------
@@ -365,7 +381,10 @@ def top_up_attendances(database_url: str, total: int, phase_events: list[str]) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", help="PostgreSQL it may wipe (default: temp SQLite)")
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL database it may wipe, created when missing (default: temp SQLite)",
+    )
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--batch-connections", type=int, default=4)
@@ -386,8 +405,8 @@ def main() -> None:
     wrk = ensure_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="autocheckin-bench-"))
     database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    if args.database_url:
-        wipe_database(database_url)
+    if args.database_url and not wipe_database(database_url):
+        return
     students = student_ids(args.students)
     events = {phase: event_names(phase, args.events) for phase in ("onetap", "legacy", "secure")}
     events["batch"] = event_names("batch", args.batch_events)

@@ -66,6 +66,7 @@ def base_config(database_url: str, **overrides: Any) -> dict[str, Any]:
         "CHECKOUT_API_KEY": API_KEY,
         "JWT_SECRET_KEY": JWT_SECRET,
         "SCHEDULER_ENABLED": "false",
+        "STATE_COUNTS_MAX_AGE": "0",
         "TESTING": True,
         **overrides,
     }

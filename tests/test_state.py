@@ -51,3 +51,22 @@ def test_a_write_inside_another_write_joins_it(app):
         except RuntimeError:
             pass
         assert state.get("joined") is None
+
+
+def test_state_counts_are_reused_for_their_max_age(make_app, auth_headers):
+    from tests.factories import make_student
+
+    app = make_app(STATE_COUNTS_MAX_AGE="1h")
+    client = app.test_client()
+
+    def students() -> int:
+        answer = client.get("/api/v1/state", headers=auth_headers).get_json()
+        return answer["data"]["counts"]["students"]
+
+    assert students() == 0
+    with app.app_context():
+        make_student()
+    assert students() == 0  # the count from the first poll, still within its hour
+    fresh = make_app(STATE_COUNTS_MAX_AGE="0")  # same database, counted on every poll
+    answer = fresh.test_client().get("/api/v1/state", headers=auth_headers).get_json()
+    assert answer["data"]["counts"]["students"] == 1

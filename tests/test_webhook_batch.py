@@ -184,9 +184,7 @@ def test_batch_is_in_the_openapi_spec(client):
 # --- one transaction: the change and its record commit together ----------------------------
 
 
-def test_a_failure_while_recording_leaves_no_change_and_a_retry_runs_once(
-    app, client, monkeypatch
-):
+def test_a_failure_while_recording_leaves_no_change_and_a_retry_runs_once(app, client, monkeypatch):
     """Reproduces the bug where the core committed and recording its outcome failed."""
     real_write = request_log.write
     calls = {"count": 0}

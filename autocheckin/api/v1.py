@@ -82,7 +82,10 @@ def status() -> Response:
     errors=(401, 503),
 )
 def global_state() -> Response:
-    report = state.report(upstream_configured=bool(current_app.config["CHECKOUT_API_URL"]))
+    report = state.report(
+        upstream_configured=bool(current_app.config["CHECKOUT_API_URL"]),
+        counts_max_age=current_app.config["STATE_COUNTS_MAX_AGE"],
+    )
     return success("Global State", {**report, **jobs.overview()})
 
 
