@@ -10,10 +10,11 @@ from dotenv import load_dotenv
 load_dotenv()
 
 from autocheckin import create_app  # noqa: E402 - .env must be loaded first
-from autocheckin.logs import configure_logging  # noqa: E402
+from autocheckin.logs import configure_logging, warn_open_setups  # noqa: E402
 
 app = create_app()
 configure_logging(app.config["LOG_LEVEL"])
+warn_open_setups(app.config)
 
 if __name__ == "__main__":
     from autocheckin.jobs import start_scheduler

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,18 +23,31 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from autocheckin import models  # noqa: F401 - registers every table on db.metadata
     from autocheckin.api import accounts, discord, events, root, v1, webhooks
     from autocheckin.api.errors import register_error_handlers
-    from autocheckin.config import load_config
+    from autocheckin.api.security import init_security
+    from autocheckin.auth import cli as users_cli
+    from autocheckin.config import ConfigError, load_config
     from autocheckin.database import configure_sqlite
     from autocheckin.extensions import db, migrate
     from autocheckin.webhooks import cli as webhook_cli
 
     app = Flask(__name__, instance_relative_config=True, static_folder=None)
     environ = os.environ if config is None else config
-    settings = load_config(environ, instance_path=app.instance_path)
+    try:
+        settings = load_config(environ, instance_path=app.instance_path)
+    except ConfigError as error:
+        if config is not None:
+            raise
+        # A deployment's mistake, not a bug: one line naming the variable, no traceback.
+        print(f"autocheckin: configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     app.config.update(settings)
     if config is not None:
         app.config.update({k: v for k, v in config.items() if k not in settings})
-    app.json.sort_keys = False
+    # The 500's log line must never print SQL parameters (password hashes, bodies).
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
+        "hide_parameters": True,
+    }
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         os.makedirs(app.instance_path, exist_ok=True)
@@ -41,6 +55,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     configure_sqlite(app)
 
+    init_security(app)
     register_error_handlers(app)
     app.register_blueprint(root.bp)
     app.register_blueprint(v1.bp)
@@ -49,4 +64,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(events.bp)
     app.register_blueprint(discord.bp)
     app.cli.add_command(webhook_cli.webhooks)
+    app.cli.add_command(users_cli.users)
     return app

@@ -73,6 +73,17 @@ def env_seconds(environ: Mapping[str, Any], name: str, default: float) -> float:
     return float(amount) * _UNIT_SECONDS[(unit or "s").lower()]
 
 
+def env_secret(environ: Mapping[str, Any], name: str, *, min_bytes: int = 32) -> str | None:
+    """A signing secret: unset, or at least `min_bytes` bytes (a short one can be guessed)."""
+    value = env_str(environ, name)
+    if value is not None and len(value.encode()) < min_bytes:
+        raise ConfigError(
+            f"{name} is {len(value.encode())} bytes; use at least {min_bytes} random bytes, e.g. "
+            '`python -c "import secrets; print(secrets.token_urlsafe(48))"`'
+        )
+    return value
+
+
 def _choice(environ: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
     value = (env_str(environ, name, default) or default).lower()
     if value not in choices:
@@ -89,6 +100,16 @@ def database_uri(environ: Mapping[str, Any], instance_path: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def open_setups(config: Mapping[str, Any]) -> dict[str, bool]:
+    """The documented opt-ins that open a door to anonymous callers, and whether each is on."""
+    return {
+        "WEBHOOK_REQUIRE_SIGNATURE=false": not config["WEBHOOK_REQUIRE_SIGNATURE"],
+        "DISCORD_ALLOW_KEYLESS=true": bool(
+            config["DISCORD_ALLOW_KEYLESS"] and not config["DISCORD_API_KEY"]
+        ),
+    }
 
 
 def load_config(environ: Mapping[str, Any], *, instance_path: str) -> dict[str, Any]:
@@ -123,11 +144,15 @@ def load_config(environ: Mapping[str, Any], *, instance_path: str) -> dict[str, 
         ),
         "STATE_COUNTS_MAX_AGE": env_seconds(environ, "STATE_COUNTS_MAX_AGE", 5),
         "WEBHOOK_SECRET": env_str(environ, "WEBHOOK_SECRET"),
-        "WEBHOOK_REQUIRE_SIGNATURE": env_bool(environ, "WEBHOOK_REQUIRE_SIGNATURE", False),
+        "WEBHOOK_REQUIRE_SIGNATURE": env_bool(environ, "WEBHOOK_REQUIRE_SIGNATURE", True),
         "WEBHOOK_LOG_RETENTION_DAYS": env_int(environ, "WEBHOOK_LOG_RETENTION_DAYS", 30, minimum=1),
         "IDEMPOTENCY_TTL": env_seconds(environ, "IDEMPOTENCY_TTL", 24 * 3600),
-        "JWT_SECRET_KEY": env_str(environ, "JWT_SECRET_KEY"),
+        "JWT_SECRET_KEY": env_secret(environ, "JWT_SECRET_KEY"),
+        "SECRET_KEY": env_secret(environ, "SECRET_KEY"),
         "JWT_EXPIRES": env_seconds(environ, "JWT_EXPIRES", 24 * 3600),
         "EVENT_CREATE_ROLE": _choice(environ, "EVENT_CREATE_ROLE", ("user", "admin"), "user"),
         "DISCORD_API_KEY": env_str(environ, "DISCORD_API_KEY"),
+        "DISCORD_ALLOW_KEYLESS": env_bool(environ, "DISCORD_ALLOW_KEYLESS", False),
+        "REDIS_URL": env_str(environ, "REDIS_URL"),
+        "TRUSTED_PROXY_HOPS": env_int(environ, "TRUSTED_PROXY_HOPS", 0, minimum=0),
     }

@@ -5,10 +5,32 @@ from __future__ import annotations
 import logging
 
 
+class OneLineFormatter(logging.Formatter):
+    """A message is one line: CR and LF inside it (a client's `source`, say) are escaped,
+    so nobody can forge a log line. Tracebacks, added after, keep their lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        line = super().formatMessage(record)
+        return line.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     # APScheduler logs every run at INFO; our run records and job lines say it better.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def warn_open_setups(config: dict) -> None:
+    """Say at start-up which documented open setups let anonymous callers in."""
+    from autocheckin.config import open_setups
+
+    log = logging.getLogger("autocheckin.security")
+    for setting, is_on in open_setups(config).items():
+        if is_on:
+            log.warning(
+                "%s: anyone who can reach this server may use that door (the guides' basic "
+                "setup, for private networks); see SECURITY.md",
+                setting,
+            )

@@ -1,6 +1,10 @@
-"""Pydantic validation errors as domain errors: the message names the first bad field."""
+"""Input checks shared by every family: pydantic errors as domain errors naming the field,
+JSON nesting depth, and control characters."""
 
 from __future__ import annotations
+
+import re
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -19,3 +23,56 @@ def invalid_from(error: ValidationError) -> Invalid:
     return Invalid(
         f"Invalid value for {field}: {first['msg']}", code="invalid_field", details=details
     )
+
+
+# JSON deeper than this is refused before anything walks it recursively (pydantic, the
+# database's JSON encoder): no payload of any guide nests more than four levels.
+MAX_JSON_DEPTH = 32
+# C0 controls and DEL, but tab, newline and carriage return (descriptions have lines).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_NUL = re.compile("\x00")
+
+
+def is_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether arrays and objects nest deeper than `limit`; iterative, so it cannot recurse."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def field_with_control_character(value: Any) -> str | None:
+    """The dotted path of the first string (key or value) holding a control character."""
+    return _first_field(value, _CONTROL)
+
+
+def field_with_nul(value: Any) -> str | None:
+    """The dotted path of the first string (key or value) holding a NUL."""
+    return _first_field(value, _NUL)
+
+
+def _first_field(value: Any, pattern: re.Pattern[str]) -> str | None:
+    stack = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if pattern.search(item):
+                return where or "body"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                name = f"{where}.{key}" if where else str(key)
+                if isinstance(key, str) and pattern.search(key):
+                    return name
+                stack.append((child, name))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{index}]") for index, child in enumerate(item))
+    return None

@@ -60,11 +60,17 @@ def database_url(tmp_path, postgres_engine: Engine | None) -> str:
 
 
 def base_config(database_url: str, **overrides: Any) -> dict[str, Any]:
-    """The settings a test app starts from: env-style keys, nothing read from os.environ."""
+    """The settings a test app starts from: env-style keys, nothing read from os.environ.
+
+    Tests run the guides' basic setup (unsigned webhooks, a keyless Discord bot) so their
+    sample payloads stay short; `tests/test_security.py` passes None to get the defaults.
+    """
     return {
         "DATABASE_URL": database_url,
         "CHECKOUT_API_KEY": API_KEY,
         "JWT_SECRET_KEY": JWT_SECRET,
+        "WEBHOOK_REQUIRE_SIGNATURE": "false",
+        "DISCORD_ALLOW_KEYLESS": "true",
         "SCHEDULER_ENABLED": "false",
         "STATE_COUNTS_MAX_AGE": "0",
         "TESTING": True,

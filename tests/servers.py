@@ -31,7 +31,9 @@ def server_env(port: int, database_url: str, **extra: str) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("CHECKOUT_", "WEBHOOK_", "DATABASE_URL", "GUNICORN_", "WEB_"))
+        if not key.startswith(
+            ("CHECKOUT_", "WEBHOOK_", "DATABASE_URL", "GUNICORN_", "WEB_", "DISCORD_", "JWT_")
+        )
     }
     defaults = {
         "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
@@ -39,6 +41,8 @@ def server_env(port: int, database_url: str, **extra: str) -> dict[str, str]:
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "DATABASE_URL": database_url,
         "CHECKOUT_API_KEY": "live-key",
+        "WEBHOOK_REQUIRE_SIGNATURE": "false",
+        "DISCORD_ALLOW_KEYLESS": "true",
         "SCHEDULER_ENABLED": "false",
         "WEB_CONCURRENCY": "2",
         "GUNICORN_THREADS": "4",

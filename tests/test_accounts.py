@@ -7,7 +7,9 @@ from datetime import timedelta
 
 import pytest
 
+from autocheckin.attendance.models import Student
 from autocheckin.auth.tokens import issue_token
+from autocheckin.extensions import db
 from tests.conftest import JWT_SECRET
 
 PASSWORD = "correct horse battery"
@@ -64,16 +66,23 @@ def test_wrong_credentials_are_401(client, password):
         assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
-def test_tampered_expired_and_foreign_tokens_are_401(client):
+def test_tampered_expired_and_foreign_tokens_are_401(app, client):
     user_id = register(client).get_json()["id"]
     token = login(client).get_json()["access_token"]
+    with app.app_context():
+        token_key = db.session.get(Student, user_id).token_key
     head, body, signature = token.split(".")
     tampered = (
         f"{head}.{body}.{signature[:-2]}{'A' if signature[-2] != 'A' else 'B'}{signature[-1]}"
     )
-    expired = issue_token(user_id=user_id, secret=JWT_SECRET, lifetime=timedelta(seconds=-5))
+    expired = issue_token(
+        user_id=user_id, token_key=token_key, secret=JWT_SECRET, lifetime=timedelta(seconds=-5)
+    )
     foreign = issue_token(
-        user_id=user_id, secret="another-secret-" * 4, lifetime=timedelta(hours=1)
+        user_id=user_id,
+        token_key=token_key,
+        secret="another-secret-" * 4,
+        lifetime=timedelta(hours=1),
     )
     for bad, detail in (
         (tampered, "Could not validate credentials"),

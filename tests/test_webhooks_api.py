@@ -501,6 +501,7 @@ def test_idempotency_key_replays_the_stored_answer(app, client):
 
 
 def test_idempotency_key_while_the_first_is_processing_is_409(app, client):
+    """A record left "processing" by a version that committed it before its work."""
     payload = {
         "action": "create_event",
         "data": {"event_name": "X", "event_date": "2024-01-15T10:00:00Z"},
@@ -513,6 +514,7 @@ def test_idempotency_key_while_the_first_is_processing_is_409(app, client):
                 body=body,
                 body_sha256=request_log.fingerprint("onetap", body),
                 idempotency_key="busy",
+                idempotency_scope=request_log.idempotency_scope("onetap", "busy", signer=None),
                 outcome="processing",
                 received_at=utcnow(),
             )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
+from autocheckin import ratelimits
 from autocheckin.api import web
 from autocheckin.api.openapi import documented
 from autocheckin.api.schemas_web import LoginBody, ProfileUpdate, RegisterBody
 from autocheckin.attendance import events as event_queries
+from autocheckin.attendance.models import normalize_key
 from autocheckin.auth import accounts
 from autocheckin.auth.tokens import Unauthorized, issue_token
 from autocheckin.times import iso
@@ -16,8 +18,9 @@ bp = Blueprint("accounts", __name__)
 
 
 @bp.post("/auth/register")
-@documented("Register a web user", body=RegisterBody, status=201, errors=(400, 422))
+@documented("Register a web user", body=RegisterBody, status=201, errors=(400, 422, 429))
 def register() -> tuple[Response, int]:
+    ratelimits.count(ratelimits.REGISTRATIONS, "register", ratelimits.client_address())
     body = web.parse_body(RegisterBody)
     user = accounts.register_user(email=body.email, name=body.name, password=body.password)
     return jsonify(web.user_json(user)), 201
@@ -26,23 +29,36 @@ def register() -> tuple[Response, int]:
 def _credentials() -> tuple[str, str]:
     """JSON {email, password}, an OAuth2 form {username, password}, or HTTP Basic."""
     if request.authorization and request.authorization.type == "basic":
-        return request.authorization.username or "", request.authorization.password or ""
-    if request.form:
-        return request.form.get("username", ""), request.form.get("password", "")
-    body = web.parse_body(LoginBody)
-    return body.email, body.password
+        credentials = request.authorization.username or "", request.authorization.password or ""
+    elif request.form:
+        credentials = request.form.get("username", ""), request.form.get("password", "")
+    else:
+        body = web.parse_body(LoginBody)
+        credentials = body.email, body.password
+    web.refuse_control_characters({"email": credentials[0], "password": credentials[1]})
+    return credentials
 
 
 @bp.post("/auth/login")
-@documented("Log in: a bearer token (JSON, OAuth2 form or Basic)", body=LoginBody, errors=(401,))
+@documented(
+    "Log in: a bearer token (JSON, OAuth2 form or Basic)", body=LoginBody, errors=(401, 422, 429)
+)
 def login() -> Response:
     secret = web.jwt_secret()
     email, password = _credentials()
+    account = normalize_key(email) or ""
+    ratelimits.ensure_allowed(ratelimits.LOGIN_FAILURES, "login", account)
     user = accounts.authenticate(email=email, password=password)
     if user is None:
+        ratelimits.count_quietly(ratelimits.LOGIN_FAILURES, "login", account)
         raise Unauthorized("Incorrect email or password", code="bad_credentials")
-    token = issue_token(user_id=user.id, secret=secret, lifetime=web.token_lifetime())
-    return jsonify({"access_token": token, "token_type": "bearer"})
+    token = issue_token(
+        user_id=user.id, token_key=user.token_key, secret=secret, lifetime=web.token_lifetime()
+    )
+    response = jsonify({"access_token": token, "token_type": "bearer"})
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
 
 
 @bp.get("/users/me")

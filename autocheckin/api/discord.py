@@ -1,4 +1,8 @@
-"""The Discord bot's endpoints (`/discord/…`): keyless as documented unless DISCORD_API_KEY."""
+"""The Discord bot's endpoints (`/discord/…`): `X-Discord-Key` must match DISCORD_API_KEY.
+
+The events guide's keyless bot is the opt-in DISCORD_ALLOW_KEYLESS=true (a bot on a
+private network); with neither set, these endpoints answer 503 naming both.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,12 @@ from autocheckin.api.openapi import documented
 from autocheckin.api.schemas_web import DiscordAttendQuery, DiscordRegister
 from autocheckin.attendance import events as event_queries
 from autocheckin.attendance import service
-from autocheckin.attendance.errors import AlreadyCheckedIn, NotFound, OutsideWindow
+from autocheckin.attendance.errors import (
+    AlreadyCheckedIn,
+    NotConfigured,
+    NotFound,
+    OutsideWindow,
+)
 from autocheckin.attendance.windows import ACTIVE, event_status
 from autocheckin.auth import accounts
 from autocheckin.auth.keys import key_matches
@@ -23,9 +32,18 @@ NOT_REGISTERED = "Discord user not registered. Please register first."
 
 @bp.before_request
 def require_discord_key() -> None:
+    """The one guard of this family, run before every route in it."""
     configured = current_app.config["DISCORD_API_KEY"]
-    if configured and not key_matches(request.headers.get("X-Discord-Key"), configured):
-        raise Unauthorized("Invalid or missing X-Discord-Key header", code="bad_discord_key")
+    if configured:
+        if not key_matches(request.headers.get("X-Discord-Key"), configured):
+            raise Unauthorized("Invalid or missing X-Discord-Key header", code="bad_discord_key")
+        return
+    if not current_app.config["DISCORD_ALLOW_KEYLESS"]:
+        raise NotConfigured(
+            "Discord endpoints are closed: set DISCORD_API_KEY (the bot sends it as "
+            "X-Discord-Key), or DISCORD_ALLOW_KEYLESS=true for a bot on a private network",
+            code="discord_not_configured",
+        )
 
 
 def _registered(discord_user_id: str):

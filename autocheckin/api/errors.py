@@ -67,6 +67,9 @@ def _http_error(error: HTTPException) -> Response:
     response = error_response(error.code or 500, message)
     if error.code == 405 and getattr(error, "valid_methods", None):
         response.headers["Allow"] = ", ".join(error.valid_methods)
+    retry_after = dict(error.get_headers()).get("Retry-After")
+    if retry_after:
+        response.headers["Retry-After"] = retry_after
     return response
 
 

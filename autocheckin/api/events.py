@@ -32,7 +32,7 @@ def _list(filters: event_queries.EventFilter) -> Response:
 )
 def create_event() -> tuple[Response, int]:
     user = web.current_user()
-    if current_app.config["EVENT_CREATE_ROLE"] == "admin" and not user.is_admin:
+    if current_app.config["EVENT_CREATE_ROLE"] == "admin" and not user.is_web_admin:
         raise Forbidden("Only admins may create events")
     body = web.parse_body(EventCreate)
     event = service.create_event(
@@ -101,7 +101,7 @@ def get_status(event_id: int) -> Response:
 def update_event(event_id: int) -> Response:
     user = web.current_user()
     event = event_queries.get_event(event_id)
-    if event.created_by_id != user.id and not user.is_admin:
+    if event.created_by_id != user.id and not user.is_web_admin:
         raise Forbidden("Only the event's creator or an admin may change it")
     body = web.parse_body(EventUpdate)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)

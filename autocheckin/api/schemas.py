@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, Field, create_model
 
 
 class ErrorBody(BaseModel):
@@ -27,6 +27,9 @@ class StatusData(BaseModel):
     connected: bool
     upstream_configured: bool
     reason: str | None = None
+    open_setups: dict[str, bool] = Field(
+        description="documented opt-ins that let anonymous callers in, and whether each is on"
+    )
 
 
 class StoredData(BaseModel):

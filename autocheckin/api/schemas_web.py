@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from autocheckin.api.web import UTCDatetime
+from autocheckin.auth.passwords import weakness
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+def _strong(password: str) -> str:
+    problem = weakness(password)
+    if problem:
+        raise ValueError(f"password {problem}")
+    return password
+
+
+NewPassword = Annotated[str, Field(min_length=8, max_length=256), AfterValidator(_strong)]
 
 
 class _Body(BaseModel):
@@ -18,7 +29,7 @@ class _Body(BaseModel):
 class RegisterBody(_Body):
     email: str = Field(pattern=EMAIL, max_length=254)
     name: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=8, max_length=256)
+    password: NewPassword
 
 
 class LoginBody(_Body):
@@ -29,7 +40,7 @@ class LoginBody(_Body):
 class ProfileUpdate(_Body):
     email: str | None = Field(None, pattern=EMAIL, max_length=254)
     name: str | None = Field(None, min_length=1, max_length=200)
-    password: str | None = Field(None, min_length=8, max_length=256)
+    password: NewPassword | None = None
     discord_username: str | None = Field(None, max_length=100)
 
 

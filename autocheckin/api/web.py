@@ -3,6 +3,7 @@ JSON bodies validated by pydantic, the logged-in user, and the JSON renderings."
 
 from __future__ import annotations
 
+import hmac
 from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
@@ -15,9 +16,9 @@ from autocheckin.attendance.errors import DomainError, Invalid, NotConfigured
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.attendance.windows import CheckInRules, EventStatus, event_status
 from autocheckin.auth import accounts
-from autocheckin.auth.tokens import Unauthorized, user_id_from_token
+from autocheckin.auth.tokens import Unauthorized, claims_from_token
 from autocheckin.times import iso, to_utc, utcnow
-from autocheckin.validation import invalid_from
+from autocheckin.validation import field_with_control_character, invalid_from
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 DETAIL_PREFIXES = ("/auth", "/users", "/events", "/discord")
@@ -50,6 +51,7 @@ def parse_body(model: type[ModelT]) -> ModelT:
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
         raise Unprocessable("Request body must be a JSON object")
+    refuse_control_characters(payload)
     try:
         return model.model_validate(payload)
     except ValidationError as error:
@@ -58,10 +60,18 @@ def parse_body(model: type[ModelT]) -> ModelT:
 
 def parse_args(model: type[ModelT]) -> ModelT:
     """The query string, as `parse_query` reads it, refused with 422 like the bodies here."""
+    refuse_control_characters(request.args.to_dict())
     try:
         return parse_query(model)
     except Invalid as error:
         raise Unprocessable(error.message) from None
+
+
+def refuse_control_characters(values: Any) -> None:
+    """422 naming the field: a NUL is refused by PostgreSQL, a newline forges log lines."""
+    field = field_with_control_character(values)
+    if field is not None:
+        raise Unprocessable(f"Invalid value for {field}: control characters are not allowed")
 
 
 def jwt_secret() -> str:
@@ -81,8 +91,11 @@ def current_user() -> Student:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Not authenticated", code="not_authenticated")
-    user = accounts.get_user(user_id_from_token(token.strip(), secret=secret))
-    if user is None or not user.is_active:
+    user_id, token_key = claims_from_token(token.strip(), secret=secret)
+    user = accounts.get_user(user_id)
+    if user is None or not user.is_active or not user.token_key:
+        raise Unauthorized("Could not validate credentials", code="invalid_token")
+    if not hmac.compare_digest(user.token_key.encode(), token_key.encode()):
         raise Unauthorized("Could not validate credentials", code="invalid_token")
     return user
 
@@ -100,7 +113,7 @@ def user_json(user: Student) -> dict[str, Any]:
         "discord_user_id": user.discord_user_id,
         "discord_username": user.discord_username,
         "is_active": user.is_active,
-        "is_admin": user.is_admin,
+        "is_admin": user.is_web_admin,
         "created_at": iso(user.created_at),
     }
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from autocheckin import ratelimits
 from autocheckin.api.errors import register_error_renderer
 from autocheckin.api.openapi import documented
 from autocheckin.times import utcnow
@@ -21,7 +22,7 @@ from autocheckin.webhooks.endpoints import ENDPOINTS, PREFIX, WebhookEndpoint, i
 from autocheckin.webhooks.schemas import WebhookStatus
 
 bp = Blueprint("webhooks", __name__, url_prefix=PREFIX)
-POST_ERRORS = (400, 401, 404, 409, 413, 422)
+POST_ERRORS = (400, 401, 404, 409, 413, 422, 429)
 
 
 def render_webhook_error(status: int, message: str, code: str, details: str | None) -> Response:
@@ -58,7 +59,12 @@ def _options() -> receive.WebhookOptions:
 
 def _view(endpoint: WebhookEndpoint):
     def view() -> tuple[Response, int]:
-        return _answer(receive.receive(_inbound(endpoint.name, request.get_data()), _options()))
+        client = ratelimits.client_address()
+        ratelimits.ensure_allowed(ratelimits.SIGNATURE_FAILURES, "signature", client)
+        rendered = receive.receive(_inbound(endpoint.name, request.get_data()), _options())
+        if rendered.status == 401:
+            ratelimits.count_quietly(ratelimits.SIGNATURE_FAILURES, "signature", client)
+        return _answer(rendered)
 
     view.__name__ = endpoint.name
     security = ("webhookSignature",) if endpoint.is_always_signed else ()

@@ -12,6 +12,7 @@ from autocheckin.database import JSONValue, UTCDateTime
 from autocheckin.extensions import db
 from autocheckin.times import utcnow
 
+WEB_USER, WEB_ADMIN = "user", "admin"
 STATUS_PRESENT = "present"
 STATUS_LATE = "late"
 
@@ -50,7 +51,13 @@ class Student(TimestampMixin, db.Model):
     is_admin: Mapped[bool] = mapped_column(default=False)
     source: Mapped[str | None] = mapped_column(String(100))
     # Web users log in with a password; Discord users are known by their Discord id.
+    # The web login's own columns: no webhook or sync writes them. `is_admin` above is
+    # roster data from check-in apps; only `web_role` grants powers on the web.
     password_hash: Mapped[str | None] = mapped_column(String(255))
+    web_role: Mapped[str] = mapped_column(String(16), default=WEB_USER, server_default=WEB_USER)
+    # Random per login, new on every password change; tokens carry it, so a token dies with
+    # its password and can never speak for a later account that reuses a deleted id.
+    token_key: Mapped[str | None] = mapped_column(String(64))
     discord_user_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     discord_username: Mapped[str | None] = mapped_column(String(100))
     is_active: Mapped[bool] = mapped_column(default=True)
@@ -70,6 +77,10 @@ class Student(TimestampMixin, db.Model):
         value = value.strip() if value else None
         self.email_key = normalize_key(value)
         return value or None
+
+    @property
+    def is_web_admin(self) -> bool:
+        return self.web_role == WEB_ADMIN
 
     @property
     def name(self) -> str:

@@ -18,6 +18,7 @@ from autocheckin.attendance.checkins import event_not_found, student_not_found
 from autocheckin.attendance.errors import (
     AlreadyCheckedIn,
     AlreadyExists,
+    Conflict,
     Invalid,
     NotFound,
     OutsideWindow,
@@ -134,13 +135,27 @@ def create_student(
 
 
 def update_student(*, ref: str, changes: dict[str, Any]) -> Student:
-    """Change only the given fields of the student `ref` names (identifier or email)."""
+    """Change only the given roster fields of the student `ref` names (identifier or email).
+
+    A web login's email is its owner's to change: changing it here raises Conflict.
+    """
     unknown = set(changes) - set(STUDENT_FIELDS)
     if unknown:
         raise Invalid(f"Unknown student fields: {', '.join(sorted(unknown))}")
     try:
         with write_transaction():
             student = resolve_student(ref)
+            new_email = changes.get("email")
+            if (
+                new_email is not None
+                and student.password_hash
+                and normalize_key(new_email) != student.email_key
+            ):
+                raise Conflict(
+                    f"Student {ref} has a web login; only its owner can change its email "
+                    "(PUT /users/me)",
+                    code="web_login_email",
+                )
             _ensure_unique_student(
                 identifier=changes.get("identifier"),
                 email=changes.get("email"),

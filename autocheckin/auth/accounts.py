@@ -1,20 +1,30 @@
-"""Web and Discord user accounts. A user is a Student: one person table for every way in."""
+"""Web and Discord user accounts on the person table every way in shares.
+
+A web login is the password hash, `web_role` and `token_key` of a student row: only these
+functions write them, never a webhook or the sync, so no check-in app can grant web powers
+or take over a login.
+"""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from autocheckin.attendance.errors import AlreadyExists, NotFound
-from autocheckin.attendance.models import Student, normalize_key
+from autocheckin.attendance.errors import AlreadyExists, Invalid, NotFound
+from autocheckin.attendance.models import WEB_ADMIN, WEB_USER, Student, normalize_key
 from autocheckin.database import write_transaction
 from autocheckin.extensions import db
 
 # Verified against when the email is unknown, so both failures cost the same time.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def new_token_key() -> str:
+    return secrets.token_hex(16)
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -34,6 +44,8 @@ def register_user(*, email: str, name: str, password: str) -> Student:
                 first_name=first_name,
                 last_name=last_name,
                 password_hash=generate_password_hash(password),
+                web_role=WEB_USER,
+                token_key=new_token_key(),
                 source="web",
             )
             session.add(student)
@@ -74,8 +86,21 @@ def update_profile(*, user_id: int, changes: dict[str, Any]) -> Student:
             student.first_name, student.last_name = split_name(changes["name"])
         if "password" in changes:
             student.password_hash = generate_password_hash(changes["password"])
+            student.token_key = new_token_key()  # every token issued before now stops working
         if "discord_username" in changes:
             student.discord_username = changes["discord_username"]
+    return student
+
+
+def set_web_role(*, email: str, role: str) -> Student:
+    """Make a web user an admin or a plain user again (the operator's CLI)."""
+    if role not in (WEB_USER, WEB_ADMIN):
+        raise Invalid(f"role must be {WEB_USER} or {WEB_ADMIN}")
+    with write_transaction() as session:
+        student = session.scalar(select(Student).where(Student.email_key == normalize_key(email)))
+        if student is None or not student.password_hash:
+            raise NotFound(f"No web user with email {email}", code="user_not_found")
+        student.web_role = role
     return student
 
 

@@ -17,19 +17,22 @@ class Unauthorized(DomainError):
     code = "unauthorized"
 
 
-def issue_token(*, user_id: int, secret: str, lifetime: timedelta) -> str:
+def issue_token(*, user_id: int, token_key: str, secret: str, lifetime: timedelta) -> str:
+    """`key` is the account's current token key: a new password, or a new account on a
+    reused id, has another one, and the token stops working."""
     now = utcnow()
-    claims = {"sub": str(user_id), "iat": now, "exp": now + lifetime}
+    claims = {"sub": str(user_id), "key": token_key, "iat": now, "exp": now + lifetime}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def user_id_from_token(token: str, *, secret: str) -> int:
-    """The user id a valid token names; Unauthorized for expired, tampered or foreign ones."""
+def claims_from_token(token: str, *, secret: str) -> tuple[int, str]:
+    """(user id, token key) of a valid token; Unauthorized for expired, tampered or foreign
+    ones."""
     try:
         claims = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
+            token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "key"]}
         )
-        return int(claims["sub"])
+        return int(claims["sub"]), str(claims["key"])
     except jwt.ExpiredSignatureError:
         raise Unauthorized("Token has expired", code="token_expired") from None
     except (jwt.InvalidTokenError, ValueError):

@@ -25,6 +25,7 @@ from autocheckin.attendance.windows import CheckInRules
 from autocheckin.database import write_transaction
 from autocheckin.extensions import db
 from autocheckin.times import utcnow
+from autocheckin.validation import MAX_JSON_DEPTH, field_with_nul, is_too_deep
 from autocheckin.webhooks import request_log
 from autocheckin.webhooks.commands import (
     Command,
@@ -43,7 +44,7 @@ from autocheckin.webhooks.models import (
     WebhookRequest,
 )
 from autocheckin.webhooks.request_log import Entry
-from autocheckin.webhooks.signatures import SignatureError, verify
+from autocheckin.webhooks.signatures import LEGACY_HEADER_KEY, SignatureError, verify
 
 log = logging.getLogger("autocheckin.webhooks")
 
@@ -95,23 +96,33 @@ def receive(inbound: Inbound, options: WebhookOptions) -> Rendered:
     carries the record's id as `request_id`."""
     started = time.perf_counter()
     entry = entry_for(inbound)
-    refusal = _authenticate(inbound, options)
+    refusal, is_signed = _authenticate(inbound, options)
     if refusal is not None:
         return _record_alone(entry, refusal, started, is_replayable=False)
+    if is_signed:
+        digest = request_log.signature_digest(entry.endpoint, entry.body_sha256, inbound.headers)
+        entry = replace(entry, signature_digest=digest)
+        earlier = _replayed_answer(entry)
+        if earlier is not None:
+            return earlier
     key = inbound.headers.get("idempotency-key") or inbound.headers.get("webhook-id") or None
     if key is not None:
         if len(key) > MAX_KEY_LENGTH:
             message = f"Idempotency-Key is longer than {MAX_KEY_LENGTH} characters"
             return _record_alone(entry, error_rendered(400, message, "invalid_key"), started)
-        entry = replace(entry, idempotency_key=key)
+        signer = options.secret if is_signed else None
+        scope = request_log.idempotency_scope(entry.endpoint, key, signer=signer)
+        entry = replace(entry, idempotency_key=key, idempotency_scope=scope)
         earlier = _idempotent_answer(entry, options)
         if earlier is not None:
             return earlier
     try:
         rendered, request_id = _process_new(entry, options, started)
     except IntegrityError:
-        # A concurrent request with the same key committed first: answer as it was answered.
-        earlier = _idempotent_answer(entry, options) if key else None
+        # A concurrent twin (same key, or same signed bytes) committed first: answer as it was.
+        earlier = _replayed_answer(entry) if entry.signature_digest else None
+        if earlier is None and entry.idempotency_scope:
+            earlier = _idempotent_answer(entry, options)
         if earlier is None:
             raise
         return earlier
@@ -178,24 +189,53 @@ def record_refusal(inbound: Inbound, rendered: Rendered) -> Rendered:
 # --- steps ------------------------------------------------------------------------------------
 
 
-def _authenticate(inbound: Inbound, options: WebhookOptions) -> Rendered | None:
-    """None when the request may go on; else the refusal to answer."""
-    if not (ENDPOINTS[inbound.endpoint].is_always_signed or options.require_signature):
-        return None
+def _authenticate(inbound: Inbound, options: WebhookOptions) -> tuple[Rendered | None, bool]:
+    """(None, whether it was signed) when the request may go on; else (the refusal, False).
+
+    A signature is checked whenever one is sent and a secret is configured, required or not:
+    a wrong signature is never ignored, and a right one earns replay protection.
+    """
+    is_always_signed = ENDPOINTS[inbound.endpoint].is_always_signed
+    is_required = is_always_signed or options.require_signature
+    carries_signature = bool(
+        inbound.headers.get("webhook-signature") or inbound.headers.get(LEGACY_HEADER_KEY)
+    )
+    if not is_required and not (carries_signature and options.secret):
+        return None, False
     if not options.secret:
+        hint = "" if is_always_signed else " (or set WEBHOOK_REQUIRE_SIGNATURE=false to accept"
+        hint += "" if is_always_signed else " unsigned webhooks, for a private network)"
         return error_rendered(
-            503, "Webhook secret is not configured on this server", "signature_not_configured"
-        )
+            503,
+            f"Webhook secret is not configured on this server: set WEBHOOK_SECRET{hint}",
+            "signature_not_configured",
+        ), False
     try:
         verify(inbound.body, inbound.headers, options.secret, now=inbound.received_at)
     except SignatureError as error:
-        return error_rendered(error.status, error.message, error.code)
-    return None
+        message = error.message
+        if error.code == "missing_signature" and not is_always_signed:
+            message += " (this server requires signed webhooks: WEBHOOK_REQUIRE_SIGNATURE is true)"
+        return error_rendered(error.status, message, error.code), False
+    return None, True
+
+
+def _replayed_answer(entry: Entry) -> Rendered | None:
+    """The original answer when these exact signed contents already took effect."""
+    earlier = request_log.find_accepted_signature(entry.signature_digest or "")
+    if earlier is None:
+        return None
+    log.warning(
+        "webhook endpoint=%s replay of signed request %s answered with its original outcome",
+        entry.endpoint,
+        earlier.id,
+    )
+    return _with_id(Rendered(earlier.status_code or 200, earlier.response_body or {}), earlier.id)
 
 
 def _idempotent_answer(entry: Entry, options: WebhookOptions) -> Rendered | None:
     """The stored answer for a key seen before, a 409/422, or None to process afresh."""
-    earlier = request_log.find_by_key(entry.idempotency_key or "")
+    earlier = request_log.find_by_scope(entry.idempotency_scope or "")
     if earlier is None:
         return None
     now = entry.received_at
@@ -225,21 +265,17 @@ def _payload(body: bytes) -> Any:
         payload = json.loads(body, parse_constant=refuse_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise Invalid("Invalid JSON payload", code="invalid_json", details=str(error)) from None
-    if _has_nul(payload):
+    if is_too_deep(payload):
+        raise Invalid(
+            "Invalid JSON payload",
+            code="invalid_json",
+            details=f"nested deeper than {MAX_JSON_DEPTH} levels",
+        )
+    if field_with_nul(payload) is not None:
         raise Invalid(
             "Invalid JSON payload", code="invalid_json", details="strings may not contain NUL"
         )
     return payload
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
 
 
 def _failure(error: DomainError, command: Command | None) -> tuple[Rendered, str]:
@@ -316,7 +352,9 @@ def _record_crash(entry: Entry, started: float) -> None:
     """A bug, not the client's fault: keep the request (without its key) for a replay."""
     rendered = error_rendered(500, "Internal error while processing the webhook", "internal_error")
     try:
-        _record_alone(replace(entry, idempotency_key=None), rendered, started)
+        _record_alone(
+            replace(entry, idempotency_scope=None, signature_digest=None), rendered, started
+        )
     except Exception:
         log.exception("webhook endpoint=%s could not be recorded after a crash", entry.endpoint)
 

@@ -42,9 +42,30 @@ TABLE = WebhookRequest.__table__
 _INSERT_RETURNING_ID = insert(TABLE).returning(TABLE.c.id)
 
 
+REFUSED_BODY_BYTES = 1024  # kept of a body refused for its signature: enough to recognise it
+
+
 def fingerprint(endpoint: str, body: bytes) -> str:
     """What makes two requests "the same" for idempotency: endpoint and exact bytes."""
     return hashlib.sha256(endpoint.encode() + b"\n" + body).hexdigest()
+
+
+def idempotency_scope(endpoint: str, key: str, *, signer: str | None) -> str:
+    """A key binds only its own door: the endpoint, and the secret that signed the request
+    (a key planted by an unsigned caller never answers for a signed one)."""
+    signed_by = "open"
+    if signer is not None:
+        signed_by = "signed-" + hashlib.sha256(signer.encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{endpoint}\n{signed_by}\n{key}".encode()).hexdigest()
+
+
+def signature_digest(endpoint: str, body_sha256: str, headers: dict[str, str]) -> str:
+    """What a valid signature vouched for: the endpoint, the exact body and, for Standard
+    Webhooks, the message id and timestamp it also signs."""
+    signed = [endpoint, body_sha256]
+    if headers.get("webhook-signature"):
+        signed += [headers.get("webhook-id", ""), headers.get("webhook-timestamp", "")]
+    return hashlib.sha256("\n".join(signed).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -57,6 +78,8 @@ class Entry:
     body: bytes
     body_sha256: str
     idempotency_key: str | None = None
+    idempotency_scope: str | None = None
+    signature_digest: str | None = None
 
 
 def _outcome_values(rendered: Rendered, outcome: str, source: str | None, duration_ms: float):
@@ -82,14 +105,21 @@ def write(
     duration_ms: float,
     is_replayable: bool = True,
 ) -> int:
-    """Insert the record of a request with its outcome; returns its id (the `request_id`)."""
+    """Insert the record of a request with its outcome; returns its id (the `request_id`).
+
+    A request refused before processing keeps only the first KB of its body: an anonymous
+    caller cannot fill the log with megabytes of garbage.
+    """
     values = {
         "endpoint": entry.endpoint,
         "received_at": entry.received_at,
         "headers": {name: entry.headers[name] for name in KEPT_HEADERS if name in entry.headers},
-        "body": entry.body,
+        "body": entry.body if is_replayable else entry.body[:REFUSED_BODY_BYTES],
+        "body_size": len(entry.body),
         "body_sha256": entry.body_sha256,
         "idempotency_key": entry.idempotency_key,
+        "idempotency_scope": entry.idempotency_scope,
+        "signature_digest": entry.signature_digest,
         "attempts": 1,
         "is_replayable": is_replayable,
         **_outcome_values(rendered, outcome, source, duration_ms),
@@ -120,14 +150,25 @@ def settle(
     return result.rowcount == 1
 
 
-def find_by_key(key: str) -> WebhookRequest | None:
-    return db.session.scalar(select(WebhookRequest).where(WebhookRequest.idempotency_key == key))
+def find_by_scope(scope: str) -> WebhookRequest | None:
+    return db.session.scalar(
+        select(WebhookRequest).where(WebhookRequest.idempotency_scope == scope)
+    )
+
+
+def find_accepted_signature(digest: str) -> WebhookRequest | None:
+    """The earlier request that took effect with exactly this signed content, if any."""
+    return db.session.scalar(
+        select(WebhookRequest).where(
+            WebhookRequest.signature_digest == digest, WebhookRequest.status_code < 300
+        )
+    )
 
 
 def forget_key(record_id: int) -> None:
-    """Release an expired key so a new request may use it."""
+    """Release an expired key so a new request may use it (the record keeps it for display)."""
     with write_transaction() as session:
-        session.execute(update(TABLE).where(TABLE.c.id == record_id).values(idempotency_key=None))
+        session.execute(update(TABLE).where(TABLE.c.id == record_id).values(idempotency_scope=None))
 
 
 def get_request(request_id: int) -> WebhookRequest:
@@ -198,5 +239,6 @@ def describe(record: WebhookRequest, *, body_chars: int = 4000) -> dict[str, Any
         "idempotency_key": record.idempotency_key,
         "headers": record.headers,
         "body": record.body.decode("utf-8", errors="replace")[:body_chars],
+        "body_size": record.body_size,
         "completed_at": iso(record.completed_at),
     }

@@ -1,0 +1,54 @@
+"""What every answer and every JSON body get, whatever the family: security headers, a
+bound on JSON nesting, the proxy hops to trust, and the rate-limit storage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import BadRequest
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from autocheckin import ratelimits
+from autocheckin.validation import MAX_JSON_DEPTH, is_too_deep
+
+# For HTML (the dashboard): nothing from elsewhere, no inline script, never in a frame.
+HTML_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+class BoundedJSONProvider(DefaultJSONProvider):
+    """`request.get_json()` for every family: deep nesting is a 400, not a RecursionError."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            value = super().loads(s, **kwargs)
+        except RecursionError:
+            value = None
+            too_deep = True
+        else:
+            too_deep = is_too_deep(value)
+        if too_deep:
+            raise BadRequest(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        return value
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", HTML_POLICY)
+    return response
+
+
+def init_security(app: Flask) -> None:
+    hops = app.config["TRUSTED_PROXY_HOPS"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    app.json = BoundedJSONProvider(app)
+    app.json.sort_keys = False
+    app.after_request(_security_headers)
+    ratelimits.init_app(app)

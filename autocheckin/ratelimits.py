@@ -1,0 +1,67 @@
+"""Rate limits on the doors an attacker hammers: logins, sign-ups and failed signatures.
+
+Built on `limits` (the library under Flask-Limiter, same maintainers) rather than the
+Flask-Limiter extension: its decorators bind one storage to one global object, while each
+app here (and each test) needs its own, and the login limit counts only failures, which a
+decorator cannot see. Storage is in memory, or Redis across workers and replicas when
+REDIS_URL is set.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from flask import Flask, current_app, request
+from limits import parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+from werkzeug.exceptions import TooManyRequests
+
+# Wrong passwords for one account; only failures count, so its owner is never locked out
+# by logging in often.
+LOGIN_FAILURES = parse("10/minute")
+# Sign-ups from one client address.
+REGISTRATIONS = parse("20/hour")
+# Requests with a bad or missing signature from one client address.
+SIGNATURE_FAILURES = parse("30/minute")
+
+
+def init_app(app: Flask) -> None:
+    storage = storage_from_string(app.config["REDIS_URL"] or "memory://")
+    app.extensions["rate_limits"] = MovingWindowRateLimiter(storage)
+
+
+def client_address() -> str:
+    """The caller's address: behind TRUSTED_PROXY_HOPS proxies, ProxyFix has set it from
+    X-Forwarded-For; a raw X-Forwarded-For is never trusted."""
+    return request.remote_addr or "unknown"
+
+
+def _limiter() -> MovingWindowRateLimiter:
+    return current_app.extensions["rate_limits"]
+
+
+def _refuse(limit, *identifiers: str) -> TooManyRequests:
+    reset_at = _limiter().get_window_stats(limit, *identifiers).reset_time
+    retry_after = max(1, math.ceil(reset_at - time.time()))
+    return TooManyRequests(
+        f"Too many attempts; try again in {retry_after} seconds", retry_after=retry_after
+    )
+
+
+def ensure_allowed(limit, *identifiers: str) -> None:
+    """Raise 429 (with Retry-After) when `identifiers` used up `limit`, without counting."""
+    if not _limiter().test(limit, *identifiers):
+        raise _refuse(limit, *identifiers)
+
+
+def count(limit, *identifiers: str) -> None:
+    """Count one attempt against `limit`; raise 429 when that was one too many."""
+    if not _limiter().hit(limit, *identifiers):
+        raise _refuse(limit, *identifiers)
+
+
+def count_quietly(limit, *identifiers: str) -> None:
+    """Count one attempt; the next `ensure_allowed` refuses once the limit is used up."""
+    _limiter().hit(limit, *identifiers)

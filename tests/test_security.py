@@ -1,0 +1,479 @@
+"""Secure by default: each attack found while reviewing the service, replayed as the
+attacker did it, against an app with only the documented secrets set."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+
+from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.extensions import db
+from autocheckin.logs import OneLineFormatter
+from autocheckin.times import utcnow
+from autocheckin.webhooks.models import WebhookRequest
+from autocheckin.webhooks.signatures import sign_legacy, sign_standard
+from tests.conftest import API_KEY
+from tests.factories import make_event, make_student
+from tests.test_accounts import PASSWORD, bearer, login, register
+from tests.test_webhooks_api import post, rows
+
+SECRET = "a-webhook-secret-of-at-least-32-bytes!"
+ONETAP = "/api/webhook/onetap/"
+UNIFIED = "/api/webhook/unified/"
+LEGACY = "/api/webhook/attendance/"
+SECURE = "/api/webhook/attendance/secure/"
+
+
+@pytest.fixture
+def production(make_app):
+    """Only the documented secrets set: the opt-ins to the basic setup left at their defaults."""
+    return make_app(
+        WEBHOOK_SECRET=SECRET,
+        WEBHOOK_REQUIRE_SIGNATURE=None,
+        DISCORD_ALLOW_KEYLESS=None,
+    )
+
+
+def signed(body: bytes) -> dict[str, str]:
+    return {"X-Webhook-Signature": f"sha256={sign_legacy(body, SECRET)}"}
+
+
+def as_bytes(payload: dict) -> bytes:
+    return json.dumps(payload).encode()
+
+
+# --- 1. secure defaults, explicit opt-ins ------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [ONETAP, UNIFIED, LEGACY, "/api/webhook/attendance/batch/"])
+def test_unsigned_webhooks_are_refused_by_default(production, path):
+    client = production.test_client()
+    response = post(client, path, {"type": "student", "data": {}})
+    assert response.status_code == 401
+    assert response.get_json()["code"] == "missing_signature"
+    assert "WEBHOOK_REQUIRE_SIGNATURE" in response.get_json()["error"]
+    with production.app_context():
+        assert db.session.query(Student).count() == 0
+
+
+def test_required_signature_without_a_secret_is_503_naming_both_settings(make_app):
+    client = make_app(WEBHOOK_REQUIRE_SIGNATURE=None).test_client()
+    response = post(client, ONETAP, {"action": "create_event"})
+    assert response.status_code == 503
+    assert "WEBHOOK_SECRET" in response.get_json()["error"]
+    assert "WEBHOOK_REQUIRE_SIGNATURE=false" in response.get_json()["error"]
+
+
+def test_discord_is_closed_without_a_key_and_names_the_settings(production):
+    client = production.test_client()
+    response = client.post("/discord/users/register", json={"discord_user_id": "1", "name": "X"})
+    assert response.status_code == 503
+    detail = response.get_json()["detail"]
+    assert "DISCORD_API_KEY" in detail and "DISCORD_ALLOW_KEYLESS" in detail
+    assert client.get("/discord/attendance/1").status_code == 503
+
+
+def test_discord_key_is_required_when_configured(make_app):
+    client = make_app(DISCORD_API_KEY="bot-key-0123456789", DISCORD_ALLOW_KEYLESS=None)
+    client = client.test_client()
+    body = {"discord_user_id": "1", "name": "X"}
+    assert client.post("/discord/users/register", json=body).status_code == 401
+    wrong = {"X-Discord-Key": "guess"}
+    assert client.post("/discord/users/register", json=body, headers=wrong).status_code == 401
+    right = {"X-Discord-Key": "bot-key-0123456789"}
+    assert client.post("/discord/users/register", json=body, headers=right).status_code == 201
+
+
+def test_status_reports_the_open_setups(make_app, production):
+    headers = {"x-checkout-key": API_KEY}
+    closed = production.test_client().get("/api/v1/status", headers=headers).get_json()
+    assert closed["data"]["open_setups"] == {
+        "WEBHOOK_REQUIRE_SIGNATURE=false": False,
+        "DISCORD_ALLOW_KEYLESS=true": False,
+    }
+    basic = make_app().test_client().get("/api/v1/status", headers=headers).get_json()
+    assert basic["data"]["open_setups"] == {
+        "WEBHOOK_REQUIRE_SIGNATURE=false": True,
+        "DISCORD_ALLOW_KEYLESS=true": True,
+    }
+
+
+def test_open_setups_are_logged_at_start(make_app, caplog):
+    from autocheckin.logs import warn_open_setups
+
+    with caplog.at_level(logging.WARNING, logger="autocheckin.security"):
+        warn_open_setups(make_app().config)
+    assert [record.getMessage().split(":")[0] for record in caplog.records] == [
+        "WEBHOOK_REQUIRE_SIGNATURE=false",
+        "DISCORD_ALLOW_KEYLESS=true",
+    ]
+
+
+def test_the_development_env_opts_into_the_basic_setup(tmp_path):
+    script = (tmp_path / "scripts").mkdir() or tmp_path / "scripts" / "dev_env.py"
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    script.write_text((root / "scripts" / "dev_env.py").read_text())
+    (tmp_path / ".env.example").write_text((root / ".env.example").read_text())
+    subprocess.run([sys.executable, str(script)], check=True, capture_output=True)
+    written = (tmp_path / ".env").read_text()
+    assert "\nWEBHOOK_REQUIRE_SIGNATURE=false\n" in written
+    assert "\nDISCORD_ALLOW_KEYLESS=true\n" in written
+    assert "\nJWT_SECRET_KEY=" in written
+
+
+# --- 2. webhooks never reach web-login authority ------------------------------------------------
+
+
+@pytest.fixture
+def alice(client):
+    """A registered web user, and a roster student that a check-in app knows by identifier."""
+    register(client, email="alice@example.com", name="Alice Doe")
+    return login(client, email="alice@example.com").get_json()["access_token"]
+
+
+def test_a_webhook_cannot_make_a_web_user_an_admin(app, client, alice):
+    other = register(client, email="bob@example.com", name="Bob").get_json()
+    bob_token = login(client, email="bob@example.com").get_json()["access_token"]
+    start = (utcnow() + timedelta(hours=1)).isoformat()
+    end = (utcnow() + timedelta(hours=2)).isoformat()
+    event = client.post(
+        "/events/",
+        json={"title": "Bob's", "start_time": start, "end_time": end},
+        headers=bearer(bob_token),
+    ).get_json()
+    assert event["created_by"] == other["id"]
+    granted = post(
+        client,
+        UNIFIED,
+        {
+            "type": "student",
+            "action": "update",
+            "data": {"email": "alice@example.com", "is_admin": True},
+        },
+    )
+    assert granted.status_code == 200
+    assert granted.get_json()["student"]["is_admin"] is True  # roster data, as sent
+    me = client.get("/users/me", headers=bearer(alice)).get_json()
+    assert me["is_admin"] is False  # no web power came with it
+    edit = client.put(f"/events/{event['id']}", json={"title": "Mine"}, headers=bearer(alice))
+    assert edit.status_code == 403
+
+
+def test_a_webhook_cannot_change_a_web_login_email(app, client, alice):
+    with app.app_context():
+        db.session.query(Student).filter_by(email_key="alice@example.com").update(
+            {"identifier": "a1", "identifier_key": "a1"}
+        )
+        db.session.commit()
+    takeover = post(
+        client,
+        UNIFIED,
+        {
+            "type": "student",
+            "action": "update",
+            "data": {"student_identifier": "a1", "email": "attacker@evil.test"},
+        },
+    )
+    assert takeover.status_code == 409
+    assert takeover.get_json()["code"] == "web_login_email"
+    assert login(client, email="alice@example.com").status_code == 200
+    assert login(client, email="attacker@evil.test").status_code == 401
+    renamed = post(
+        client,
+        UNIFIED,
+        {
+            "type": "student",
+            "action": "update",
+            "data": {"student_identifier": "a1", "first_name": "Alicia"},
+        },
+    )
+    assert renamed.status_code == 200  # roster fields stay the check-in apps' to change
+
+
+def test_web_admins_are_made_by_the_operator_cli(app, client, runner, alice):
+    result = runner.invoke(args=["users", "promote", "alice@example.com"])
+    assert result.exit_code == 0, result.output
+    assert client.get("/users/me", headers=bearer(alice)).get_json()["is_admin"] is True
+    assert runner.invoke(args=["users", "demote", "alice@example.com"]).exit_code == 0
+    assert client.get("/users/me", headers=bearer(alice)).get_json()["is_admin"] is False
+    missing = runner.invoke(args=["users", "promote", "nobody@example.com"])
+    assert missing.exit_code != 0
+    assert "No web user with email nobody@example.com" in missing.output
+
+
+# --- 3. no replays --------------------------------------------------------------------------------
+
+
+def test_a_captured_signed_check_in_cannot_be_replayed(production):
+    client = production.test_client()
+    with production.app_context():
+        make_student(identifier="a1")
+        first_event = make_event(name="Rush")
+    body = as_bytes({"student_identifier": "a1", "event_identifier": "Rush"})
+    original = post(client, SECURE, body, **signed(body))
+    assert original.status_code == 201
+    with production.app_context():
+        # The event is replaced by a new one of the same name: the old bytes now fit it too.
+        db.session.delete(db.session.get(Event, first_event.id))
+        db.session.commit()
+        make_event(name="Rush")
+    replayed = post(client, SECURE, body, **signed(body))
+    assert replayed.status_code == 201
+    assert replayed.get_json() == original.get_json()  # the original outcome, no new effect
+    assert rows(production, Attendance) == 0  # the first went with its event; none added
+
+
+def test_a_signed_create_is_not_run_twice(production):
+    client = production.test_client()
+    body = as_bytes(
+        {"action": "create_event", "data": {"event_name": "Once", "event_date": "2024-01-15"}}
+    )
+    assert post(client, ONETAP, body, **signed(body)).status_code == 201
+    assert post(client, ONETAP, body, **signed(body)).status_code == 201
+    assert rows(production, Event) == 1
+
+
+def test_a_signed_request_that_failed_may_be_retried(production):
+    client = production.test_client()
+    body = as_bytes({"student_identifier": "late", "event_identifier": "Rush"})
+    assert post(client, SECURE, body, **signed(body)).status_code == 404
+    with production.app_context():
+        make_student(identifier="late")
+        make_event(name="Rush")
+    assert post(client, SECURE, body, **signed(body)).status_code == 201
+
+
+def test_standard_webhooks_refuses_a_reused_id(production):
+    client = production.test_client()
+    body = as_bytes(
+        {"action": "create_event", "data": {"event_name": "Std", "event_date": "2024-01-15"}}
+    )
+    stamp = int(time.time())
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": sign_standard(body, SECRET, msg_id="msg_1", timestamp=stamp),
+    }
+    first = post(client, ONETAP, body, **headers)
+    assert first.status_code == 201
+    assert post(client, ONETAP, body, **headers).get_json() == first.get_json()
+    assert rows(production, Event) == 1
+
+
+def test_a_key_planted_on_an_open_endpoint_binds_no_signed_request(make_app):
+    app = make_app(WEBHOOK_SECRET=SECRET)  # the basic setup: unsigned webhooks accepted
+    client = app.test_client()
+    with app.app_context():
+        make_student(identifier="a1")
+        make_event(name="Rush")
+    planted = post(
+        client,
+        LEGACY,
+        {"student_identifier": "x", "event_identifier": "y"},
+        **{"Idempotency-Key": "k-1"},
+    )
+    assert planted.status_code == 404
+    body = as_bytes({"student_identifier": "a1", "event_identifier": "Rush"})
+    real = post(client, SECURE, body, **signed(body), **{"Idempotency-Key": "k-1"})
+    assert real.status_code == 201
+    also_signed_on_open_door = post(
+        client, LEGACY, body, **signed(body), **{"Idempotency-Key": "k-1"}
+    )
+    assert also_signed_on_open_door.get_json()["code"] == "already_checked_in"
+
+
+def test_a_wrong_signature_is_refused_even_where_none_is_required(make_app):
+    app = make_app(WEBHOOK_SECRET=SECRET)
+    body = as_bytes({"student_identifier": "a1", "event_identifier": "Rush"})
+    response = post(app.test_client(), LEGACY, body, **{"X-Webhook-Signature": "sha256=00"})
+    assert response.status_code == 401
+
+
+# --- 4. tokens ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["JWT_SECRET_KEY", "SECRET_KEY"])
+def test_short_secrets_are_refused_at_start_in_one_line(tmp_path, name):
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+        name: "a",
+        "SCHEDULER_ENABLED": "false",
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", "import main"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent),
+    )
+    assert completed.returncode == 2
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert name in lines[0] and "32" in lines[0]
+    assert "Traceback" not in completed.stderr
+
+
+def test_a_password_change_ends_older_tokens(client):
+    register(client)
+    old = login(client).get_json()["access_token"]
+    changed = client.put(
+        "/users/me", json={"password": "another horse battery"}, headers=bearer(old)
+    )
+    assert changed.status_code == 200
+    assert client.get("/users/me", headers=bearer(old)).status_code == 401
+    new = login(client, password="another horse battery").get_json()["access_token"]
+    assert client.get("/users/me", headers=bearer(new)).status_code == 200
+
+
+def test_a_deleted_users_token_never_speaks_for_the_next_user(app, client):
+    first = register(client).get_json()
+    token = login(client).get_json()["access_token"]
+    with app.app_context():
+        db.session.delete(db.session.get(Student, first["id"]))
+        db.session.commit()
+    second = register(client, email="eve@example.com", name="Eve").get_json()
+    if second["id"] == first["id"]:  # SQLite reuses the id: the token must still fail
+        assert client.get("/users/me", headers=bearer(token)).status_code == 401
+    assert client.get("/users/me", headers=bearer(token)).status_code == 401
+
+
+def test_token_answers_are_not_cached(client):
+    register(client)
+    response = login(client)
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+# --- 5. hostile input is a 4xx, logs stay clean ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload", "field"),
+    [
+        (
+            "post",
+            "/auth/register",
+            {"email": "a\x00@x.io", "name": "A", "password": PASSWORD},
+            "email",
+        ),
+        ("post", "/auth/login", {"email": "a\x00@x.io", "password": PASSWORD}, "email"),
+        ("post", "/discord/users/register", {"discord_user_id": "1", "name": "A\x00"}, "name"),
+        ("post", "/auth/register", {"email": "a@x.io", "name": "A\nB", "password": PASSWORD}, None),
+    ],
+)
+def test_control_characters_are_422_naming_the_field(client, method, path, payload, field):
+    response = getattr(client, method)(path, json=payload)
+    if field is None:  # a newline is not a control character we refuse in a name
+        assert response.status_code == 201
+        return
+    assert response.status_code == 422
+    assert field in response.get_json()["detail"]
+
+
+def test_nul_in_query_and_profile_is_422(client):
+    register(client)
+    token = login(client).get_json()["access_token"]
+    assert client.get("/events/?channel=a%00b").status_code == 422
+    assert client.put("/users/me", json={"name": "A\x00"}, headers=bearer(token)).status_code == 422
+
+
+@pytest.mark.parametrize(
+    "path", ["/auth/register", "/events/", "/discord/users/register", ONETAP, UNIFIED]
+)
+@pytest.mark.parametrize("depth", [33, 100_000])
+def test_deep_nesting_is_400(client, path, depth):
+    register(client)
+    token = login(client).get_json()["access_token"]
+    body = '{"a": ' * depth + "1" + "}" * depth
+    response = client.post(path, data=body, content_type="application/json", headers=bearer(token))
+    assert response.status_code == 400
+
+
+def test_a_newline_in_a_logged_field_cannot_forge_a_line():
+    record = logging.LogRecord(
+        "autocheckin.webhooks",
+        logging.INFO,
+        __file__,
+        1,
+        "webhook source=%s",
+        ("x\nINFO forged line",),
+        None,
+    )
+    line = OneLineFormatter("%(levelname)s %(message)s").format(record)
+    assert "\n" not in line
+    assert line == "INFO webhook source=x\\nINFO forged line"
+
+
+def test_a_refused_signature_keeps_only_the_first_kb(production):
+    body = b'{"pad": "' + b"x" * 1_000_000 + b'"}'
+    client = production.test_client()
+    response = post(client, ONETAP, body, **{"X-Webhook-Signature": "sha256=00"})
+    assert response.status_code in (401, 413)
+    with production.app_context():
+        record = db.session.scalars(db.select(WebhookRequest)).one()
+        assert len(record.body) <= 1024
+
+
+def test_sql_parameters_are_hidden_from_logs(app):
+    with app.app_context():
+        assert db.engine.hide_parameters is True
+
+
+# --- 6. login and sign-up -------------------------------------------------------------------------
+
+
+def test_a_burst_of_wrong_passwords_is_429_with_retry_after(client):
+    register(client)
+    statuses = [login(client, password=f"wrong-{n}").status_code for n in range(30)]
+    assert statuses[:10] == [401] * 10
+    assert set(statuses[10:]) == {429}
+    refused = login(client, password="wrong-again")
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert "detail" in refused.get_json()
+    # Other accounts are not locked with this one.
+    register(client, email="bo@example.com", name="Bo")
+    assert login(client, email="bo@example.com").status_code == 200
+
+
+def test_sign_ups_are_limited_per_client(client):
+    statuses = [
+        register(client, email=f"u{n}@example.com", name="U").status_code for n in range(21)
+    ]
+    assert statuses[:20] == [201] * 20
+    assert statuses[20] == 429
+
+
+def test_failed_signatures_are_limited_per_client(production):
+    client = production.test_client()
+    statuses = [
+        post(client, ONETAP, b"{}", **{"X-Webhook-Signature": "sha256=00"}).status_code
+        for _ in range(31)
+    ]
+    assert statuses[:30] == [401] * 30
+    assert statuses[30] == 429
+
+
+@pytest.mark.parametrize("password", ["12345678", "password123", "changeme"])
+def test_common_passwords_are_refused(client, password):
+    response = register(client, password=password)
+    assert response.status_code == 422
+    assert "most common passwords" in response.get_json()["detail"]
+
+
+@pytest.mark.parametrize("password", ["adminpass123", "securepassword123"])
+def test_the_guides_example_passwords_stay_valid(client, password):
+    assert register(client, password=password).status_code == 201
+
+
+def test_security_headers(client):
+    response = client.get("/health")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Content-Security-Policy" not in response.headers  # JSON, not HTML
