@@ -57,3 +57,47 @@ def test_upgrade_on_an_empty_database_matches_the_models(empty_database_url):
         db.engine.dispose()
     assert differences == []
     assert {"students", "events", "attendances", "state_entries"} <= tables
+
+
+def test_0005_carries_web_users_and_idempotency_keys_over(empty_database_url):
+    """Today's admins keep their role, every web user gets a token key, roster rows get none;
+    recorded idempotency keys keep answering on their endpoint."""
+    app = create_app(base_config(empty_database_url))
+    with app.app_context():
+        upgrade(revision="0004_web_and_discord_users")
+        with db.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO students (identifier_key, email, email_key, first_name, "
+                    "last_name, is_admin, password_hash, is_active, created_at, updated_at) VALUES "
+                    "(NULL, 'adm@x.io', 'adm@x.io', 'A', 'D', :yes, 'h', :yes, :now, :now), "
+                    "(NULL, 'usr@x.io', 'usr@x.io', 'U', 'S', :no, 'h', :yes, :now, :now), "
+                    "('r1', NULL, NULL, 'R', 'O', :yes, NULL, :yes, :now, :now)"
+                ),
+                {"yes": True, "no": False, "now": "2026-11-01 10:00:00"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO webhook_requests (endpoint, received_at, headers, body, "
+                    "body_sha256, idempotency_key, outcome, status_code, attempts, is_replayable) "
+                    "VALUES ('onetap', :now, '{}', :body, 'f', 'k-1', 'succeeded', 201, 1, :yes)"
+                ),
+                {"now": "2026-11-01 10:00:00", "body": b"{}", "yes": True},
+            )
+        upgrade()
+        with db.engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT email, web_role, token_key FROM students ORDER BY id")
+            ).all()
+            scope = connection.scalar(text("SELECT idempotency_scope FROM webhook_requests"))
+        db.engine.dispose()
+    from autocheckin.webhooks.request_log import idempotency_scope
+
+    assert [(email, role) for email, role, _ in rows] == [
+        ("adm@x.io", "admin"),
+        ("usr@x.io", "user"),
+        (None, "user"),
+    ]
+    assert rows[0][2] and rows[1][2] and rows[0][2] != rows[1][2]
+    assert rows[2][2] is None
+    assert scope == idempotency_scope("onetap", "k-1", signer=None)
