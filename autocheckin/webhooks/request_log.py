@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from autocheckin.attendance.errors import NotFound
@@ -156,13 +156,16 @@ def find_by_scope(scope: str) -> WebhookRequest | None:
     )
 
 
+# Built once: every signed request asks it.
+_ACCEPTED_SIGNATURE = select(TABLE.c.id).where(
+    TABLE.c.signature_digest == bindparam("digest"), TABLE.c.status_code < 300
+)
+
+
 def find_accepted_signature(digest: str) -> WebhookRequest | None:
     """The earlier request that took effect with exactly this signed content, if any."""
-    return db.session.scalar(
-        select(WebhookRequest).where(
-            WebhookRequest.signature_digest == digest, WebhookRequest.status_code < 300
-        )
-    )
+    request_id = db.session.connection().execute(_ACCEPTED_SIGNATURE, {"digest": digest}).scalar()
+    return None if request_id is None else db.session.get(WebhookRequest, request_id)
 
 
 def forget_key(record_id: int) -> None:
