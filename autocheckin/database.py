@@ -95,26 +95,35 @@ class WriterGate:
 
     def __init__(self, path: str):
         self.path = path
-        self._thread_lock = threading.Lock()
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        """A new process starts with its own lock and its own open file: a descriptor
+        inherited over fork would share the parent's flock."""
+        self._thread_lock = threading.RLock()
+        self._depth = 0
         self._fd: int | None = None
-        self._pid: int | None = None
 
     def _descriptor(self) -> int:
-        """One open file per process: a descriptor inherited over fork would be shared."""
-        if self._pid != os.getpid():
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            self._pid = os.getpid()
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         return self._fd
 
     @contextmanager
     def held(self) -> Iterator[None]:
+        """Re-entrant in a thread (a second session in the same thread then waits on SQLite's
+        busy timeout, as without the gate), exclusive across threads and processes."""
         with self._thread_lock:
-            descriptor = self._descriptor()
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            self._depth += 1
             try:
+                if self._depth == 1:
+                    fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
                 yield
             finally:
-                fcntl.flock(descriptor, fcntl.LOCK_UN)
+                self._depth -= 1
+                if self._depth == 0:
+                    fcntl.flock(self._descriptor(), fcntl.LOCK_UN)
 
 
 _WRITER_GATES: weakref.WeakKeyDictionary[Any, WriterGate] = weakref.WeakKeyDictionary()

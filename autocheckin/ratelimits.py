@@ -9,6 +9,7 @@ REDIS_URL is set.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 
@@ -18,13 +19,16 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
-# Wrong passwords for one account; only failures count, so its owner is never locked out
-# by logging in often.
+# Wrong passwords for one account from one client address; only failures count, so the
+# owner is never locked out by logging in often, nor by a stranger's guesses elsewhere.
 LOGIN_FAILURES = parse("10/minute")
+# ... and for one account from anywhere: the ceiling for guessing spread over many addresses.
+LOGIN_FAILURES_PER_ACCOUNT = parse("100/hour")
 # Sign-ups from one client address.
 REGISTRATIONS = parse("20/hour")
-# Requests with a bad or missing signature from one client address.
-SIGNATURE_FAILURES = parse("30/minute")
+# Webhook requests refused before processing (bad or missing signature, oversized body)
+# from one client address. Correctly signed requests are never held back by it.
+REFUSALS = parse("30/minute")
 
 
 def init_app(app: Flask) -> None:
@@ -34,8 +38,15 @@ def init_app(app: Flask) -> None:
 
 def client_address() -> str:
     """The caller's address: behind TRUSTED_PROXY_HOPS proxies, ProxyFix has set it from
-    X-Forwarded-For; a raw X-Forwarded-For is never trusted."""
-    return request.remote_addr or "unknown"
+    X-Forwarded-For; a raw X-Forwarded-For is never trusted. An IPv6 client is its /64,
+    which one host can fill with addresses."""
+    address = request.remote_addr or "unknown"
+    if ":" in address:
+        try:
+            return str(ipaddress.ip_network(f"{address}/64", strict=False))
+        except ValueError:
+            return address
+    return address
 
 
 def _limiter() -> MovingWindowRateLimiter:
@@ -48,6 +59,14 @@ def _refuse(limit, *identifiers: str) -> TooManyRequests:
     return TooManyRequests(
         f"Too many attempts; try again in {retry_after} seconds", retry_after=retry_after
     )
+
+
+def is_allowed(limit, *identifiers: str) -> bool:
+    return _limiter().test(limit, *identifiers)
+
+
+def refusal(limit, *identifiers: str) -> TooManyRequests:
+    return _refuse(limit, *identifiers)
 
 
 def ensure_allowed(limit, *identifiers: str) -> None:

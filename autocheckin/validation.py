@@ -29,7 +29,8 @@ def invalid_from(error: ValidationError) -> Invalid:
 # database's JSON encoder): no payload of any guide nests more than four levels.
 MAX_JSON_DEPTH = 32
 # C0 controls and DEL, but tab, newline and carriage return (descriptions have lines).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# ... and lone UTF-16 surrogates, which no database can store as text.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _NUL = re.compile("\x00")
 
 
@@ -52,7 +53,7 @@ def is_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
 
 def field_with_control_character(value: Any) -> str | None:
     """The dotted path of the first string (key or value) holding a control character."""
-    return _first_field(value, _CONTROL)
+    return _first_field(value, CONTROL_CHARACTER)
 
 
 def field_with_nul(value: Any) -> str | None:

@@ -10,7 +10,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, func, select
 
-from autocheckin.attendance.models import Attendance, Student
+from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.config import database_uri
 from autocheckin.webhooks.models import WebhookRequest
 from tests.servers import gunicorn
@@ -92,5 +92,7 @@ def test_parallel_retries_with_one_idempotency_key_run_once(database_url):
     statuses = Counter(status for status, _ in answers)
     assert set(statuses) <= {201, 409}
     created = {body["event"]["id"] for status, body in answers if status == 201}
-    assert created == {1}  # every 201 is the one stored answer
+    assert len(created) == 1  # every 201 is the one stored answer (ids may skip on PostgreSQL:
+    # the twins that lost rolled back after drawing from the sequence)
+    assert count(database_url, Event) == 1
     assert all(body["code"] == "idempotency_in_progress" for s, body in answers if s == 409)

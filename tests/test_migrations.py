@@ -60,8 +60,9 @@ def test_upgrade_on_an_empty_database_matches_the_models(empty_database_url):
 
 
 def test_0005_carries_web_users_and_idempotency_keys_over(empty_database_url):
-    """Today's admins keep their role, every web user gets a token key, roster rows get none;
-    recorded idempotency keys keep answering on their endpoint."""
+    """Every web user gets a token key and the plain role (an `is_admin` that unsigned
+    webhooks could set proves nothing); roster rows get no key; recorded idempotency keys
+    keep answering on their endpoint."""
     app = create_app(base_config(empty_database_url))
     with app.app_context():
         upgrade(revision="0004_web_and_discord_users")
@@ -94,7 +95,7 @@ def test_0005_carries_web_users_and_idempotency_keys_over(empty_database_url):
     from autocheckin.webhooks.request_log import idempotency_scope
 
     assert [(email, role) for email, role, _ in rows] == [
-        ("adm@x.io", "admin"),
+        ("adm@x.io", "user"),
         ("usr@x.io", "user"),
         (None, "user"),
     ]

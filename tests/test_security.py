@@ -477,3 +477,134 @@ def test_security_headers(client):
     response = client.get("/health")
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "Content-Security-Policy" not in response.headers  # JSON, not HTML
+
+
+# --- found by review: each as the attacker would send it ------------------------------------
+
+
+def test_a_rewritten_standard_timestamp_is_still_a_replay(production):
+    client = production.test_client()
+    body = as_bytes(
+        {"action": "create_event", "data": {"event_name": "Std", "event_date": "2024-01-15"}}
+    )
+    stamp = int(time.time())
+    signature = sign_standard(body, SECRET, msg_id="msg_1", timestamp=stamp)
+    for written, key in ((str(stamp), "a"), (f"00{stamp}", "b"), (f" +{stamp}", "c")):
+        headers = {
+            "webhook-id": "msg_1",
+            "webhook-timestamp": written,
+            "webhook-signature": signature,
+            "Idempotency-Key": key,
+        }
+        assert post(client, ONETAP, body, **headers).status_code == 201
+    assert rows(production, Event) == 1
+
+
+def test_failed_signatures_never_hold_back_a_signed_request(production):
+    client = production.test_client()
+    for _ in range(31):
+        post(client, ONETAP, b"{}", **{"X-Webhook-Signature": "sha256=00"})
+    body = as_bytes(
+        {"action": "create_event", "data": {"event_name": "Real", "event_date": "2024-01-15"}}
+    )
+    assert post(client, ONETAP, body, **signed(body)).status_code == 201
+    with production.app_context():
+        # The refusals past the limit were not even recorded.
+        assert db.session.query(WebhookRequest).count() == 31
+
+
+def test_kept_header_values_are_bounded(app, client):
+    post(
+        client,
+        LEGACY,
+        {"student_identifier": "x", "event_identifier": "y"},
+        **{"User-Agent": "u" * 5000},
+    )
+    with app.app_context():
+        record = db.session.scalars(db.select(WebhookRequest)).one()
+        assert len(record.headers["user-agent"]) == 256
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "status"),
+    [
+        (LEGACY, {"student_identifier": "a1", "event_identifier": "²"}, 404),
+        (
+            "/api/webhook/attendance/batch/",
+            {"items": [{"student_identifier": "a1", "event_identifier": "²"}]},
+            200,
+        ),
+        (ONETAP, {"action": "\ud800"}, 400),
+        (
+            LEGACY,
+            {"student_identifier": "a1", "event_identifier": "x", "metadata": {"v": 1e400}},
+            400,
+        ),
+        (
+            LEGACY,
+            {"student_identifier": "a1", "event_identifier": "x", "metadata": {"v": "\ud800"}},
+            400,
+        ),
+        (
+            ONETAP,
+            {
+                "action": "create_student",
+                "data": {
+                    "student_identifier": "a1",
+                    "email": "a@x.io",
+                    "first_name": "A\x01",
+                    "last_name": "B",
+                },
+            },
+            400,
+        ),
+    ],
+)
+def test_odd_webhook_input_is_a_4xx(app, client, path, payload, status):
+    with app.app_context():
+        make_student(identifier="a1")
+    body = json.dumps(payload).replace("Infinity", "1e400").encode()
+    assert post(client, path, body).status_code == status
+
+
+def test_a_nul_in_a_path_is_404(client):
+    for path in (
+        "/discord/users/a%00b",
+        "/discord/attendance/a%00b",
+        "/discord/events/channel/a%00b",
+    ):
+        assert client.get(path).status_code == 404
+
+
+def test_a_strangers_wrong_passwords_do_not_lock_the_owner_out(client):
+    register(client)
+    stranger = {"REMOTE_ADDR": "10.0.0.9"}
+    for n in range(12):
+        client.post(
+            "/auth/login",
+            json={"email": "ann@example.com", "password": f"x{n}"},
+            environ_base=stranger,
+        )
+    refused = client.post(
+        "/auth/login", json={"email": "ann@example.com", "password": "x"}, environ_base=stranger
+    )
+    assert refused.status_code == 429
+    assert login(client).status_code == 200  # the owner, from her own address
+
+
+def test_replaying_a_signed_twin_that_already_took_effect_is_409(production):
+    client = production.test_client()
+    body = as_bytes(
+        {"type": "event", "action": "update", "data": {"event_name": "Late", "location": "Hall"}}
+    )
+    assert post(client, UNIFIED, body, **signed(body)).status_code == 404
+    assert post(client, UNIFIED, body, **signed(body)).status_code == 404
+    with production.app_context():
+        make_event(name="Late")
+        first, second = db.session.scalars(db.select(WebhookRequest.id)).all()
+    headers = {"x-checkout-key": API_KEY}
+    replayed = client.post(f"/api/v1/webhooks/deliveries/{first}/replay", headers=headers)
+    assert replayed.status_code == 200
+    again = client.post(f"/api/v1/webhooks/deliveries/{second}/replay", headers=headers)
+    assert again.status_code == 409
+    assert again.get_json()["code"] == "replay_conflict"

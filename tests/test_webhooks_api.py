@@ -644,5 +644,5 @@ def test_one_structured_log_line_per_webhook(client, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "autocheckin.webhooks"]
     assert len(lines) == 1
     assert lines[0].startswith(
-        "webhook endpoint=onetap source=test outcome=succeeded status=201 ms="
+        "webhook endpoint=onetap source='test' outcome=succeeded status=201 ms="
     )

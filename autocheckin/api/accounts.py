@@ -46,11 +46,13 @@ def _credentials() -> tuple[str, str]:
 def login() -> Response:
     secret = web.jwt_secret()
     email, password = _credentials()
-    account = normalize_key(email) or ""
-    ratelimits.ensure_allowed(ratelimits.LOGIN_FAILURES, "login", account)
+    account, client = normalize_key(email) or "", ratelimits.client_address()
+    ratelimits.ensure_allowed(ratelimits.LOGIN_FAILURES, "login", account, client)
+    ratelimits.ensure_allowed(ratelimits.LOGIN_FAILURES_PER_ACCOUNT, "login", account)
     user = accounts.authenticate(email=email, password=password)
     if user is None:
-        ratelimits.count_quietly(ratelimits.LOGIN_FAILURES, "login", account)
+        ratelimits.count_quietly(ratelimits.LOGIN_FAILURES, "login", account, client)
+        ratelimits.count_quietly(ratelimits.LOGIN_FAILURES_PER_ACCOUNT, "login", account)
         raise Unauthorized("Incorrect email or password", code="bad_credentials")
     token = issue_token(
         user_id=user.id, token_key=user.token_key, secret=secret, lifetime=web.token_lifetime()

@@ -62,7 +62,7 @@ def error_response(status: int, message: str, code: str | None = None, details=N
     return render_v1_error(status, message, code or HTTP_CODES.get(status, "error"), details)
 
 
-def _http_error(error: HTTPException) -> Response:
+def http_error_response(error: HTTPException) -> Response:
     message = error.description or error.name
     response = error_response(error.code or 500, message)
     if error.code == 405 and getattr(error, "valid_methods", None):
@@ -100,6 +100,6 @@ class DatabaseIdConverter(IntegerConverter):
 def register_error_handlers(app: Flask) -> None:
     app.url_map.converters["int"] = DatabaseIdConverter
     app.before_request(_reject_oversized_body)
-    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(HTTPException, http_error_response)
     app.register_error_handler(DomainError, _domain_error)
     app.register_error_handler(Exception, _unexpected_error)

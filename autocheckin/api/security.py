@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from autocheckin import ratelimits
-from autocheckin.validation import MAX_JSON_DEPTH, is_too_deep
+from autocheckin.validation import CONTROL_CHARACTER, MAX_JSON_DEPTH, is_too_deep
 
 # For HTML (the dashboard): nothing from elsewhere, no inline script, never in a frame.
 HTML_POLICY = (
@@ -44,11 +44,18 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+def _refuse_control_characters_in_path() -> None:
+    """No route has a NUL or a newline in it; PostgreSQL would refuse such an id (500)."""
+    if CONTROL_CHARACTER.search(request.path):
+        raise NotFound()
+
+
 def init_security(app: Flask) -> None:
     hops = app.config["TRUSTED_PROXY_HOPS"]
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.json = BoundedJSONProvider(app)
     app.json.sort_keys = False
+    app.before_request(_refuse_control_characters_in_path)
     app.after_request(_security_headers)
     ratelimits.init_app(app)

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from autocheckin import ratelimits
+from autocheckin.api.errors import http_error_response as _http_error
 from autocheckin.api.errors import register_error_renderer
 from autocheckin.api.openapi import documented
 from autocheckin.times import utcnow
@@ -57,13 +58,22 @@ def _options() -> receive.WebhookOptions:
     return options
 
 
+def _refused_before_processing(rendered: Rendered) -> bool:
+    return rendered.status in (401, 413) or rendered.body.get("code") == "invalid_encoding"
+
+
 def _view(endpoint: WebhookEndpoint):
     def view() -> tuple[Response, int]:
         client = ratelimits.client_address()
-        ratelimits.ensure_allowed(ratelimits.SIGNATURE_FAILURES, "signature", client)
-        rendered = receive.receive(_inbound(endpoint.name, request.get_data()), _options())
-        if rendered.status == 401:
-            ratelimits.count_quietly(ratelimits.SIGNATURE_FAILURES, "signature", client)
+        inbound = _inbound(endpoint.name, request.get_data())
+        options = _options()
+        # A client past its refusals gets 429, unrecorded, unless this one is authentic.
+        if not ratelimits.is_allowed(ratelimits.REFUSALS, "webhook", client):
+            if not receive.is_authentic(inbound, options):
+                raise ratelimits.refusal(ratelimits.REFUSALS, "webhook", client)
+        rendered = receive.receive(inbound, options)
+        if _refused_before_processing(rendered):
+            ratelimits.count_quietly(ratelimits.REFUSALS, "webhook", client)
         return _answer(rendered)
 
     view.__name__ = endpoint.name
@@ -98,6 +108,10 @@ def too_large(error: RequestEntityTooLarge) -> tuple[Response, int]:
         413, f"Request body is larger than the {limit}-byte limit", "payload_too_large"
     )
     if endpoint in ENDPOINTS:
+        client = ratelimits.client_address()
+        if not ratelimits.is_allowed(ratelimits.REFUSALS, "webhook", client):
+            return _http_error(ratelimits.refusal(ratelimits.REFUSALS, "webhook", client)), 429
+        ratelimits.count_quietly(ratelimits.REFUSALS, "webhook", client)
         rendered = receive.record_refusal(_inbound(endpoint, b""), rendered)
     return _answer(rendered)
 

@@ -158,7 +158,8 @@ def _students_by_key(connection: Connection, keys: set[str]) -> dict[str, Row]:
 
 
 def _event_id(ref: str) -> int | None:
-    return int(ref) if ref.isdigit() and int(ref) <= MAX_DB_INTEGER else None
+    is_number = ref.isascii() and ref.isdigit()  # "²" is a digit to str.isdigit, not to int
+    return int(ref) if is_number and int(ref) <= MAX_DB_INTEGER else None
 
 
 def _events_by_ref(

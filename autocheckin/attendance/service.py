@@ -235,7 +235,7 @@ def resolve_event(ref: str | int, *, at: datetime, rules: CheckInRules | None = 
     whose start is nearest to `at`; ties go to the most recently created.
     """
     text = str(ref).strip()
-    if text.isdigit() and int(text) <= MAX_DB_INTEGER:
+    if text.isascii() and text.isdigit() and int(text) <= MAX_DB_INTEGER:
         event = db.session.get(Event, int(text))
         if event is not None:
             return event

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -25,7 +26,12 @@ from autocheckin.attendance.windows import CheckInRules
 from autocheckin.database import write_transaction
 from autocheckin.extensions import db
 from autocheckin.times import utcnow
-from autocheckin.validation import MAX_JSON_DEPTH, field_with_nul, is_too_deep
+from autocheckin.validation import (
+    MAX_JSON_DEPTH,
+    field_with_control_character,
+    field_with_nul,
+    is_too_deep,
+)
 from autocheckin.webhooks import request_log
 from autocheckin.webhooks.commands import (
     Command,
@@ -120,16 +126,28 @@ def receive(inbound: Inbound, options: WebhookOptions) -> Rendered:
         rendered, request_id = _process_new(entry, options, started)
     except IntegrityError:
         # A concurrent twin (same key, or same signed bytes) committed first: answer as it was.
-        earlier = _replayed_answer(entry) if entry.signature_digest else None
-        if earlier is None and entry.idempotency_scope:
-            earlier = _idempotent_answer(entry, options)
+        earlier = _twin_answer(entry, options)
         if earlier is None:
+            _record_crash(entry, started)
             raise
         return earlier
     except Exception:
         _record_crash(entry, started)
         raise
+    if rendered.status >= 300 and entry.signature_digest:
+        # A twin of these signed bytes may have taken effect while this one failed for it
+        # ("already checked in"): the answer is the original's, as for any replay.
+        earlier = _replayed_answer(entry)
+        if earlier is not None:
+            return earlier
     return _with_id(rendered, request_id)
+
+
+def _twin_answer(entry: Entry, options: WebhookOptions) -> Rendered | None:
+    earlier = _replayed_answer(entry) if entry.signature_digest else None
+    if earlier is None and entry.idempotency_scope:
+        earlier = _idempotent_answer(entry, options)
+    return earlier
 
 
 def replay(request_id: int, options: WebhookOptions) -> WebhookRequest:
@@ -166,7 +184,14 @@ def replay(request_id: int, options: WebhookOptions) -> WebhookRequest:
             )
         return request_id
 
-    _run(record.endpoint, record.body, record.received_at, options, store)
+    try:
+        _run(record.endpoint, record.body, record.received_at, options, store)
+    except IntegrityError:
+        # Its signed twin took effect first (the replay protection's unique index).
+        raise Conflict(
+            f"Webhook request {request_id}: the same signed request already took effect",
+            code="replay_conflict",
+        ) from None
     db.session.refresh(record)
     return record
 
@@ -179,6 +204,12 @@ def resolve_unmatched(options: WebhookOptions) -> dict[str, int]:
         outcome = replay(request_id, options).outcome
         tally["resolved" if outcome == RESOLVED else outcome] += 1
     return tally
+
+
+def is_authentic(inbound: Inbound, options: WebhookOptions) -> bool:
+    """Whether `receive` would let this request past its signature check."""
+    refusal, _is_signed = _authenticate(inbound, options)
+    return refusal is None
 
 
 def record_refusal(inbound: Inbound, rendered: Rendered) -> Rendered:
@@ -261,8 +292,14 @@ def _payload(body: bytes) -> Any:
     def refuse_constant(name: str) -> Any:
         raise ValueError(f"{name} is not valid JSON")
 
+    def finite(text: str) -> float:
+        number = float(text)
+        if not math.isfinite(number):
+            raise ValueError(f"{text} is out of range")
+        return number
+
     try:
-        payload = json.loads(body, parse_constant=refuse_constant)
+        payload = json.loads(body, parse_constant=refuse_constant, parse_float=finite)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise Invalid("Invalid JSON payload", code="invalid_json", details=str(error)) from None
     if is_too_deep(payload):
@@ -274,6 +311,12 @@ def _payload(body: bytes) -> Any:
     if field_with_nul(payload) is not None:
         raise Invalid(
             "Invalid JSON payload", code="invalid_json", details="strings may not contain NUL"
+        )
+    field = field_with_control_character(payload)
+    if field is not None:
+        raise Invalid(
+            f"Invalid value for {field}: control characters are not allowed",
+            code="invalid_field",
         )
     return payload
 
@@ -371,7 +414,7 @@ def _log_line(
     endpoint: str, source: str, outcome: str, status: int, started: float, request_id: int
 ) -> None:
     log.info(
-        "webhook endpoint=%s source=%s outcome=%s status=%s ms=%.1f request_id=%s",
+        "webhook endpoint=%s source=%r outcome=%s status=%s ms=%.1f request_id=%s",
         endpoint,
         source,
         outcome,

@@ -43,6 +43,7 @@ _INSERT_RETURNING_ID = insert(TABLE).returning(TABLE.c.id)
 
 
 REFUSED_BODY_BYTES = 1024  # kept of a body refused for its signature: enough to recognise it
+MAX_HEADER_CHARS = 256  # kept of each header value
 
 
 def fingerprint(endpoint: str, body: bytes) -> str:
@@ -61,10 +62,11 @@ def idempotency_scope(endpoint: str, key: str, *, signer: str | None) -> str:
 
 def signature_digest(endpoint: str, body_sha256: str, headers: dict[str, str]) -> str:
     """What a valid signature vouched for: the endpoint, the exact body and, for Standard
-    Webhooks, the message id and timestamp it also signs."""
+    Webhooks, the message id and the timestamp as the signature read it (an integer: a
+    rewritten "0017…" signs the same and must not look new)."""
     signed = [endpoint, body_sha256]
     if headers.get("webhook-signature"):
-        signed += [headers.get("webhook-id", ""), headers.get("webhook-timestamp", "")]
+        signed += [headers.get("webhook-id", ""), str(int(headers["webhook-timestamp"].strip()))]
     return hashlib.sha256("\n".join(signed).encode()).hexdigest()
 
 
@@ -113,7 +115,11 @@ def write(
     values = {
         "endpoint": entry.endpoint,
         "received_at": entry.received_at,
-        "headers": {name: entry.headers[name] for name in KEPT_HEADERS if name in entry.headers},
+        "headers": {
+            name: entry.headers[name][:MAX_HEADER_CHARS]
+            for name in KEPT_HEADERS
+            if name in entry.headers
+        },
         "body": entry.body if is_replayable else entry.body[:REFUSED_BODY_BYTES],
         "body_size": len(entry.body),
         "body_sha256": entry.body_sha256,

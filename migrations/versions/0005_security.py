@@ -1,8 +1,10 @@
 """Secure by default: web roles and token keys apart from roster data; scoped idempotency
 keys, refused replays of signed requests, and the size of bodies kept only in part.
 
-Web users who were admins keep their role; every web user gets a token key (tokens issued
-before this migration stop working: they carry no key).
+Every web user gets a token key (tokens issued before this migration stop working: they
+carry no key) and the plain web role: until now `is_admin` could be set by any unsigned
+webhook, so it proves nothing. The migration names the web users it had marked admin;
+the operator re-grants with `flask users promote EMAIL`.
 
 Revision ID: 0005_security
 Revises: 0004_web_and_discord_users
@@ -10,6 +12,7 @@ Create Date: 2026-12-01 23:00:00
 
 """
 import hashlib
+import logging
 import secrets
 
 from alembic import op
@@ -32,19 +35,29 @@ def upgrade():
     students = sa.table(
         'students',
         sa.column('id', sa.Integer),
+        sa.column('email', sa.String),
         sa.column('is_admin', sa.Boolean),
         sa.column('password_hash', sa.String),
         sa.column('web_role', sa.String),
         sa.column('token_key', sa.String),
     )
     web_users = connection.execute(
-        sa.select(students.c.id, students.c.is_admin).where(students.c.password_hash.isnot(None))
+        sa.select(students.c.id, students.c.email, students.c.is_admin).where(
+            students.c.password_hash.isnot(None)
+        )
     ).all()
-    for user_id, is_admin in web_users:
+    for user_id, _email, _is_admin in web_users:
         connection.execute(
             students.update()
             .where(students.c.id == user_id)
-            .values(web_role='admin' if is_admin else 'user', token_key=secrets.token_hex(16))
+            .values(web_role='user', token_key=secrets.token_hex(16))
+        )
+    were_admins = sorted(email for _id, email, is_admin in web_users if is_admin)
+    if were_admins:
+        logging.getLogger('alembic.runtime.migration').warning(
+            'web users marked admin before 0005 are plain users now (is_admin could be set '
+            'by unsigned webhooks); re-grant with `flask users promote EMAIL`: %s',
+            ', '.join(were_admins),
         )
 
     with op.batch_alter_table('webhook_requests', schema=None) as batch_op:
@@ -87,6 +100,12 @@ def upgrade():
 
 def downgrade():
     op.drop_index('uq_webhook_requests_accepted_signature', table_name='webhook_requests')
+    # Keys are unique again: keep each on its oldest record only.
+    op.execute(
+        'UPDATE webhook_requests SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL '
+        'AND id NOT IN (SELECT min(id) FROM webhook_requests '
+        'WHERE idempotency_key IS NOT NULL GROUP BY idempotency_key)'
+    )
     with op.batch_alter_table('webhook_requests', schema=None) as batch_op:
         batch_op.drop_constraint(
             batch_op.f('uq_webhook_requests_idempotency_scope'), type_='unique'
