@@ -31,7 +31,6 @@ MAX_JSON_DEPTH = 32
 # C0 controls and DEL, but tab, newline and carriage return (descriptions have lines).
 # ... and lone UTF-16 surrogates, which no database can store as text.
 CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-_NUL = re.compile("\x00")
 
 
 def is_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -51,14 +50,35 @@ def is_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
+def json_problem(value: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
+    """One pass over a parsed body: "depth", "nul", "control" (a control character
+    elsewhere) or None. Paths are only worked out, by the slower walks below, when needed."""
+    stack = [(value, 1)]
+    problem = None
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            match = CONTROL_CHARACTER.search(item)
+            if match:
+                if "\x00" in item:
+                    return "nul"
+                problem = "control"
+            continue
+        if isinstance(item, dict):
+            children = list(item.values()) + list(item.keys())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return "depth"
+        stack.extend((child, depth + 1) for child in children)
+    return problem
+
+
 def field_with_control_character(value: Any) -> str | None:
     """The dotted path of the first string (key or value) holding a control character."""
     return _first_field(value, CONTROL_CHARACTER)
-
-
-def field_with_nul(value: Any) -> str | None:
-    """The dotted path of the first string (key or value) holding a NUL."""
-    return _first_field(value, _NUL)
 
 
 def _first_field(value: Any, pattern: re.Pattern[str]) -> str | None:

@@ -26,12 +26,7 @@ from autocheckin.attendance.windows import CheckInRules
 from autocheckin.database import write_transaction
 from autocheckin.extensions import db
 from autocheckin.times import utcnow
-from autocheckin.validation import (
-    MAX_JSON_DEPTH,
-    field_with_control_character,
-    field_with_nul,
-    is_too_deep,
-)
+from autocheckin.validation import MAX_JSON_DEPTH, field_with_control_character, json_problem
 from autocheckin.webhooks import request_log
 from autocheckin.webhooks.commands import (
     Command,
@@ -302,18 +297,19 @@ def _payload(body: bytes) -> Any:
         payload = json.loads(body, parse_constant=refuse_constant, parse_float=finite)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise Invalid("Invalid JSON payload", code="invalid_json", details=str(error)) from None
-    if is_too_deep(payload):
+    problem = json_problem(payload)
+    if problem == "depth":
         raise Invalid(
             "Invalid JSON payload",
             code="invalid_json",
             details=f"nested deeper than {MAX_JSON_DEPTH} levels",
         )
-    if field_with_nul(payload) is not None:
+    if problem == "nul":
         raise Invalid(
             "Invalid JSON payload", code="invalid_json", details="strings may not contain NUL"
         )
-    field = field_with_control_character(payload)
-    if field is not None:
+    if problem == "control":
+        field = field_with_control_character(payload)
         raise Invalid(
             f"Invalid value for {field}: control characters are not allowed",
             code="invalid_field",
