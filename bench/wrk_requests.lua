@@ -38,6 +38,9 @@ function init(args)
     line_number = line_number + 1
   end
   position = 0
+  if #prepared == 0 then
+    error("thread " .. thread_id .. " has no requests: give WRK_REQUESTS a line per thread")
+  end
 end
 
 function request()
