@@ -153,6 +153,7 @@ def load_config(environ: Mapping[str, Any], *, instance_path: str) -> dict[str, 
         "EVENT_CREATE_ROLE": _choice(environ, "EVENT_CREATE_ROLE", ("user", "admin"), "user"),
         "DISCORD_API_KEY": env_str(environ, "DISCORD_API_KEY"),
         "DISCORD_ALLOW_KEYLESS": env_bool(environ, "DISCORD_ALLOW_KEYLESS", False),
+        "DISCORD_ADMIN_PASSWORD": env_secret(environ, "DISCORD_ADMIN_PASSWORD", min_bytes=12),
         "REDIS_URL": env_str(environ, "REDIS_URL"),
         "TRUSTED_PROXY_HOPS": env_int(environ, "TRUSTED_PROXY_HOPS", 0, minimum=0),
     }

@@ -24,6 +24,8 @@ from werkzeug.exceptions import TooManyRequests
 LOGIN_FAILURES = parse("10/minute")
 # ... and for one account from anywhere: the ceiling for guessing spread over many addresses.
 LOGIN_FAILURES_PER_ACCOUNT = parse("100/hour")
+# Wrong /make_admin passwords for one Discord user.
+DISCORD_ADMIN_FAILURES = parse("5/hour")
 # Sign-ups from one client address.
 REGISTRATIONS = parse("20/hour")
 # Webhook requests refused before processing (bad or missing signature, oversized body)

@@ -105,7 +105,7 @@ class CommandHandler:
 
     def register(self, author: Author, name: str) -> str:
         response = self.api.register(author, name)
-        if response.status_code == 201:
+        if response.status_code in (200, 201):  # 200 now; 201 from older servers
             return f"Registered as {response.json()['name']}. Use `!events` to see what's on."
         return f"Could not register: {_detail(response)}"
 

@@ -43,10 +43,10 @@ def test_source_integration_flow(live_server):
         "discord_username": "johndoe#1234",
     }
     response = requests.post(f"{base}/discord/users/register", json=user_data, timeout=10)
-    assert response.status_code == 201
+    assert response.status_code == 200
     assert {k: response.json()[k] for k in user_data} == user_data
     again = requests.post(f"{base}/discord/users/register", json=user_data, timeout=10)
-    assert (again.status_code, again.json()["id"]) == (201, response.json()["id"])
+    assert (again.status_code, again.json()["id"]) == (200, response.json()["id"])
 
     headers = web_user(base)
     now = utcnow()
@@ -171,7 +171,7 @@ def test_discord_api_key_when_configured(make_app):
     body = {"name": "A", "discord_user_id": "1"}
     assert client.post("/discord/users/register", json=body).status_code == 401
     ok = client.post("/discord/users/register", json=body, headers={"X-Discord-Key": "bot-key"})
-    assert ok.status_code == 201
+    assert ok.status_code == 200
 
 
 def test_example_bot_commands(live_server):

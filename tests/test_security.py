@@ -87,7 +87,7 @@ def test_discord_key_is_required_when_configured(make_app):
     wrong = {"X-Discord-Key": "guess"}
     assert client.post("/discord/users/register", json=body, headers=wrong).status_code == 401
     right = {"X-Discord-Key": "bot-key-0123456789"}
-    assert client.post("/discord/users/register", json=body, headers=right).status_code == 201
+    assert client.post("/discord/users/register", json=body, headers=right).status_code == 200
 
 
 def test_status_reports_the_open_setups(make_app, production):

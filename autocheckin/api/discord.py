@@ -8,18 +8,29 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from autocheckin import ratelimits
 from autocheckin.api import web
 from autocheckin.api.openapi import documented
-from autocheckin.api.schemas_web import DiscordAttendQuery, DiscordRegister
+from autocheckin.api.schemas_web import (
+    DiscordAdminQuery,
+    DiscordAttendFor,
+    DiscordAttendQuery,
+    DiscordMakeAdmin,
+    DiscordRegister,
+    DiscordUsersQuery,
+    EventCreate,
+)
 from autocheckin.attendance import events as event_queries
 from autocheckin.attendance import service
 from autocheckin.attendance.errors import (
     AlreadyCheckedIn,
+    Forbidden,
     NotConfigured,
     NotFound,
     OutsideWindow,
 )
-from autocheckin.attendance.windows import ACTIVE, event_status
+from autocheckin.attendance.models import WEB_ADMIN
+from autocheckin.attendance.windows import ACTIVE, UPCOMING, event_status
 from autocheckin.auth import accounts
 from autocheckin.auth.keys import key_matches
 from autocheckin.auth.tokens import Unauthorized
@@ -53,6 +64,22 @@ def _registered(discord_user_id: str):
     return user
 
 
+def _discord_user_brief(user) -> dict:
+    return {
+        "name": user.name,
+        "discord_user_id": user.discord_user_id,
+        "discord_username": user.discord_username,
+    }
+
+
+def _admin(discord_user_id: str):
+    """The registered Discord user, who must be an admin of the bot's commands."""
+    user = _registered(discord_user_id)
+    if not user.is_web_admin:
+        raise Forbidden("Only admins may do this", code="not_admin")
+    return user
+
+
 def _discord_user_json(user) -> dict:
     return {
         "id": user.id,
@@ -60,25 +87,26 @@ def _discord_user_json(user) -> dict:
         "discord_user_id": user.discord_user_id,
         "discord_username": user.discord_username,
         "is_active": user.is_active,
+        "is_admin": user.is_web_admin,
         "created_at": iso(user.created_at),
     }
 
 
 @bp.post("/users/register")
 @documented(
-    "Register a Discord user (an existing id returns that user)",
+    "Register a Discord user; a known id is updated (200 either way, as the bots expect)",
     body=DiscordRegister,
-    status=201,
     errors=(422,),
 )
-def register() -> tuple[Response, int]:
+def register() -> Response:
     body = web.parse_body(DiscordRegister)
-    user = accounts.register_discord_user(
+    user, is_new = accounts.register_discord_user(
         discord_user_id=body.discord_user_id,
         name=body.name,
         discord_username=body.discord_username,
     )
-    return jsonify(_discord_user_json(user)), 201
+    message = "Registered successfully" if is_new else "Already registered; details updated"
+    return jsonify({**_discord_user_json(user), "message": message})
 
 
 @bp.get("/users/<discord_user_id>")
@@ -141,6 +169,7 @@ def attendance_history(discord_user_id: str) -> Response:
     user = _registered(discord_user_id)
     attended = [
         {
+            "id": attendance.event.id,
             "event_id": attendance.event.id,
             "title": attendance.event.name,
             "start_time": iso(attendance.event.start_time),
@@ -150,7 +179,13 @@ def attendance_history(discord_user_id: str) -> Response:
         }
         for attendance in event_queries.history(user)
     ]
-    return jsonify({"attended_events": attended, "total_attended": len(attended)})
+    return jsonify(
+        {
+            "user": _discord_user_brief(user),
+            "attended_events": attended,
+            "total_attended": len(attended),
+        }
+    )
 
 
 @bp.get("/event/<int:event_id>/status")
@@ -167,4 +202,235 @@ def event_attendees(event_id: int) -> Response:
     found = [web.attendee_json(a) for a in event_queries.attendees(event_id)]
     return jsonify(
         {"event_id": event.id, "title": event.name, "attendees": found, "total": len(found)}
+    )
+
+
+# --- the reference bot's newer commands (slash-command cog) --------------------------------
+
+
+def _open_windows(now) -> list:
+    """Events whose check-in window is open now; events with no end are not "running"."""
+    found = event_queries.list_events(
+        event_queries.EventFilter(status=ACTIVE), now=now, rules=web.rules()
+    )
+    return [event for event in found if event.end_time is not None]
+
+
+def _attend_now(user, event, now, *, source: str, metadata: dict | None = None):
+    """Check `user` in to `event`; None on success, else the refusal's message."""
+    try:
+        service.attend(
+            student_id=user.id,
+            event_id=event.id,
+            at=now,
+            rules=web.rules(),
+            source=source,
+            metadata=metadata,
+        )
+    except (OutsideWindow, AlreadyCheckedIn) as refusal:
+        return refusal.message
+    return None
+
+
+@bp.post("/attend/auto")
+@documented(
+    "Check in to the one event running now (?discord_user_id=); refusals are 200 success false",
+    query=DiscordAttendQuery,
+    errors=(422,),
+)
+def attend_auto() -> Response:
+    query = web.parse_args(DiscordAttendQuery)
+    user = accounts.find_discord_user(query.discord_user_id)
+    if user is None:
+        return jsonify({"success": False, "message": NOT_REGISTERED})
+    now = utcnow()
+    running = _open_windows(now)
+    if not running:
+        return jsonify({"success": False, "message": "No event is running right now"})
+    if len(running) > 1:
+        names = ", ".join(f"{event.name} (#{event.id})" for event in running)
+        return jsonify(
+            {
+                "success": False,
+                "message": f"Several events are running; attend one by id: {names}",
+                "events": [{"id": event.id, "title": event.name} for event in running],
+            }
+        )
+    event = running[0]
+    refusal = _attend_now(user, event, now, source="discord")
+    if refusal is not None:
+        return jsonify({"success": False, "message": refusal})
+    return jsonify(
+        {
+            "success": True,
+            "message": f"Successfully attended '{event.name}'!",
+            "event": {"id": event.id, "title": event.name},
+        }
+    )
+
+
+@bp.post("/admin/make-admin")
+@documented(
+    "Make a Discord user an admin with DISCORD_ADMIN_PASSWORD",
+    body=DiscordMakeAdmin,
+    errors=(403, 404, 422, 429, 503),
+)
+def make_admin() -> Response:
+    configured = current_app.config["DISCORD_ADMIN_PASSWORD"]
+    if not configured:
+        raise NotConfigured(
+            "Discord admin sign-up is closed: set DISCORD_ADMIN_PASSWORD, or use "
+            "`flask discord admin grant DISCORD_USER_ID`",
+            code="discord_admin_not_configured",
+        )
+    body = web.parse_body(DiscordMakeAdmin)
+    ratelimits.ensure_allowed(ratelimits.DISCORD_ADMIN_FAILURES, "make-admin", body.discord_user_id)
+    _registered(body.discord_user_id)
+    if not key_matches(body.password, configured):
+        ratelimits.count_quietly(
+            ratelimits.DISCORD_ADMIN_FAILURES, "make-admin", body.discord_user_id
+        )
+        raise Forbidden("Wrong admin password", code="bad_admin_password")
+    user = accounts.set_discord_role(discord_user_id=body.discord_user_id, role=WEB_ADMIN)
+    return jsonify(
+        {
+            "success": True,
+            "message": f"{user.name} is now an admin",
+            "user": _discord_user_json(user),
+        }
+    )
+
+
+@bp.post("/admin/check-admin")
+@documented(
+    "Whether a Discord user is an admin (?discord_user_id=)",
+    query=DiscordAttendQuery,
+    errors=(404, 422),
+)
+def check_admin() -> Response:
+    user = _registered(web.parse_args(DiscordAttendQuery).discord_user_id)
+    return jsonify(
+        {
+            "is_admin": user.is_web_admin,
+            "user_name": user.name,
+            "discord_username": user.discord_username,
+        }
+    )
+
+
+@bp.get("/events/upcoming")
+@documented("Events that have not opened yet, soonest first")
+def upcoming_events() -> Response:
+    now = utcnow()
+    found = event_queries.list_events(
+        event_queries.EventFilter(status=UPCOMING), now=now, rules=web.rules()
+    )
+    return jsonify(
+        [
+            {
+                "id": event.id,
+                "title": event.name,
+                "description": event.description,
+                "start_time": iso(event.start_time),
+                "end_time": iso(event.end_time),
+            }
+            for event in found
+        ]
+    )
+
+
+@bp.get("/users/list")
+@documented(
+    "Everyone who can act here, paged (an admin's ?discord_user_id=)",
+    query=DiscordUsersQuery,
+    errors=(403, 404, 422),
+)
+def list_users() -> Response:
+    query = web.parse_args(DiscordUsersQuery)
+    _admin(query.discord_user_id)
+    users, total = accounts.list_accounts(skip=query.skip, limit=query.limit)
+    return jsonify(
+        {
+            "users": [
+                {
+                    "id": user.id,
+                    "name": user.name,
+                    "is_admin": user.is_web_admin,
+                    "discord_username": user.discord_username,
+                    "discord_user_id": user.discord_user_id,
+                }
+                for user in users
+            ],
+            "total": total,
+        }
+    )
+
+
+@bp.post("/events/create")
+@documented(
+    "Create an event as a Discord admin (?discord_user_id=)",
+    query=DiscordAttendQuery,
+    body=EventCreate,
+    errors=(403, 404, 422),
+)
+def create_event() -> Response:
+    admin = _admin(web.parse_args(DiscordAttendQuery).discord_user_id)
+    body = web.parse_body(EventCreate)
+    event = service.create_event(
+        name=body.title,
+        description=body.description,
+        start_time=body.start_time,
+        end_time=body.end_time,
+        location=body.location,
+        discord_channel_id=body.discord_channel_id,
+        created_by_id=admin.id,
+        source="discord",
+    )
+    return jsonify(web.event_json(event))
+
+
+@bp.post("/admin/attend-for-user")
+@documented(
+    "An admin checks someone in by name or Discord username (?admin_discord_user_id=)",
+    query=DiscordAdminQuery,
+    body=DiscordAttendFor,
+    errors=(403, 404, 422),
+)
+def attend_for_user() -> Response:
+    admin = _admin(web.parse_args(DiscordAdminQuery).admin_discord_user_id)
+    body = web.parse_body(DiscordAttendFor)
+    candidates = accounts.find_by_name(body.target_name)
+    if not candidates:
+        return jsonify({"success": False, "message": f"Nobody is registered as {body.target_name}"})
+    if len(candidates) > 1:
+        names = ", ".join(
+            f"{user.name} ({user.discord_username or user.discord_user_id})" for user in candidates
+        )
+        return jsonify({"success": False, "message": f"Several people match: {names}"})
+    target = candidates[0]
+    now = utcnow()
+    if body.event_id is not None:
+        event = event_queries.get_event(body.event_id)
+    else:
+        running = _open_windows(now)
+        if len(running) != 1:
+            message = (
+                "No event is running right now"
+                if not running
+                else "Several events are running; give the event id"
+            )
+            return jsonify({"success": False, "message": message})
+        event = running[0]
+    metadata = {"checked_in_by": {"discord_user_id": admin.discord_user_id, "name": admin.name}}
+    refusal = _attend_now(target, event, now, source="discord_admin", metadata=metadata)
+    if refusal is not None:
+        return jsonify({"success": False, "message": refusal})
+    return jsonify(
+        {
+            "success": True,
+            "message": f"{target.name} attended '{event.name}', checked in by {admin.name}",
+            "admin_user": {"name": admin.name},
+            "target_user": {"name": target.name, "discord_username": target.discord_username},
+            "event": {"id": event.id, "title": event.name},
+        }
     )

@@ -88,3 +88,28 @@ class DiscordRegister(_Body):
 
 class DiscordAttendQuery(_Body):
     discord_user_id: str = Field(pattern=r"^\d{1,32}$")
+
+
+class DiscordAdminQuery(_Body):
+    admin_discord_user_id: str = Field(pattern=r"^\d{1,32}$")
+
+
+class DiscordUsersQuery(_Body):
+    discord_user_id: str = Field(pattern=r"^\d{1,32}$")
+    skip: int = Field(0, ge=0, le=1_000_000)
+    limit: int = Field(100, ge=1, le=500)
+
+
+class DiscordMakeAdmin(_Body):
+    discord_user_id: str = Field(pattern=r"^\d{1,32}$")
+    password: str = Field(min_length=1, max_length=256)
+
+
+class DiscordAttendFor(_Body):
+    target_name: str = Field(min_length=1, max_length=200)
+    event_id: int | None = Field(None, ge=1, le=2**31 - 1)
+
+
+class DiscordEventAttend(_Body):
+    discord_user_id: str = Field(pattern=r"^\d{1,32}$")
+    event_id: int = Field(ge=1, le=2**31 - 1)

@@ -284,7 +284,13 @@ def _check_in(
 
 
 def attend(
-    *, student_id: int, event_id: int, at: datetime, rules: CheckInRules, source: str
+    *,
+    student_id: int,
+    event_id: int,
+    at: datetime,
+    rules: CheckInRules,
+    source: str,
+    metadata: dict[str, Any] | None = None,
 ) -> Attendance:
     """A check-in by known ids (web users, Discord): the same rule as every webhook."""
     try:
@@ -302,7 +308,7 @@ def attend(
                 moment=at,
                 rules=rules,
                 source=source,
-                metadata=None,
+                metadata=metadata,
             )
     except IntegrityError:
         raise AlreadyCheckedIn("Student already checked in to this event") from None

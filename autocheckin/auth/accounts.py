@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -110,12 +110,17 @@ def find_discord_user(discord_user_id: str) -> Student | None:
 
 def register_discord_user(
     *, discord_user_id: str, name: str, discord_username: str | None
-) -> Student:
-    """A Discord user, no email or password needed; an existing Discord id returns that user."""
-    existing = find_discord_user(discord_user_id)
-    if existing is not None:
-        return existing
+) -> tuple[Student, bool]:
+    """A Discord user, no email or password needed: (the user, whether it is new). A known
+    Discord id gets the name and username it sends now (people rename themselves)."""
     first_name, last_name = split_name(name)
+    with write_transaction() as session:
+        existing = session.scalar(select(Student).where(Student.discord_user_id == discord_user_id))
+        if existing is not None:
+            existing.first_name, existing.last_name = first_name, last_name
+            if discord_username is not None:
+                existing.discord_username = discord_username
+            return existing, False
     try:
         with write_transaction() as session:
             student = Student(
@@ -131,5 +136,45 @@ def register_discord_user(
         found = find_discord_user(discord_user_id)
         if found is None:
             raise
-        return found
+        return found, False
+    return student, True
+
+
+def set_discord_role(*, discord_user_id: str, role: str) -> Student:
+    """Make a Discord user an admin of the bot's commands, or a plain user again."""
+    if role not in (WEB_USER, WEB_ADMIN):
+        raise Invalid(f"role must be {WEB_USER} or {WEB_ADMIN}")
+    with write_transaction() as session:
+        student = session.scalar(select(Student).where(Student.discord_user_id == discord_user_id))
+        if student is None:
+            raise NotFound(
+                f"No Discord user with id {discord_user_id}", code="discord_user_not_registered"
+            )
+        student.web_role = role
     return student
+
+
+def list_accounts(*, skip: int, limit: int) -> tuple[list[Student], int]:
+    """People who can act here (a web login or a Discord id), oldest first, and their total."""
+    is_account = or_(Student.password_hash.is_not(None), Student.discord_user_id.is_not(None))
+    total = db.session.scalar(select(func.count()).select_from(Student).where(is_account)) or 0
+    page = db.session.scalars(
+        select(Student).where(is_account).order_by(Student.id).offset(skip).limit(limit)
+    )
+    return list(page), total
+
+
+def find_by_name(name: str) -> list[Student]:
+    """Discord users whose full name or Discord username is `name` (case-insensitive)."""
+    wanted = name.strip().lower()
+    full_name = func.lower(func.trim(Student.first_name + " " + Student.last_name))
+    return list(
+        db.session.scalars(
+            select(Student)
+            .where(
+                Student.discord_user_id.is_not(None),
+                or_(full_name == wanted, func.lower(Student.discord_username) == wanted),
+            )
+            .order_by(Student.id)
+        )
+    )
