@@ -65,4 +65,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(discord.bp)
     app.cli.add_command(webhook_cli.webhooks)
     app.cli.add_command(users_cli.users)
+    app.cli.add_command(users_cli.discord)
     return app

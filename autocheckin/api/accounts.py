@@ -7,8 +7,9 @@ from flask import Blueprint, Response, jsonify, request
 from autocheckin import ratelimits
 from autocheckin.api import web
 from autocheckin.api.openapi import documented
-from autocheckin.api.schemas_web import LoginBody, ProfileUpdate, RegisterBody
+from autocheckin.api.schemas_web import LoginBody, PageQuery, ProfileUpdate, RegisterBody
 from autocheckin.attendance import events as event_queries
+from autocheckin.attendance.errors import Forbidden, NotFound
 from autocheckin.attendance.models import normalize_key
 from autocheckin.auth import accounts
 from autocheckin.auth.tokens import Unauthorized, issue_token
@@ -94,3 +95,32 @@ def my_events() -> Response:
             for attendance in event_queries.history(user)
         ]
     )
+
+
+@bp.get("/users/", strict_slashes=False)
+@documented(
+    "Every account, paged (web admins)",
+    query=PageQuery,
+    security=("bearerAuth",),
+    errors=(401, 403, 422),
+)
+def list_users() -> Response:
+    _require_admin()
+    page = web.parse_args(PageQuery)
+    users, total = accounts.list_accounts(skip=page.skip, limit=page.limit)
+    return jsonify({"users": [web.user_json(user) for user in users], "total": total})
+
+
+@bp.get("/users/<int:user_id>")
+@documented("One account (web admins)", security=("bearerAuth",), errors=(401, 403, 404))
+def get_user(user_id: int) -> Response:
+    _require_admin()
+    user = accounts.get_user(user_id)
+    if user is None or not (user.password_hash or user.discord_user_id):
+        raise NotFound("User not found", code="user_not_found")
+    return jsonify(web.user_json(user))
+
+
+def _require_admin() -> None:
+    if not web.current_user().is_web_admin:
+        raise Forbidden("Only admins may list users")

@@ -57,7 +57,7 @@ def require_discord_key() -> None:
         )
 
 
-def _registered(discord_user_id: str):
+def registered_discord_user(discord_user_id: str):
     user = accounts.find_discord_user(discord_user_id)
     if user is None:
         raise NotFound(NOT_REGISTERED, code="discord_user_not_registered")
@@ -74,7 +74,7 @@ def _discord_user_brief(user) -> dict:
 
 def _admin(discord_user_id: str):
     """The registered Discord user, who must be an admin of the bot's commands."""
-    user = _registered(discord_user_id)
+    user = registered_discord_user(discord_user_id)
     if not user.is_web_admin:
         raise Forbidden("Only admins may do this", code="not_admin")
     return user
@@ -112,7 +112,7 @@ def register() -> Response:
 @bp.get("/users/<discord_user_id>")
 @documented("A Discord user", errors=(404,))
 def get_user(discord_user_id: str) -> Response:
-    return jsonify(_discord_user_json(_registered(discord_user_id)))
+    return jsonify(_discord_user_json(registered_discord_user(discord_user_id)))
 
 
 @bp.get("/events/active")
@@ -143,7 +143,7 @@ def channel_events(channel_id: str) -> Response:
 )
 def attend(event_id: int) -> Response:
     query = web.parse_args(DiscordAttendQuery)
-    user = _registered(query.discord_user_id)
+    user = registered_discord_user(query.discord_user_id)
     event = event_queries.get_event(event_id)
     now = utcnow()
     try:
@@ -166,7 +166,7 @@ def attend(event_id: int) -> Response:
 @bp.get("/attendance/<discord_user_id>")
 @documented("A Discord user's attendance history", errors=(404,))
 def attendance_history(discord_user_id: str) -> Response:
-    user = _registered(discord_user_id)
+    user = registered_discord_user(discord_user_id)
     attended = [
         {
             "id": attendance.event.id,
@@ -285,7 +285,7 @@ def make_admin() -> Response:
         )
     body = web.parse_body(DiscordMakeAdmin)
     ratelimits.ensure_allowed(ratelimits.DISCORD_ADMIN_FAILURES, "make-admin", body.discord_user_id)
-    _registered(body.discord_user_id)
+    registered_discord_user(body.discord_user_id)
     if not key_matches(body.password, configured):
         ratelimits.count_quietly(
             ratelimits.DISCORD_ADMIN_FAILURES, "make-admin", body.discord_user_id
@@ -308,7 +308,7 @@ def make_admin() -> Response:
     errors=(404, 422),
 )
 def check_admin() -> Response:
-    user = _registered(web.parse_args(DiscordAttendQuery).discord_user_id)
+    user = registered_discord_user(web.parse_args(DiscordAttendQuery).discord_user_id)
     return jsonify(
         {
             "is_admin": user.is_web_admin,

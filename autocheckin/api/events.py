@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import ValidationError
 
 from autocheckin.api import web
+from autocheckin.api.discord import registered_discord_user, require_discord_key
 from autocheckin.api.openapi import documented
-from autocheckin.api.schemas_web import EventCreate, EventQuery, EventUpdate
+from autocheckin.api.schemas_web import DiscordEventAttend, EventCreate, EventQuery, EventUpdate
 from autocheckin.attendance import events as event_queries
 from autocheckin.attendance import service
 from autocheckin.attendance.errors import AlreadyCheckedIn, Forbidden, OutsideWindow
 from autocheckin.attendance.windows import ACTIVE, UPCOMING, event_status
 from autocheckin.times import iso, utcnow
+from autocheckin.validation import invalid_from
 
 bp = Blueprint("events", __name__, url_prefix="/events")
 
@@ -157,6 +160,75 @@ def check_attendance(event_id: int) -> Response:
         {
             "event_id": event_id,
             "user_id": user.id,
+            "attended": attendance is not None,
+            "attended_at": iso(attendance.checked_in_at) if attendance else None,
+            "status": attendance.status if attendance else None,
+        }
+    )
+
+
+# --- calls the Discord bot makes in this family (guarded by the Discord key) -----------------
+
+
+@bp.get("/discord-channel/<channel_id>")
+@documented("A Discord channel's events")
+def channel_events(channel_id: str) -> Response:
+    return _list(event_queries.EventFilter(channel=channel_id))
+
+
+def _discord_params() -> DiscordEventAttend:
+    """`discord_user_id` and `event_id` from the query string or a JSON body."""
+    values = request.args.to_dict()
+    if request.is_json:
+        values.update(request.get_json(silent=True) or {})
+    web.refuse_control_characters(values)
+    try:
+        return DiscordEventAttend.model_validate(values)
+    except ValidationError as error:
+        raise web.Unprocessable(invalid_from(error).message) from None
+
+
+@bp.post("/discord/attend")
+@documented(
+    "Check a Discord user in (discord_user_id, event_id); refusals are 200 success false",
+    body=DiscordEventAttend,
+    errors=(401, 404, 422, 503),
+)
+def discord_attend() -> Response:
+    require_discord_key()
+    params = _discord_params()
+    user = registered_discord_user(params.discord_user_id)
+    event = event_queries.get_event(params.event_id)
+    now = utcnow()
+    try:
+        attendance = service.attend(
+            student_id=user.id, event_id=event.id, at=now, rules=web.rules(), source="discord"
+        )
+    except (OutsideWindow, AlreadyCheckedIn) as refusal:
+        status = web.status_json(event, event_status(event, now, web.rules()))
+        return jsonify({"success": False, "message": refusal.message, "event_status": status})
+    return jsonify(
+        {
+            "success": True,
+            "message": f"Successfully attended '{event.name}'!",
+            "event": web.event_json(event, now=now),
+            "attended_at": iso(attendance.checked_in_at),
+            "status": attendance.status,
+        }
+    )
+
+
+@bp.get("/discord/<discord_user_id>/<int:event_id>/check-attendance")
+@documented("Whether a Discord user attended an event", errors=(401, 404, 503))
+def discord_check_attendance(discord_user_id: str, event_id: int) -> Response:
+    require_discord_key()
+    user = registered_discord_user(discord_user_id)
+    event_queries.get_event(event_id)
+    attendance = event_queries.attendance_of(student_id=user.id, event_id=event_id)
+    return jsonify(
+        {
+            "event_id": event_id,
+            "discord_user_id": discord_user_id,
             "attended": attendance is not None,
             "attended_at": iso(attendance.checked_in_at) if attendance else None,
             "status": attendance.status if attendance else None,

@@ -90,6 +90,11 @@ class DiscordAttendQuery(_Body):
     discord_user_id: str = Field(pattern=r"^\d{1,32}$")
 
 
+class PageQuery(_Body):
+    skip: int = Field(0, ge=0, le=1_000_000)
+    limit: int = Field(100, ge=1, le=500)
+
+
 class DiscordAdminQuery(_Body):
     admin_discord_user_id: str = Field(pattern=r"^\d{1,32}$")
 
