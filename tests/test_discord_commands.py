@@ -292,3 +292,29 @@ def test_the_operator_grants_and_revokes_discord_admins(bot, bot_app):
     missing = runner.invoke(args=["discord", "admin", "grant", BOB])
     assert missing.exit_code != 0
     assert f"No Discord user with id {BOB}" in missing.output
+
+
+def test_what_the_bots_read_never_crashes_them(bot_app, bot):
+    """Found by running both bots' commands: endless events, history order, unknown ids."""
+    join(bot, ANN, "Ann Lee")
+    with bot_app.app_context():
+        make_event(name="Endless")  # webhook-style, no end_time
+    windowed = running_event(bot_app)
+    listed = bot.get("/discord/events/active").get_json()
+    assert [event["id"] for event in listed] == [windowed]  # every end_time parses
+    assert all(event["end_time"] for event in listed)
+    with bot_app.app_context():
+        first = make_event(
+            name="First",
+            start_time=utcnow() - timedelta(minutes=2),
+            end_time=utcnow() + timedelta(hours=1),
+        ).id
+    bot.post(f"/discord/attend/{first}?discord_user_id={ANN}")
+    bot.post(f"/discord/attend/{windowed}?discord_user_id={ANN}")
+    history = bot.get(f"/discord/attendance/{ANN}").get_json()["attended_events"]
+    assert [item["id"] for item in history] == [first, windowed]  # oldest first: [-5:] is recent
+    make_admin(bot)
+    path = f"/discord/admin/attend-for-user?admin_discord_user_id={ANN}"
+    unknown = bot.post(path, json={"target_name": "Ann Lee", "event_id": 9999})
+    assert unknown.status_code == 200
+    assert unknown.get_json() == {"success": False, "message": "Event with ID 9999 not found."}

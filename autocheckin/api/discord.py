@@ -116,13 +116,11 @@ def get_user(discord_user_id: str) -> Response:
 
 
 @bp.get("/events/active")
-@documented("Events open for check-in now")
+@documented("Events whose check-in window is open now (events with no end are not listed)")
 def active_events() -> Response:
+    # The bots parse every event's end_time: an endless (webhook-style) event would crash them.
     now = utcnow()
-    found = event_queries.list_events(
-        event_queries.EventFilter(status=ACTIVE), now=now, rules=web.rules()
-    )
-    return jsonify([web.event_json(event, now=now) for event in found])
+    return jsonify([web.event_json(event, now=now) for event in _open_windows(now)])
 
 
 @bp.get("/events/channel/<channel_id>")
@@ -164,7 +162,7 @@ def attend(event_id: int) -> Response:
 
 
 @bp.get("/attendance/<discord_user_id>")
-@documented("A Discord user's attendance history", errors=(404,))
+@documented("A Discord user's attendance history, oldest first", errors=(404,))
 def attendance_history(discord_user_id: str) -> Response:
     user = registered_discord_user(discord_user_id)
     attended = [
@@ -177,7 +175,7 @@ def attendance_history(discord_user_id: str) -> Response:
             "attended_at": iso(attendance.checked_in_at),
             "status": attendance.status,
         }
-        for attendance in event_queries.history(user)
+        for attendance in reversed(event_queries.history(user))
     ]
     return jsonify(
         {
@@ -410,7 +408,10 @@ def attend_for_user() -> Response:
     target = candidates[0]
     now = utcnow()
     if body.event_id is not None:
-        event = event_queries.get_event(body.event_id)
+        event = event_queries.find_event(body.event_id)
+        if event is None:  # a 404 reads as "you are not registered" to the bot
+            message = f"Event with ID {body.event_id} not found."
+            return jsonify({"success": False, "message": message})
     else:
         running = _open_windows(now)
         if len(running) != 1:

@@ -24,8 +24,12 @@ class EventFilter:
     limit: int = 100
 
 
+def find_event(event_id: int) -> Event | None:
+    return db.session.get(Event, event_id)
+
+
 def get_event(event_id: int) -> Event:
-    event = db.session.get(Event, event_id)
+    event = find_event(event_id)
     if event is None:
         raise NotFound("Event not found", code="event_not_found")
     return event
