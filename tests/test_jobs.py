@@ -9,10 +9,11 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import bindparam, create_engine, select, text
 
 from autocheckin import jobs
 from autocheckin.config import database_uri
+from autocheckin.database import UTCDateTime
 from autocheckin.extensions import db
 from autocheckin.jobs import lease
 from autocheckin.jobs.models import JobRun
@@ -140,17 +141,14 @@ def _clock(database_url: str, checkout_url: str) -> subprocess.Popen:
     )
 
 
-def _db_now(engine):
-    """SQLite stores naive UTC; PostgreSQL compares aware times."""
-    now = utcnow()
-    return now.replace(tzinfo=None) if engine.dialect.name == "sqlite" else now
-
-
 def _leader(engine) -> str | None:
     with engine.connect() as connection:
+        # Typed, so the column type renders the time for each database (Python 3.12
+        # deprecates sqlite3's own datetime adapter).
+        query = text("SELECT holder FROM leases WHERE name = :name AND expires_at > :now")
         row = connection.execute(
-            text("SELECT holder FROM leases WHERE name = :name AND expires_at > :now"),
-            {"name": jobs.LEADER_LEASE, "now": _db_now(engine)},
+            query.bindparams(bindparam("now", type_=UTCDateTime)),
+            {"name": jobs.LEADER_LEASE, "now": utcnow()},
         ).first()
     return row[0] if row else None
 
