@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import requests
 
@@ -103,7 +103,10 @@ def test_onetap_python_client(live_server):
     student = onetap.create_student("a12345678", "john@example.com", "John", "Doe")
     assert student["success"] is True
     assert student["student"]["identifier"] == "a12345678"
-    event = onetap.create_event("Weekly Meeting", datetime.now(), "Meeting", 5)
+    # The guide labels a naive time "Z": what it means is the UTC wall clock. Pinned so the
+    # test means the same under any TZ (datetime.now() in Denver is seven hours "early").
+    utc_wall_clock = datetime.now(UTC).replace(tzinfo=None)
+    event = onetap.create_event("Weekly Meeting", utc_wall_clock, "Meeting", 5)
     assert event["message"] == "Event created successfully"
     attendance = onetap.record_attendance("a12345678", "1")
     assert attendance["message"] == "Attendance recorded successfully"
