@@ -608,3 +608,86 @@ def test_replaying_a_signed_twin_that_already_took_effect_is_409(production):
     again = client.post(f"/api/v1/webhooks/deliveries/{second}/replay", headers=headers)
     assert again.status_code == 409
     assert again.get_json()["code"] == "replay_conflict"
+
+
+# --- every door: no anonymous write anywhere ---------------------------------------------------
+
+# Anyone may call these: sign-up and login create no authority, and the seed's key test
+# answers `authenticated: false` to a caller without the key.
+PUBLIC_POSTS = {"/auth/register", "/auth/login", "/api/v1/auth/test"}
+
+
+def _sample_path(rule) -> str:
+    path = rule.rule
+    for argument in rule.arguments:
+        path = path.replace(f"<int:{argument}>", "1").replace(f"<{argument}>", "1")
+    return path
+
+
+def test_no_route_accepts_an_anonymous_write(production):
+    """Walks the live URL map, so a route added later without a guard fails here."""
+    with production.app_context():
+        make_student(identifier="1", email="one@example.com")
+        make_event(name="1")
+    client = production.test_client()
+    bodies = [
+        {},
+        {"student_identifier": "1", "event_identifier": "1"},
+        {
+            "discord_user_id": "1",
+            "name": "X",
+            "event_id": 1,
+            "items": [{"student_identifier": "1", "event_identifier": "1"}],
+            "action": "record_attendance",
+            "type": "attendance",
+            "data": {"student_identifier": "1", "event_identifier": "1"},
+        },
+    ]
+    checked = []
+    for rule in production.url_map.iter_rules():
+        path = _sample_path(rule)
+        for method in sorted((rule.methods or set()) & {"POST", "PUT", "PATCH", "DELETE"}):
+            if rule.rule in PUBLIC_POSTS:
+                continue
+            for body in bodies:
+                response = client.open(path, method=method, json=body)
+                assert response.status_code >= 400, f"{method} {path} {body}: {response.status}"
+            checked.append(f"{method} {rule.rule}")
+    assert len(checked) >= 15  # the walk really saw the doors (19 today)
+    with production.app_context():
+        assert db.session.query(Attendance).count() == 0
+        assert db.session.query(Student).count() == 1
+
+
+@pytest.mark.slow
+def test_a_deployment_with_only_the_documented_secrets_refuses_anonymous_writes(database_url):
+    """The Procfile's gunicorn, configured from the environment as Railway would be."""
+    import requests
+
+    from tests.servers import gunicorn
+
+    secrets = {
+        "WEBHOOK_SECRET": SECRET,
+        "JWT_SECRET_KEY": "j" * 48,
+        "WEBHOOK_REQUIRE_SIGNATURE": "",  # unset: the default
+        "DISCORD_ALLOW_KEYLESS": "",
+    }
+    with gunicorn(database_url, **secrets) as base:
+        checkin = {"student_identifier": "a1", "event_identifier": "1"}
+        assert requests.post(f"{base}{LEGACY}", json=checkin, timeout=10).status_code == 401
+        grant = {
+            "type": "student",
+            "action": "update",
+            "data": {"email": "a@x.io", "is_admin": True},
+        }
+        assert requests.post(f"{base}{UNIFIED}", json=grant, timeout=10).status_code == 401
+        discord = requests.post(f"{base}/discord/attend/1?discord_user_id=1", timeout=10)
+        assert discord.status_code == 503
+        body = as_bytes(checkin)
+        signed_answer = requests.post(
+            f"{base}{SECURE}",
+            data=body,
+            headers={**signed(body), "Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert signed_answer.status_code == 404  # authenticated, and the student is unknown
