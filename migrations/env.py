@@ -72,6 +72,10 @@ def run_migrations_offline():
         context.run_migrations()
 
 
+# Any fixed bigint, the same for every process of this app: "autock" in hex.
+MIGRATION_LOCK_KEY = 0x6175746F636B
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -98,10 +102,22 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
-
-        with context.begin_transaction():
-            context.run_migrations()
+        serialized = connection.dialect.name == "postgresql"
+        if serialized:
+            # Several replicas start at once on a fresh database: one upgrades, the others
+            # wait here, then find the schema at head and do nothing. A session-level lock,
+            # kept across the migration's own transaction; SQLite needs none (one file).
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
+            connection.commit()
+        try:
+            context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if serialized:
+                connection.rollback()
+                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+                connection.commit()
 
 
 if context.is_offline_mode():

@@ -102,3 +102,36 @@ def test_0005_carries_web_users_and_idempotency_keys_over(empty_database_url):
     assert rows[0][2] and rows[1][2] and rows[0][2] != rows[1][2]
     assert rows[2][2] is None
     assert scope == idempotency_scope("onetap", "k-1", signer=None)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL serializes upgrades with a lock")
+def test_three_replicas_upgrading_at_once_all_succeed(empty_database_url):
+    """Railway starts every replica's `flask db upgrade` together on a fresh database."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    flask = str(Path(sys.executable).parent / "flask")
+    env = {**os.environ, "DATABASE_URL": empty_database_url, "SCHEDULER_ENABLED": "false"}
+    env.pop("TEST_DATABASE_URL", None)
+    upgrades = [
+        subprocess.Popen(
+            [flask, "--app", "autocheckin", "db", "upgrade"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [process.communicate(timeout=120)[0] for process in upgrades]
+    assert [process.returncode for process in upgrades] == [0, 0, 0], outputs
+    engine = create_engine(database_uri({"DATABASE_URL": empty_database_url}, ""))
+    with engine.connect() as connection:
+        versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    engine.dispose()
+    assert len(versions) == 1
