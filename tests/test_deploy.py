@@ -48,3 +48,22 @@ def test_python_main_serves_the_dev_server(tmp_path):
     url = f"http://127.0.0.1:{port}/health"
     with running([sys.executable, "main.py"], env, url):
         assert requests.get(url, timeout=5).json() == {"status": "healthy", "database": "ok"}
+
+
+def test_railway_config_runs_what_the_procfile_runs():
+    """railway.json migrates before deploy and starts the Procfile's gunicorn."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    deploy = json.loads((root / "railway.json").read_text())["deploy"]
+    web = next(
+        line.removeprefix("web:").strip()
+        for line in (root / "Procfile").read_text().splitlines()
+        if line.startswith("web:")
+    )
+    migrate, _, start = web.partition(" && exec ")
+    assert deploy["preDeployCommand"] == [migrate]
+    assert deploy["startCommand"] == start
+    assert deploy["healthcheckPath"] == "/health"
+    assert (root / ".python-version").read_text().strip() == "3.11"
