@@ -2,6 +2,11 @@
 
 import os
 
+from dotenv import load_dotenv
+
+# The same .env as the app (main.py), read before PORT: gunicorn binds before main.py runs.
+load_dotenv(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".env"))
+
 # Railway and most hosts want every interface; GUNICORN_BIND narrows it (tests use 127.0.0.1).
 bind = os.environ.get("GUNICORN_BIND") or f"[::]:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

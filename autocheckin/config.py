@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -45,7 +46,12 @@ def env_bool(environ: Mapping[str, Any], name: str, default: bool) -> bool:
 
 
 def env_int(
-    environ: Mapping[str, Any], name: str, default: int, *, minimum: int | None = None
+    environ: Mapping[str, Any],
+    name: str,
+    default: int,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
 ) -> int:
     value = environ.get(name)
     if value is None or value == "":
@@ -56,21 +62,41 @@ def env_int(
         raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
     if minimum is not None and number < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, got {number}")
     return number
 
 
-def env_seconds(environ: Mapping[str, Any], name: str, default: float) -> float:
-    """A duration: plain seconds ("90") or with a unit ("500ms", "15m", "1h", "30d")."""
+def env_seconds(
+    environ: Mapping[str, Any], name: str, default: float, *, minimum: float = 0
+) -> float:
+    """A duration: plain seconds ("90") or with a unit ("500ms", "15m", "1h", "30d"), at
+    least `minimum` seconds (an interval of 0 would run a job without pause)."""
     value = environ.get(name)
     if value is None or value == "":
         return float(default)
     if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ConfigError(f"{name} must be a duration like 90, 15m or 1h, got {value!r}")
-    amount, unit = match.groups()
-    return float(amount) * _UNIT_SECONDS[(unit or "s").lower()]
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ConfigError(f"{name} must be a duration like 90, 15m or 1h, got {value!r}")
+        amount, unit = match.groups()
+        seconds = float(amount) * _UNIT_SECONDS[(unit or "s").lower()]
+    if seconds < minimum:
+        raise ConfigError(f"{name} must be at least {minimum:g} seconds, got {value!r}")
+    return seconds
+
+
+def env_url(environ: Mapping[str, Any], name: str) -> str | None:
+    """An http(s) URL with a host, or unset."""
+    value = env_str(environ, name)
+    if value is None:
+        return None
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(f"{name} must be an http(s) URL with a host, got {value!r}")
+    return value.rstrip("/")
 
 
 def env_secret(environ: Mapping[str, Any], name: str, *, min_bytes: int = 32) -> str | None:
@@ -82,6 +108,9 @@ def env_secret(environ: Mapping[str, Any], name: str, *, min_bytes: int = 32) ->
             '`python -c "import secrets; print(secrets.token_urlsafe(48))"`'
         )
     return value
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def _choice(environ: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
@@ -99,7 +128,27 @@ def database_uri(environ: Mapping[str, Any], instance_path: str) -> str:
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
+    if not url.startswith(("sqlite:", "postgresql+")):
+        raise ConfigError(
+            "DATABASE_URL must be a postgres://, postgresql:// or sqlite:/// URL, "
+            f"got {url.split('@')[-1]!r}"
+        )
     return url
+
+
+WEAK_KEY_LENGTH = 16
+
+
+def weak_settings(config: Mapping[str, Any]) -> list[str]:
+    """Settings that work but should not reach production, said at start-up and in status."""
+    key = config.get("CHECKOUT_API_KEY")
+    if key is None:
+        return []
+    if key == "change-me":
+        return ["CHECKOUT_API_KEY is the development placeholder change-me"]
+    if len(key) < WEAK_KEY_LENGTH:
+        return [f"CHECKOUT_API_KEY is shorter than {WEAK_KEY_LENGTH} characters"]
+    return []
 
 
 def open_setups(config: Mapping[str, Any]) -> dict[str, bool]:
@@ -116,23 +165,27 @@ def load_config(environ: Mapping[str, Any], *, instance_path: str) -> dict[str, 
     """Flask config from an environment mapping; every key is listed in .env.example."""
     return {
         "SQLALCHEMY_DATABASE_URI": database_uri(environ, instance_path),
-        "SQLITE_BUSY_TIMEOUT": env_seconds(environ, "SQLITE_BUSY_TIMEOUT", 30),
+        "SQLITE_BUSY_TIMEOUT": env_seconds(environ, "SQLITE_BUSY_TIMEOUT", 30, minimum=0.1),
         "HOST": env_str(environ, "HOST", "127.0.0.1"),
-        "PORT": env_int(environ, "PORT", 5000, minimum=1),
-        "LOG_LEVEL": (env_str(environ, "LOG_LEVEL", "INFO") or "INFO").upper(),
+        "PORT": env_int(environ, "PORT", 5000, minimum=1, maximum=65535),
+        "LOG_LEVEL": _choice(environ, "LOG_LEVEL", LOG_LEVELS, "info").upper(),
         "MAX_CONTENT_LENGTH": env_int(environ, "MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
         "CHECKOUT_API_KEY": env_str(environ, "CHECKOUT_API_KEY"),
-        "CHECKOUT_API_URL": env_str(environ, "CHECKOUT_API_URL"),
-        "CHECKOUT_CONNECT_TIMEOUT": env_seconds(environ, "CHECKOUT_CONNECT_TIMEOUT", 3),
-        "CHECKOUT_READ_TIMEOUT": env_seconds(environ, "CHECKOUT_READ_TIMEOUT", 10),
+        "CHECKOUT_API_URL": env_url(environ, "CHECKOUT_API_URL"),
+        "CHECKOUT_CONNECT_TIMEOUT": env_seconds(
+            environ, "CHECKOUT_CONNECT_TIMEOUT", 3, minimum=0.1
+        ),
+        "CHECKOUT_READ_TIMEOUT": env_seconds(environ, "CHECKOUT_READ_TIMEOUT", 10, minimum=0.1),
         "CHECKOUT_RETRIES": env_int(environ, "CHECKOUT_RETRIES", 2, minimum=0),
         "SCHEDULER_ENABLED": env_bool(environ, "SCHEDULER_ENABLED", True),
-        "SCHEDULER_LEASE_SECONDS": env_seconds(environ, "SCHEDULER_LEASE_SECONDS", 60),
-        "FETCH_USERS_INTERVAL": env_seconds(environ, "FETCH_USERS_INTERVAL", 3600),
-        "REFRESH_INTERVAL": env_seconds(environ, "REFRESH_INTERVAL", 15 * 60),
+        "SCHEDULER_LEASE_SECONDS": env_seconds(environ, "SCHEDULER_LEASE_SECONDS", 60, minimum=3),
+        "FETCH_USERS_INTERVAL": env_seconds(environ, "FETCH_USERS_INTERVAL", 3600, minimum=1),
+        "REFRESH_INTERVAL": env_seconds(environ, "REFRESH_INTERVAL", 15 * 60, minimum=1),
         "REFRESH_CONCURRENCY": env_int(environ, "REFRESH_CONCURRENCY", 16, minimum=1),
-        "CONNECTION_CHECK_INTERVAL": env_seconds(environ, "CONNECTION_CHECK_INTERVAL", 60),
-        "PRUNE_INTERVAL": env_seconds(environ, "PRUNE_INTERVAL", 3600),
+        "CONNECTION_CHECK_INTERVAL": env_seconds(
+            environ, "CONNECTION_CHECK_INTERVAL", 60, minimum=1
+        ),
+        "PRUNE_INTERVAL": env_seconds(environ, "PRUNE_INTERVAL", 3600, minimum=1),
         "JOB_RUN_RETENTION_DAYS": env_int(environ, "JOB_RUN_RETENTION_DAYS", 7, minimum=1),
         "CHECKIN_OPENS_BEFORE": env_seconds(environ, "CHECKIN_OPENS_BEFORE", 15 * 60),
         "LATE_AFTER": env_seconds(environ, "LATE_AFTER", 10 * 60),
@@ -149,7 +202,7 @@ def load_config(environ: Mapping[str, Any], *, instance_path: str) -> dict[str, 
         "IDEMPOTENCY_TTL": env_seconds(environ, "IDEMPOTENCY_TTL", 24 * 3600),
         "JWT_SECRET_KEY": env_secret(environ, "JWT_SECRET_KEY"),
         "SECRET_KEY": env_secret(environ, "SECRET_KEY"),
-        "JWT_EXPIRES": env_seconds(environ, "JWT_EXPIRES", 24 * 3600),
+        "JWT_EXPIRES": env_seconds(environ, "JWT_EXPIRES", 24 * 3600, minimum=60),
         "EVENT_CREATE_ROLE": _choice(environ, "EVENT_CREATE_ROLE", ("user", "admin"), "user"),
         "DISCORD_API_KEY": env_str(environ, "DISCORD_API_KEY"),
         "DISCORD_ALLOW_KEYLESS": env_bool(environ, "DISCORD_ALLOW_KEYLESS", False),

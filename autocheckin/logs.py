@@ -23,10 +23,13 @@ def configure_logging(level: str) -> None:
 
 
 def warn_open_setups(config: dict) -> None:
-    """Say at start-up which documented open setups let anonymous callers in."""
-    from autocheckin.config import open_setups
+    """Say at start-up which documented open setups let anonymous callers in, and which
+    settings are too weak for production."""
+    from autocheckin.config import open_setups, weak_settings
 
     log = logging.getLogger("autocheckin.security")
+    for warning in weak_settings(config):
+        log.warning("%s: set a long random key before this server is reachable", warning)
     for setting, is_on in open_setups(config).items():
         if is_on:
             log.warning(

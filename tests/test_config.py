@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from autocheckin.config import (
@@ -68,3 +70,77 @@ def test_defaults_and_example_file_agree(tmp_path):
     names = set(re.findall(r'environ, "([A-Z_]+)"', source))
     missing = sorted(name for name in names if name not in example)
     assert not missing, f"not in .env.example: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("REFRESH_INTERVAL", "0", "REFRESH_INTERVAL must be at least 1 seconds"),
+        ("SCHEDULER_LEASE_SECONDS", "0", "SCHEDULER_LEASE_SECONDS must be at least 3 seconds"),
+        ("CHECKOUT_READ_TIMEOUT", "0", "CHECKOUT_READ_TIMEOUT must be at least 0.1 seconds"),
+        ("PORT", "70000", "PORT must be at most 65535"),
+        ("CHECKOUT_API_URL", "checkout.example/api", "CHECKOUT_API_URL must be an http(s) URL"),
+        ("DATABASE_URL", "nonsense", "DATABASE_URL must be a postgres://"),
+        ("LOG_LEVEL", "verbose", "LOG_LEVEL must be one of"),
+    ],
+)
+def test_nonsense_is_refused_naming_the_variable(tmp_path, name, value, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config({name: value}, instance_path=str(tmp_path))
+
+
+def test_a_config_error_is_one_line_and_exit_2(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    completed = subprocess.run(
+        [sys.executable, "-c", "import main"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "REFRESH_INTERVAL": "0",
+            "SCHEDULER_ENABLED": "false",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+        },
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines() == [
+        "autocheckin: configuration error: REFRESH_INTERVAL must be at least 1 seconds, got '0'"
+    ]
+
+
+def test_gunicorn_reads_the_env_file(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    shutil.copy(root / "gunicorn.conf.py", tmp_path / "gunicorn.conf.py")
+    (tmp_path / ".env").write_text("PORT=5078\n")
+    completed = subprocess.run(
+        [sys.executable, "-c", "import runpy; print(runpy.run_path('gunicorn.conf.py')['bind'])"],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
+    assert completed.stdout.strip() == "[::]:5078"
+
+
+@pytest.mark.parametrize(
+    ("key", "warnings"),
+    [
+        ("change-me", ["CHECKOUT_API_KEY is the development placeholder change-me"]),
+        ("short", ["CHECKOUT_API_KEY is shorter than 16 characters"]),
+        ("a-long-enough-random-key", []),
+    ],
+)
+def test_weak_keys_are_reported(make_app, key, warnings):
+    client = make_app(CHECKOUT_API_KEY=key).test_client()
+    status = client.get("/api/v1/status", headers={"x-checkout-key": key}).get_json()
+    assert status["data"]["warnings"] == warnings

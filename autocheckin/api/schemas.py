@@ -30,6 +30,7 @@ class StatusData(BaseModel):
     open_setups: dict[str, bool] = Field(
         description="documented opt-ins that let anonymous callers in, and whether each is on"
     )
+    warnings: list[str] = Field(description="settings too weak for production")
 
 
 class StoredData(BaseModel):

@@ -13,7 +13,7 @@ from autocheckin.api.errors import error_response
 from autocheckin.api.openapi import documented
 from autocheckin.api.validation import parse_query
 from autocheckin.auth.keys import key_matches
-from autocheckin.config import open_setups
+from autocheckin.config import open_setups, weak_settings
 from autocheckin.jobs.runner import run_recorded
 from autocheckin.sync import service as sync
 from autocheckin.webhooks import receive, request_log
@@ -72,6 +72,7 @@ def status() -> Response:
             "upstream_configured": upstream_configured,
             "reason": link["reason"] if upstream_configured else state.NOT_CONFIGURED_REASON,
             "open_setups": open_setups(current_app.config),
+            "warnings": weak_settings(current_app.config),
         },
     )
 
