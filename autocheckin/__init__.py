@@ -44,9 +44,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config is not None:
         app.config.update({k: v for k, v in config.items() if k not in settings})
     # The 500's log line must never print SQL parameters (password hashes, bodies).
+    # A PostgreSQL connection dropped while idle (a restart, a failover) is replaced on
+    # checkout instead of failing a request; a SQLite file needs no such check.
+    is_postgres = app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
         **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
         "hide_parameters": True,
+        "pool_pre_ping": is_postgres,
     }
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import JSON, Connection, DateTime, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
@@ -116,14 +117,25 @@ class WriterGate:
         busy timeout, as without the gate), exclusive across threads and processes."""
         with self._thread_lock:
             self._depth += 1
+            locked = False
             try:
                 if self._depth == 1:
-                    fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+                    locked = self._lock_file()
                 yield
             finally:
                 self._depth -= 1
-                if self._depth == 0:
+                if locked:
                     fcntl.flock(self._descriptor(), fcntl.LOCK_UN)
+
+    def _lock_file(self) -> bool:
+        """Take the file lock; False when the file cannot be opened (its directory is gone):
+        then SQLite itself says what is wrong with the database, as an OperationalError."""
+        try:
+            descriptor = self._descriptor()
+        except OSError:
+            return False
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        return True
 
 
 _WRITER_GATES: weakref.WeakKeyDictionary[Any, WriterGate] = weakref.WeakKeyDictionary()
@@ -159,6 +171,17 @@ def write_transaction() -> Iterator[Session]:
             raise
         finally:
             session.info.pop(_BEGIN_IMMEDIATE, None)
+
+
+# Errors that mean "the database cannot be reached or used right now", not a bug.
+UNAVAILABLE_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+
+
+def outage_summary(error: BaseException) -> str:
+    """One line for a log: what kind of failure, and the driver's first line about it."""
+    original = getattr(error, "orig", None) or error
+    first_line = (str(original).strip().splitlines() or [""])[0]
+    return f"{type(original).__name__}: {first_line[:200]}"
 
 
 def dialect_insert(bind: Session | Connection) -> Any:

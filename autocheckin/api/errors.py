@@ -14,7 +14,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
 from autocheckin.attendance.errors import DomainError
-from autocheckin.database import MAX_DB_INTEGER
+from autocheckin.database import MAX_DB_INTEGER, UNAVAILABLE_ERRORS, outage_summary
+from autocheckin.extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,19 @@ def _domain_error(error: DomainError) -> Response:
     return error_response(error.status, error.message, error.code, error.details)
 
 
+def _database_unavailable(error: Exception) -> Response:
+    """An outage, not a bug: 503 in the family's shape, one log line, no traceback."""
+    log.warning(
+        "database unavailable on %s %s: %s", request.method, request.path, outage_summary(error)
+    )
+    db.session.rollback()
+    response = error_response(
+        503, "Database unavailable; try again shortly", "database_unavailable"
+    )
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 def _unexpected_error(error: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(500, "Internal server error")
@@ -102,4 +116,6 @@ def register_error_handlers(app: Flask) -> None:
     app.before_request(_reject_oversized_body)
     app.register_error_handler(HTTPException, http_error_response)
     app.register_error_handler(DomainError, _domain_error)
+    for error_class in UNAVAILABLE_ERRORS:
+        app.register_error_handler(error_class, _database_unavailable)
     app.register_error_handler(Exception, _unexpected_error)

@@ -9,6 +9,7 @@ from autocheckin import __version__
 from autocheckin.api import schemas
 from autocheckin.api.openapi import build_spec, documented
 from autocheckin.api.v1 import success
+from autocheckin.database import outage_summary
 from autocheckin.extensions import db
 
 bp = Blueprint("root", __name__)
@@ -32,9 +33,12 @@ def index() -> Response:
 def health() -> tuple[Response, int]:
     try:
         db.session.execute(text("SELECT 1"))
-    except Exception:  # noqa: BLE001 - any database failure means unhealthy, never a 500
-        current_app.logger.exception("health check: database unreachable")
-        return jsonify({"status": "unhealthy", "database": "unreachable"}), 503
+    except Exception as error:  # noqa: BLE001 - any database failure means unhealthy, never a 500
+        summary = outage_summary(error)
+        current_app.logger.warning("health check: database unreachable: %s", summary)
+        db.session.rollback()
+        body = {"status": "unhealthy", "database": "unreachable", "failed": ["database"]}
+        return jsonify({**body, "error": summary}), 503
     return jsonify({"status": "healthy", "database": "ok"}), 200
 
 

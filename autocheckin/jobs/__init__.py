@@ -21,6 +21,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
 from autocheckin import state
+from autocheckin.database import UNAVAILABLE_ERRORS, outage_summary
 from autocheckin.jobs import lease
 from autocheckin.jobs.runner import (
     describe_run,
@@ -112,6 +113,10 @@ def _renew_leadership(app: Flask) -> None:
     with app.app_context():
         try:
             is_leader(app)
+        except UNAVAILABLE_ERRORS as error:
+            log.error(
+                "leader lease renewal failed: database unavailable: %s", outage_summary(error)
+            )
         except Exception:  # noqa: BLE001 - a database blip must not kill the scheduler thread
             log.exception("leader lease renewal failed")
 
@@ -125,6 +130,8 @@ def _run_scheduled(app: Flask, job: JobDefinition) -> None:
             run_recorded(
                 job.job_id, lambda: job.run(app), trigger="schedule", holder=_Process.holder
             )
+        except UNAVAILABLE_ERRORS as error:
+            log.error("job %s skipped: database unavailable: %s", job.job_id, outage_summary(error))
         except Exception:  # noqa: BLE001 - recorded by run_recorded; the scheduler goes on
             log.warning(
                 "job %s did not complete", job.job_id, exc_info=log.isEnabledFor(logging.DEBUG)
@@ -143,6 +150,8 @@ def _publish_schedule() -> None:
     }
     try:
         state.set(SCHEDULE_KEY, next_runs)
+    except UNAVAILABLE_ERRORS:
+        return  # the tick that failed has said so already, in one line
     except Exception:  # noqa: BLE001
         log.exception("publishing the schedule failed")
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from autocheckin.attendance.errors import Conflict, DomainError, Invalid, NotFound
 from autocheckin.attendance.windows import CheckInRules
-from autocheckin.database import write_transaction
+from autocheckin.database import UNAVAILABLE_ERRORS, write_transaction
 from autocheckin.extensions import db
 from autocheckin.times import utcnow
 from autocheckin.validation import MAX_JSON_DEPTH, field_with_control_character, json_problem
@@ -394,6 +394,8 @@ def _record_crash(entry: Entry, started: float) -> None:
         _record_alone(
             replace(entry, idempotency_scope=None, signature_digest=None), rendered, started
         )
+    except UNAVAILABLE_ERRORS:
+        pass  # the database is down: the 503 says so, and the sender retries
     except Exception:
         log.exception("webhook endpoint=%s could not be recorded after a crash", entry.endpoint)
 
