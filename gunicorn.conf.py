@@ -12,7 +12,12 @@ bind = os.environ.get("GUNICORN_BIND") or f"[::]:{os.environ.get('PORT', '5000')
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+# Railway stops the old deployment RAILWAY_DEPLOYMENT_DRAINING_SECONDS after SIGTERM (0 by
+# default: at once); finish in-flight requests a little before that, when it is set.
+_draining = int(os.environ.get("RAILWAY_DEPLOYMENT_DRAINING_SECONDS") or 0)
+graceful_timeout = int(
+    os.environ.get("GUNICORN_GRACEFUL_TIMEOUT") or (max(1, _draining - 2) if _draining else 20)
+)
 keepalive = 5
 accesslog = "-"
 errorlog = "-"

@@ -144,3 +144,32 @@ def test_weak_keys_are_reported(make_app, key, warnings):
     client = make_app(CHECKOUT_API_KEY=key).test_client()
     status = client.get("/api/v1/status", headers={"x-checkout-key": key}).get_json()
     assert status["data"]["warnings"] == warnings
+
+
+@pytest.mark.parametrize(
+    ("environ", "graceful"),
+    [
+        ({}, 20),
+        ({"RAILWAY_DEPLOYMENT_DRAINING_SECONDS": "30"}, 28),
+        ({"RAILWAY_DEPLOYMENT_DRAINING_SECONDS": "30", "GUNICORN_GRACEFUL_TIMEOUT": "9"}, 9),
+    ],
+)
+def test_graceful_shutdown_fits_railways_draining_time(tmp_path, environ, graceful):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import runpy; print(runpy.run_path('gunicorn.conf.py')['graceful_timeout'])",
+        ],
+        env={"PATH": "/usr/bin:/bin", **environ},
+        capture_output=True,
+        text=True,
+        cwd=root,
+        check=True,
+    )
+    assert int(completed.stdout) == graceful
