@@ -691,3 +691,21 @@ def test_a_deployment_with_only_the_documented_secrets_refuses_anonymous_writes(
             timeout=10,
         )
         assert signed_answer.status_code == 404  # authenticated, and the student is unknown
+
+
+def test_request_ids_are_echoed_generated_and_logged(app, client):
+    from autocheckin.logs import RequestIdFilter
+
+    assert (
+        client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"]
+        == "abc-123"
+    )
+    generated = client.get("/health").headers["X-Request-ID"]
+    assert len(generated) == 32
+    forged = client.get("/health", headers={"X-Request-ID": "x y"}).headers["X-Request-ID"]
+    assert forged != "x y" and len(forged) == 32
+    record = logging.LogRecord("autocheckin", logging.INFO, __file__, 1, "m", (), None)
+    with app.test_request_context("/", headers={"X-Request-ID": "abc-123"}):
+        app.preprocess_request()
+        RequestIdFilter().filter(record)
+    assert record.request_id == "abc-123"

@@ -3,9 +3,11 @@ bound on JSON nesting, the proxy hops to trust, and the rate-limit storage."""
 
 from __future__ import annotations
 
+import re
+import uuid
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import BadRequest, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -13,6 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from autocheckin import ratelimits
 from autocheckin.validation import CONTROL_CHARACTER, MAX_JSON_DEPTH, is_too_deep
 
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # For HTML (the dashboard): nothing from elsewhere, no inline script, never in a frame.
 HTML_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -36,7 +39,16 @@ class BoundedJSONProvider(DefaultJSONProvider):
         return value
 
 
+def _take_request_id() -> None:
+    """The caller's X-Request-ID when it is a plain token, else a new one: it ties this
+    request's log lines together, and the caller's to ours."""
+    offered = request.headers.get("X-Request-ID", "")
+    g.request_id = offered if REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+
+
 def _security_headers(response: Response) -> Response:
+    if "request_id" in g:
+        response.headers["X-Request-ID"] = g.request_id
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     if response.mimetype == "text/html":
@@ -56,6 +68,7 @@ def init_security(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.json = BoundedJSONProvider(app)
     app.json.sort_keys = False
+    app.before_request(_take_request_id)
     app.before_request(_refuse_control_characters_in_path)
     app.after_request(_security_headers)
     ratelimits.init_app(app)
