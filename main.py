@@ -13,7 +13,7 @@ from autocheckin import create_app  # noqa: E402 - .env must be loaded first
 from autocheckin.logs import configure_logging, warn_open_setups  # noqa: E402
 
 app = create_app()
-configure_logging(app.config["LOG_LEVEL"])
+configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 warn_open_setups(app.config)
 
 if __name__ == "__main__":

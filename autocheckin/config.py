@@ -169,6 +169,13 @@ def load_config(environ: Mapping[str, Any], *, instance_path: str) -> dict[str, 
         "HOST": env_str(environ, "HOST", "127.0.0.1"),
         "PORT": env_int(environ, "PORT", 5000, minimum=1, maximum=65535),
         "LOG_LEVEL": _choice(environ, "LOG_LEVEL", LOG_LEVELS, "info").upper(),
+        # JSON lines on Railway (its log explorer reads the fields), text elsewhere.
+        "LOG_FORMAT": _choice(
+            environ,
+            "LOG_FORMAT",
+            ("text", "json"),
+            "json" if env_str(environ, "RAILWAY_ENVIRONMENT") else "text",
+        ),
         "MAX_CONTENT_LENGTH": env_int(environ, "MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
         "CHECKOUT_API_KEY": env_str(environ, "CHECKOUT_API_KEY"),
         "CHECKOUT_API_URL": env_url(environ, "CHECKOUT_API_URL"),

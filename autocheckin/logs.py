@@ -24,11 +24,24 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str) -> None:
+def json_formatter() -> logging.Formatter:
+    """JSON lines (python-json-logger): time, level, logger, msg, request_id, and any
+    `extra` fields; JSON escapes newlines itself."""
+    from pythonjsonlogger.json import JsonFormatter
+
+    return JsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger", "message": "msg"},
+    )
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(
-        OneLineFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        json_formatter()
+        if log_format == "json"
+        else OneLineFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
     )
     logging.basicConfig(level=level, handlers=[handler])
     # APScheduler logs every run at INFO; our run records and job lines say it better.

@@ -173,3 +173,32 @@ def test_graceful_shutdown_fits_railways_draining_time(tmp_path, environ, gracef
         check=True,
     )
     assert int(completed.stdout) == graceful
+
+
+def test_log_format_is_json_on_railway(tmp_path):
+    assert load_config({}, instance_path=str(tmp_path))["LOG_FORMAT"] == "text"
+    railway = {"RAILWAY_ENVIRONMENT": "production"}
+    assert load_config(railway, instance_path=str(tmp_path))["LOG_FORMAT"] == "json"
+    chosen = {**railway, "LOG_FORMAT": "text"}
+    assert load_config(chosen, instance_path=str(tmp_path))["LOG_FORMAT"] == "text"
+
+
+def test_json_log_lines_carry_the_fields():
+    import json
+    import logging
+
+    from autocheckin.logs import json_formatter
+
+    record = logging.LogRecord(
+        "autocheckin.webhooks", logging.WARNING, __file__, 1, "source=%r", ("x\ny",), None
+    )
+    record.request_id = "abc"
+    line = json_formatter().format(record)
+    assert "\n" not in line
+    fields = json.loads(line)
+    assert (fields["level"], fields["logger"], fields["msg"], fields["request_id"]) == (
+        "WARNING",
+        "autocheckin.webhooks",
+        "source='x\\ny'",
+        "abc",
+    )

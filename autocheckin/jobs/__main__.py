@@ -22,7 +22,7 @@ log = logging.getLogger("autocheckin.jobs")
 def main() -> None:
     load_dotenv()
     app = create_app()
-    configure_logging(app.config["LOG_LEVEL"])
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     scheduler = build_scheduler(app, BlockingScheduler)
     _Process.scheduler = scheduler
 
