@@ -182,3 +182,55 @@ def test_killing_the_leader_hands_over_within_one_ttl(database_url, checkout):
         for clock in clocks:
             stop(clock)
         engine.dispose()
+
+
+def test_a_run_left_by_a_killed_process_is_abandoned_and_its_lock_expires(make_app):
+    """The killed process's lock was taken for one lease and never renewed."""
+    from autocheckin.jobs.runner import run_recorded
+
+    app = make_app(SCHEDULER_LEASE_SECONDS="3")
+    with app.app_context():
+        long_ago = utcnow() - timedelta(minutes=1)
+        lease.acquire("job:prune", "dead-worker:1", timedelta(seconds=3), now=long_ago)
+        db.session.add(
+            JobRun(job="prune", trigger="schedule", holder="dead-worker", status="running")
+        )
+        db.session.commit()
+        run_recorded("prune", lambda: {"deleted": 0}, trigger="manual", holder="new-leader")
+        runs = db.session.scalars(db.select(JobRun).order_by(JobRun.id)).all()
+    assert [run.status for run in runs] == ["abandoned", "ok"]
+    assert "stopped renewing" in runs[0].error
+    assert runs[0].ok is False
+
+
+def test_a_running_job_renews_its_lock(make_app):
+    """While the work runs, its lock's expiry keeps moving (every third of the lease)."""
+    import threading
+
+    from autocheckin.jobs.models import Lease
+    from autocheckin.jobs.runner import run_recorded
+
+    app = make_app(SCHEDULER_LEASE_SECONDS="3")
+    release = threading.Event()
+    seen: list = []
+
+    def work():
+        deadline = time.monotonic() + 10
+        with app.app_context():
+            first = None
+            while time.monotonic() < deadline:
+                db.session.rollback()
+                expires = db.session.get(Lease, "job:prune").expires_at
+                first = first or expires
+                if expires > first:
+                    seen.append((first, expires))
+                    break
+                time.sleep(0.05)  # polling the condition, bounded by the deadline
+            db.session.remove()
+        release.set()
+        return {}
+
+    with app.app_context():
+        run_recorded("prune", work, trigger="manual", holder="me")
+    assert release.is_set()
+    assert seen, "the lock was never renewed while the job ran"

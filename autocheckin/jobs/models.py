@@ -13,6 +13,7 @@ from autocheckin.extensions import db
 from autocheckin.times import utcnow
 
 RUNNING, OK, FAILED, SKIPPED = "running", "ok", "failed", "skipped"
+ABANDONED = "abandoned"  # its process died mid-run: its lock was not renewed
 
 
 class Lease(db.Model):

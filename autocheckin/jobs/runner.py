@@ -9,26 +9,26 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, func, select
+from flask import current_app
+from sqlalchemy import bindparam, delete, func, select, update
 
 from autocheckin.attendance.errors import Conflict, DomainError
 from autocheckin.database import write_transaction
 from autocheckin.extensions import db
 from autocheckin.jobs import lease
-from autocheckin.jobs.models import FAILED, OK, RUNNING, SKIPPED, JobRun
+from autocheckin.jobs.models import ABANDONED, FAILED, OK, RUNNING, SKIPPED, JobRun
 from autocheckin.sync.service import UpstreamNotConfigured
 from autocheckin.times import iso, utcnow
 
 log = logging.getLogger("autocheckin.jobs")
 
 ResultT = TypeVar("ResultT")
-# A job run may hold its lock this long before another run may start (a dead run's lock).
-MAX_RUNTIME = timedelta(minutes=15)
 
 
 class JobBusy(Conflict):
@@ -54,19 +54,27 @@ def run_recorded(
     holder: str,
     lock_name: str | None = None,
 ) -> ResultT:
-    """Run `work` under the job's lock and record the run; errors are recorded, then re-raised."""
+    """Run `work` under the job's lock and record the run; errors are recorded, then re-raised.
+
+    The lock lives one SCHEDULER_LEASE_SECONDS and is renewed every third of that while the
+    work runs, so a process killed mid-run frees it within one lease; the run it left
+    behind is then marked abandoned by the next run.
+    """
     lock = f"job:{lock_name or job_id}"
     lock_holder = f"{holder}:{uuid.uuid4().hex[:8]}"
-    if not lease.acquire(lock, lock_holder, MAX_RUNTIME):
+    ttl = timedelta(seconds=current_app.config["SCHEDULER_LEASE_SECONDS"])
+    if not lease.acquire(lock, lock_holder, ttl):
         started = running_since(job_id)
         raise JobBusy(
             f"{job_id} is already running (started {iso(started) if started else 'just now'})",
             details=iso(started) if started else None,
         )
     with write_transaction() as session:
+        _abandon_dead_runs(session, job_id)
         run = JobRun(job=job_id, trigger=trigger, holder=holder, status=RUNNING)
         session.add(run)
     status, error, result = FAILED, None, None
+    heartbeat = _Heartbeat(lock, lock_holder, ttl)
     try:
         result = work()
         status = OK
@@ -81,8 +89,46 @@ def run_recorded(
         error = f"{type(failure).__name__}: {failure}"
         raise
     finally:
+        heartbeat.stop()
         _finish(run, status, counts_of(result) if status == OK else {}, error)
         lease.release(lock, lock_holder)
+
+
+def _abandon_dead_runs(session: Any, job_id: str) -> None:
+    """We hold the job's lock, so any run of it still marked running has lost its process."""
+    session.execute(
+        update(JobRun)
+        .where(JobRun.job == job_id, JobRun.status == RUNNING)
+        .values(
+            status=ABANDONED,
+            finished_at=utcnow(),
+            error="its process stopped renewing the job's lock (killed or lost mid-run)",
+        )
+    )
+
+
+class _Heartbeat:
+    """Renews a job's lock every third of its TTL while the job runs, in its own thread."""
+
+    def __init__(self, lock: str, holder: str, ttl: timedelta):
+        self._app = current_app._get_current_object()  # type: ignore[attr-defined]
+        self._lock, self._holder, self._ttl = lock, holder, ttl
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"heartbeat {lock}", daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        with self._app.app_context():
+            while not self._stopped.wait(self._ttl.total_seconds() / 3):
+                try:
+                    lease.acquire(self._lock, self._holder, self._ttl)
+                except Exception:  # noqa: BLE001 - the next beat tries again
+                    log.warning("could not renew the lock %s", self._lock)
+            db.session.remove()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
 
 
 def _finish(run: JobRun, status: str, counts: dict[str, Any], error: str | None) -> None:
