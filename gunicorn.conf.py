@@ -27,6 +27,21 @@ if os.path.isdir("/dev/shm"):  # noqa: S108 - not a temp file, gunicorn's heartb
     worker_tmp_dir = "/dev/shm"  # noqa: S108
 
 
+def on_starting(server):
+    """Workers write their metrics to one fresh directory, so a scrape sums them all."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="autocheckin-metrics-")
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges (the leader flag) stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 def post_worker_init(worker):
     """Start the scheduler in each worker, after fork; the leader lease picks one to run jobs.
 

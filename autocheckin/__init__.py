@@ -20,7 +20,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     No network, no migrations, no scheduler: `main.py` starts what runs in the background.
     """
-    from autocheckin import models  # noqa: F401 - registers every table on db.metadata
+    from autocheckin import (
+        metrics,
+        models,  # noqa: F401 - registers every table on db.metadata
+    )
     from autocheckin.api import accounts, discord, events, root, v1, webhooks
     from autocheckin.api.errors import register_error_handlers
     from autocheckin.api.security import init_security
@@ -60,6 +63,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     configure_sqlite(app)
 
     init_security(app)
+    metrics.init_app(app)
     register_error_handlers(app)
     app.register_blueprint(root.bp)
     app.register_blueprint(v1.bp)

@@ -215,5 +215,6 @@ def load_config(environ: Mapping[str, Any], *, instance_path: str) -> dict[str, 
         "DISCORD_ALLOW_KEYLESS": env_bool(environ, "DISCORD_ALLOW_KEYLESS", False),
         "DISCORD_ADMIN_PASSWORD": env_secret(environ, "DISCORD_ADMIN_PASSWORD", min_bytes=12),
         "REDIS_URL": env_str(environ, "REDIS_URL"),
+        "METRICS_TOKEN": env_secret(environ, "METRICS_TOKEN", min_bytes=16),
         "TRUSTED_PROXY_HOPS": env_int(environ, "TRUSTED_PROXY_HOPS", 0, minimum=0),
     }

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import text
 
-from autocheckin import __version__
+from autocheckin import __version__, metrics
 from autocheckin.api import schemas
 from autocheckin.api.openapi import build_spec, documented
 from autocheckin.api.v1 import success
+from autocheckin.attendance.errors import NotConfigured
+from autocheckin.auth.keys import key_matches
+from autocheckin.auth.tokens import Unauthorized
 from autocheckin.database import outage_summary
 from autocheckin.extensions import db
 
@@ -40,6 +43,28 @@ def health() -> tuple[Response, int]:
         body = {"status": "unhealthy", "database": "unreachable", "failed": ["database"]}
         return jsonify({**body, "error": summary}), 503
     return jsonify({"status": "healthy", "database": "ok"}), 200
+
+
+@bp.get("/metrics")
+@documented("Prometheus metrics (x-checkout-key, or Bearer METRICS_TOKEN)", errors=(401, 503))
+def prometheus_metrics() -> Response:
+    _require_metrics_credentials()
+    return metrics.exposition()
+
+
+def _require_metrics_credentials() -> None:
+    """The API key, or the scraper's own token: the metrics name routes and volumes."""
+    config = current_app.config
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if config["METRICS_TOKEN"] and scheme.lower() == "bearer":
+        if key_matches(token.strip(), config["METRICS_TOKEN"]):
+            return
+    elif config["CHECKOUT_API_KEY"]:
+        if key_matches(request.headers.get("x-checkout-key"), config["CHECKOUT_API_KEY"]):
+            return
+    elif not config["METRICS_TOKEN"]:
+        raise NotConfigured("Set CHECKOUT_API_KEY or METRICS_TOKEN to read the metrics")
+    raise Unauthorized("Send x-checkout-key or Authorization: Bearer METRICS_TOKEN")
 
 
 @bp.get("/openapi.json")

@@ -20,7 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
-from autocheckin import state
+from autocheckin import metrics, state
 from autocheckin.database import UNAVAILABLE_ERRORS, outage_summary
 from autocheckin.jobs import lease
 from autocheckin.jobs.runner import (
@@ -106,7 +106,9 @@ def _lease_timings(app: Flask) -> tuple[timedelta, float]:
 def is_leader(app: Flask) -> bool:
     """Take or renew the leader lease; True when this process holds it."""
     duration, _ = _lease_timings(app)
-    return lease.acquire(LEADER_LEASE, _Process.holder, duration)
+    is_held = lease.acquire(LEADER_LEASE, _Process.holder, duration)
+    metrics.LEADER.labels(_Process.holder).set(1 if is_held else 0)
+    return is_held
 
 
 def _renew_leadership(app: Flask) -> None:

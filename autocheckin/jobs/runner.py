@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from flask import current_app
 from sqlalchemy import bindparam, delete, func, select, update
 
+from autocheckin import metrics
 from autocheckin.attendance.errors import Conflict, DomainError
 from autocheckin.database import write_transaction
 from autocheckin.extensions import db
@@ -136,6 +137,8 @@ def _finish(run: JobRun, status: str, counts: dict[str, Any], error: str | None)
     with write_transaction() as session:
         session.add(run)
         run.status, run.counts, run.error, run.finished_at = status, counts, error, utcnow()
+    metrics.JOB_RUNS.labels(run.job, status).inc()
+    metrics.JOB_SECONDS.labels(run.job).observe((run.finished_at - run.started_at).total_seconds())
     log.info(
         "job=%s trigger=%s status=%s counts=%s error=%s",
         run.job,

@@ -17,7 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from autocheckin import __version__
+from autocheckin import __version__, metrics
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,7 @@ class CheckOutClient:
     # --- plumbing -------------------------------------------------------------------------
 
     def _failed(self, message: str, status: int | None = None) -> CheckOutError:
+        metrics.UPSTREAM_ERRORS.inc()
         self._report(False, message)
         return CheckOutError(message, status=status)
 

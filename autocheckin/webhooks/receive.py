@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from autocheckin import metrics
 from autocheckin.attendance.errors import Conflict, DomainError, Invalid, NotFound
 from autocheckin.attendance.windows import CheckInRules
 from autocheckin.database import UNAVAILABLE_ERRORS, write_transaction
@@ -411,6 +412,7 @@ def _elapsed_ms(started: float) -> float:
 def _log_line(
     endpoint: str, source: str, outcome: str, status: int, started: float, request_id: int
 ) -> None:
+    metrics.WEBHOOKS.labels(endpoint, outcome).inc()
     log.info(
         "webhook endpoint=%s source=%r outcome=%s status=%s ms=%.1f request_id=%s",
         endpoint,

@@ -197,6 +197,17 @@ def list_requests(*, outcome: str | None = None, limit: int = 50) -> list[Webhoo
     return list(db.session.scalars(query))
 
 
+def unmatched_count() -> int:
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(WebhookRequest)
+            .where(WebhookRequest.outcome == UNMATCHED)
+        )
+        or 0
+    )
+
+
 def unmatched_ids() -> list[int]:
     return list(
         db.session.scalars(
