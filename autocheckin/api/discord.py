@@ -374,16 +374,7 @@ def list_users() -> Response:
 def create_event() -> Response:
     admin = _admin(web.parse_args(DiscordAttendQuery).discord_user_id)
     body = web.parse_body(EventCreate)
-    event = service.create_event(
-        name=body.title,
-        description=body.description,
-        start_time=body.start_time,
-        end_time=body.end_time,
-        location=body.location,
-        discord_channel_id=body.discord_channel_id,
-        created_by_id=admin.id,
-        source="discord",
-    )
+    event = web.create_event_from(body, created_by_id=admin.id, source="discord")
     return jsonify(web.event_json(event))
 
 

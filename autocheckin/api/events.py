@@ -38,16 +38,7 @@ def create_event() -> tuple[Response, int]:
     if current_app.config["EVENT_CREATE_ROLE"] == "admin" and not user.is_web_admin:
         raise Forbidden("Only admins may create events")
     body = web.parse_body(EventCreate)
-    event = service.create_event(
-        name=body.title,
-        description=body.description,
-        start_time=body.start_time,
-        end_time=body.end_time,
-        location=body.location,
-        discord_channel_id=body.discord_channel_id,
-        created_by_id=user.id,
-        source="web",
-    )
+    event = web.create_event_from(body, created_by_id=user.id, source="web")
     return jsonify(web.event_json(event)), 201
 
 

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ValidationError
 
 from autocheckin.api.errors import register_error_renderer
 from autocheckin.api.validation import parse_query
+from autocheckin.attendance import service
 from autocheckin.attendance.errors import DomainError, Invalid, NotConfigured
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.attendance.windows import CheckInRules, EventStatus, event_status
@@ -98,6 +99,20 @@ def current_user() -> Student:
     if not hmac.compare_digest(user.token_key.encode(), token_key.encode()):
         raise Unauthorized("Could not validate credentials", code="invalid_token")
     return user
+
+
+def create_event_from(body: Any, *, created_by_id: int, source: str) -> Event:
+    """An event from an `EventCreate` body, for the web and the Discord bot alike."""
+    return service.create_event(
+        name=body.title,
+        description=body.description,
+        start_time=body.start_time,
+        end_time=body.end_time,
+        location=body.location,
+        discord_channel_id=body.discord_channel_id,
+        created_by_id=created_by_id,
+        source=source,
+    )
 
 
 def rules() -> CheckInRules:

@@ -396,7 +396,7 @@ def _record_crash(entry: Entry, started: float) -> None:
             replace(entry, idempotency_scope=None, signature_digest=None), rendered, started
         )
     except UNAVAILABLE_ERRORS:
-        pass  # the database is down: the 503 says so, and the sender retries
+        return  # the database is down: the 503 says so, and the sender retries
     except Exception:
         log.exception("webhook endpoint=%s could not be recorded after a crash", entry.endpoint)
 
