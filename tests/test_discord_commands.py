@@ -318,3 +318,35 @@ def test_what_the_bots_read_never_crashes_them(bot_app, bot):
     unknown = bot.post(path, json={"target_name": "Ann Lee", "event_id": 9999})
     assert unknown.status_code == 200
     assert unknown.get_json() == {"success": False, "message": "Event with ID 9999 not found."}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", f"/discord/attend/auto?discord_user_id={ANN}"),
+        ("post", "/discord/admin/make-admin"),
+        ("post", f"/discord/admin/check-admin?discord_user_id={ANN}"),
+        ("get", f"/discord/users/list?discord_user_id={ANN}"),
+        ("post", f"/discord/events/create?discord_user_id={ANN}"),
+        ("post", f"/discord/admin/attend-for-user?admin_discord_user_id={ANN}"),
+    ],
+)
+def test_the_new_bot_routes_need_the_discord_key(make_app, method, path):
+    """Without the key: 401 when one is configured, 503 when none is; nothing changes."""
+    keyed = make_app(
+        DISCORD_API_KEY="bot-key-0123456789",
+        DISCORD_ALLOW_KEYLESS=None,
+        DISCORD_ADMIN_PASSWORD=ADMIN_PASSWORD,
+    )
+    body = {"discord_user_id": ANN, "password": ADMIN_PASSWORD, "target_name": "Ann"}
+    assert getattr(keyed.test_client(), method)(path, json=body).status_code == 401
+    closed = make_app(DISCORD_ALLOW_KEYLESS=None, DISCORD_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    assert getattr(closed.test_client(), method)(path, json=body).status_code == 503
+
+
+def test_user_listing_needs_a_login(client):
+    register(client, email="ann@example.com", name="Ann Lee")
+    assert client.get("/users/").status_code == 401
+    assert client.get("/users/1").status_code == 401
+    token = login(client, email="ann@example.com").get_json()["access_token"]
+    assert client.get("/users/1", headers=bearer(token)).status_code == 403  # not an admin
