@@ -189,6 +189,7 @@ def load_config(environ: Mapping[str, Any], *, instance_path: str) -> dict[str, 
         "FETCH_USERS_INTERVAL": env_seconds(environ, "FETCH_USERS_INTERVAL", 3600, minimum=1),
         "REFRESH_INTERVAL": env_seconds(environ, "REFRESH_INTERVAL", 15 * 60, minimum=1),
         "REFRESH_CONCURRENCY": env_int(environ, "REFRESH_CONCURRENCY", 16, minimum=1),
+        "REFRESH_BREAKER_THRESHOLD": env_int(environ, "REFRESH_BREAKER_THRESHOLD", 5, minimum=1),
         "CONNECTION_CHECK_INTERVAL": env_seconds(
             environ, "CONNECTION_CHECK_INTERVAL", 60, minimum=1
         ),

@@ -113,7 +113,15 @@ def test_state_has_the_seed_keys_and_no_secret(make_app, auth_headers):
     assert "next_cycle_run_time" in data
     assert data["counts"] == {"students": 0, "events": 0, "attendances": 0}
     assert set(data["jobs"]) == {"fetch_users", "refresh_sessions", "connection_check", "prune"}
-    assert data["jobs"]["fetch_users"] == {"last_run": None, "next_run_time": None}
+    assert data["jobs"]["fetch_users"] == {
+        "last_run": None,
+        "running": None,
+        "last_completed": None,
+        "last_success": None,
+        "last_skipped": None,
+        "consecutive_failures": 0,
+        "next_run_time": None,
+    }
     assert data["leader"] is None
     text = response.get_data(as_text=True)
     assert API_KEY not in text

@@ -51,11 +51,11 @@ def test_two_apps_on_one_database_share_the_lease(make_app):
         assert not lease.acquire("leader", "second", TTL)
 
 
-def test_only_the_leader_runs_scheduled_jobs(make_app):
+def test_only_the_leader_runs_scheduled_jobs(make_app, monkeypatch):
     app = make_app(CHECKOUT_API_URL="")
     with app.app_context():
         assert lease.acquire(jobs.LEADER_LEASE, "someone-else", TTL)
-    jobs._Process.holder = "me"
+    monkeypatch.setattr(jobs._Process, "holder", "me")
     jobs._run_scheduled(app, jobs.JOBS_BY_ID["prune"])
     with app.app_context():
         assert db.session.query(JobRun).count() == 0
@@ -66,9 +66,9 @@ def test_only_the_leader_runs_scheduled_jobs(make_app):
         assert (run.job, run.status, run.holder, run.trigger) == ("prune", "ok", "me", "schedule")
 
 
-def test_scheduled_failures_never_escape(make_app):
+def test_scheduled_failures_never_escape(make_app, monkeypatch):
     app = make_app()  # no upstream: fetch_users is skipped, and says why
-    jobs._Process.holder = "me"
+    monkeypatch.setattr(jobs._Process, "holder", "me")
     jobs._run_scheduled(app, jobs.JOBS_BY_ID["fetch_users"])
     with app.app_context():
         run = db.session.query(JobRun).one()
@@ -234,3 +234,95 @@ def test_a_running_job_renews_its_lock(make_app):
         run_recorded("prune", work, trigger="manual", holder="me")
     assert release.is_set()
     assert seen, "the lock was never renewed while the job ran"
+
+
+# --- honest job health ------------------------------------------------------------------------
+
+
+def _run(app, job: str, status: str, **fields) -> int:
+    with app.app_context():
+        run = JobRun(job=job, trigger="schedule", holder="me", status=status, **fields)
+        db.session.add(run)
+        db.session.commit()
+        return run.id
+
+
+def test_state_shows_each_jobs_last_success_failure_streak_and_run_in_progress(
+    make_app, auth_headers
+):
+    app = make_app()
+    ok = _run(app, "refresh_sessions", "ok")
+    _run(app, "refresh_sessions", "failed", error="upstream unreachable")
+    _run(app, "refresh_sessions", "abandoned")
+    failed = _run(app, "refresh_sessions", "failed", error="still down")
+    skipped = _run(app, "refresh_sessions", "skipped", error="busy: running")
+    running = _run(app, "refresh_sessions", "running")
+    _run(app, "fetch_users", "failed")
+    _run(app, "fetch_users", "partial")
+    response = app.test_client().get("/api/v1/state", headers=auth_headers)
+    refresh = response.get_json()["data"]["jobs"]["refresh_sessions"]
+    assert refresh["last_run"]["id"] == running
+    assert refresh["running"]["id"] == running
+    assert refresh["last_completed"]["id"] == failed
+    assert refresh["last_completed"]["error"] == "still down"
+    assert refresh["last_success"]["id"] == ok
+    assert refresh["last_skipped"]["id"] == skipped
+    assert refresh["consecutive_failures"] == 3  # failed, abandoned, failed since the ok one
+    fetch = response.get_json()["data"]["jobs"]["fetch_users"]
+    assert fetch["consecutive_failures"] == 0  # a partial run ends a streak…
+    assert fetch["last_success"] is None  # …but is not a success
+    assert fetch["last_completed"]["status"] == "partial"
+
+
+def test_a_tick_skipped_because_the_job_is_busy_is_recorded_with_why(make_app, monkeypatch):
+    app = make_app(CHECKOUT_API_URL="")
+    monkeypatch.setattr(jobs._Process, "holder", "me")
+    with app.app_context():
+        assert lease.acquire("job:prune", "a-manual-trigger", TTL)
+        db.session.add(JobRun(job="prune", trigger="manual", holder="api", status="running"))
+        db.session.commit()
+    jobs._run_scheduled(app, jobs.JOBS_BY_ID["prune"])
+    with app.app_context():
+        skipped = db.session.scalars(db.select(JobRun).where(JobRun.status == "skipped")).one()
+    assert (skipped.job, skipped.holder, skipped.trigger) == ("prune", "me", "schedule")
+    assert skipped.error.startswith("busy: prune is already running (started ")
+    assert skipped.finished_at == skipped.started_at
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("max_instances", "busy: the previous run is still going in this process"),
+        ("missed", "missed: due at 2026-12-02T09:00:00Z, started too late to run"),
+    ],
+)
+def test_ticks_the_scheduler_drops_are_recorded_by_the_leader_only(
+    make_app, code, reason, monkeypatch
+):
+    from datetime import UTC, datetime
+
+    from apscheduler.events import (
+        EVENT_JOB_MAX_INSTANCES,
+        EVENT_JOB_MISSED,
+        JobExecutionEvent,
+        JobSubmissionEvent,
+    )
+
+    due = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    if code == "missed":
+        event = JobExecutionEvent(EVENT_JOB_MISSED, "refresh_sessions", "default", due)
+    else:
+        event = JobSubmissionEvent(EVENT_JOB_MAX_INSTANCES, "refresh_sessions", "default", [due])
+    app = make_app()
+    monkeypatch.setattr(jobs._Process, "holder", "me")
+    with app.app_context():
+        assert lease.acquire(jobs.LEADER_LEASE, "someone-else", TTL)
+    jobs._note_scheduler_skip(app, event)  # not the leader: its skips are by design
+    with app.app_context():
+        assert db.session.query(JobRun).count() == 0
+        lease.release(jobs.LEADER_LEASE, "someone-else")
+        assert lease.acquire(jobs.LEADER_LEASE, "me", TTL)
+    jobs._note_scheduler_skip(app, event)
+    with app.app_context():
+        run = db.session.query(JobRun).one()
+    assert (run.job, run.status, run.error) == ("refresh_sessions", "skipped", reason)

@@ -100,8 +100,19 @@ def test_client_rejects_a_malformed_users_list(checkout):
 
 def test_client_unreachable_upstream(checkout):
     checkout.stop()
-    with pytest.raises(CheckOutError, match="ConnectionError"):
+    with pytest.raises(CheckOutError, match="ConnectionError") as raised:
         client_for(checkout, retries=0).test()
+    assert raised.value.unreachable
+
+
+@pytest.mark.parametrize(
+    ("failure", "unreachable"), [(503, True), (504, True), (500, False), (404, False)]
+)
+def test_client_says_which_failures_mean_nobody_is_there(checkout, failure, unreachable):
+    checkout.failing["/test"] = failure
+    with pytest.raises(CheckOutError) as raised:
+        client_for(checkout, retries=0).test()
+    assert raised.value.unreachable is unreachable
 
 
 # --- users ------------------------------------------------------------------------------------
@@ -383,3 +394,92 @@ def test_upstream_down_answers_within_the_timeout_and_records_it(sync_app, check
 def test_prune_job(sync_app):
     with sync_app.app_context():
         assert jobs.trigger(sync_app, "prune") == {"webhook_requests": 0, "job_runs": 0}
+
+
+# --- honest outcomes and the circuit breaker ---------------------------------------------------
+
+
+def _users(checkout, count: int) -> None:
+    now = utcnow()
+    for n in range(count):
+        checkout.add_user(f"user{n}@example.com", [session(f"s{n}", "Lab", now, now)])
+
+
+def _refresh_run(app) -> JobRun:
+    with app.app_context():
+        return db.session.scalars(
+            db.select(JobRun).where(JobRun.job == "refresh_sessions").order_by(JobRun.id.desc())
+        ).first()
+
+
+@pytest.mark.parametrize(
+    ("failing_users", "status", "error"),
+    [
+        (0, "ok", None),
+        (1, "partial", "1 of 3 users failed"),
+        (3, "failed", "all 3 users failed: GET /sessions answered 404"),
+    ],
+)
+def test_a_refresh_says_ok_partial_or_failed(sync_app, checkout, failing_users, status, error):
+    _users(checkout, 3)
+    checkout.fail_next("/sessions", *[404] * failing_users)
+    with sync_app.app_context():
+        result = jobs.trigger(sync_app, "refresh_sessions")
+    run = _refresh_run(sync_app)
+    assert (run.status, run.error) == (status, error)
+    assert run.counts == {"users": 3, "ok": 3 - failing_users, "failed": failing_users}
+    assert result.outcome == status
+    assert run.ok is (status == "ok")
+
+
+BREAKER = {"REFRESH_BREAKER_THRESHOLD": "3", "REFRESH_CONCURRENCY": "2", "CHECKOUT_RETRIES": "0"}
+
+
+@pytest.fixture
+def down_app(make_app, checkout):
+    """50 known users, then upstream goes down (a gateway answering 503 to everything)."""
+    app = make_app(CHECKOUT_API_URL=checkout.url, CHECKOUT_READ_TIMEOUT="1", **BREAKER)
+    _users(checkout, 50)
+    with app.app_context():
+        sync.fetch_users(sync.client_for(app))
+    for path in ("/test", "/sessions", "/log", "/users"):
+        checkout.failing[path] = 503
+    return app
+
+
+def test_a_refresh_stops_early_when_upstream_is_down(down_app, checkout, auth_headers):
+    response = down_app.test_client().get("/api/v1/refresh", headers=auth_headers)
+    assert response.status_code == 502
+    assert response.get_json()["error"].startswith("upstream unreachable: 3 calls in a row failed")
+    # The breaker opens after 3 failures; at most the 2 calls then in flight follow.
+    assert 3 <= checkout.calls["/sessions"] <= 3 + 2
+    assert checkout.calls["/log"] == 0  # nothing reported to a down upstream
+    run = _refresh_run(down_app)
+    assert run.status == "failed"
+    assert run.counts["users"] == 50
+    assert run.counts["ok"] == 0
+    assert run.counts["failed"] + run.counts["not_attempted"] == 50
+    assert run.counts["not_attempted"] >= 45
+    with down_app.app_context():
+        assert state.get("last_all_session_refresh") is None  # nothing was refreshed
+        assert state.get(sync.BREAKER_KEY)["reason"] == "GET /sessions answered 503"
+
+
+def test_after_the_breaker_opened_the_next_refresh_probes_first(down_app, checkout):
+    with down_app.app_context():
+        jobs.trigger(down_app, "refresh_sessions")
+        calls = dict(checkout.calls)
+        still_down = jobs.trigger(down_app, "refresh_sessions")
+    assert still_down.outcome == "failed"
+    assert still_down.error == (
+        "upstream still unreachable, no user refreshed: GET /test answered 503"
+    )
+    assert checkout.calls["/test"] == calls.get("/test", 0) + 1  # one probe, nothing else
+    assert checkout.calls["/sessions"] == calls["/sessions"]
+    checkout.failing.clear()  # upstream is back
+    with down_app.app_context():
+        back = jobs.trigger(down_app, "refresh_sessions")
+        assert state.get(sync.BREAKER_KEY) is None
+        assert state.get("last_all_session_refresh") is not None
+    assert (back.outcome, back.counts) == ("ok", {"users": 50, "ok": 50, "failed": 0})
+    assert len(checkout.logs) == 50  # the reports held back are sent now

@@ -40,13 +40,37 @@ class StoredData(BaseModel):
     autoCheckinUsers: list[dict[str, Any]] = []  # noqa: N815 - the seed's key
 
 
+class JobRunData(BaseModel):
+    id: int
+    status: str = Field(description="running, ok, partial, failed, abandoned or skipped")
+    ok: bool | None
+    trigger: str
+    holder: str
+    started_at: str | None
+    finished_at: str | None
+    counts: dict[str, Any]
+    error: str | None = Field(description="why it failed, or why a tick was skipped")
+
+
+class JobHealthData(BaseModel):
+    last_run: JobRunData | None
+    running: JobRunData | None = Field(description="the run in progress, if any")
+    last_completed: JobRunData | None = Field(description="ok, partial, failed or abandoned")
+    last_success: JobRunData | None
+    last_skipped: JobRunData | None
+    consecutive_failures: int = Field(
+        description="failed or abandoned runs since the last ok or partial one"
+    )
+    next_run_time: str | None
+
+
 class StateData(BaseModel):
     connected: bool
     stored_data: StoredData
     next_cycle_run_time: str | None = None
     upstream: dict[str, Any]
     leader: dict[str, Any] | None = None
-    jobs: dict[str, Any]
+    jobs: dict[str, JobHealthData]
     counts: dict[str, int]
 
 

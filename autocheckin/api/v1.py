@@ -117,6 +117,8 @@ def fetch_users() -> Response:
 )
 def refresh() -> Response:
     result = jobs.trigger(_app(), "refresh_sessions")
+    if result.outcome == sync.FAILED:
+        raise sync.UpstreamFailed(result.error)
     return success(
         "Checkin sessions refreshed successfully",
         {"sessions": result.sessions, "counts": result.counts},

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
@@ -24,10 +25,11 @@ from autocheckin import metrics, state
 from autocheckin.database import UNAVAILABLE_ERRORS, outage_summary
 from autocheckin.jobs import lease
 from autocheckin.jobs.runner import (
-    describe_run,
-    last_runs,
+    JobBusy,
+    job_health,
     process_identity,
     prune_runs,
+    record_skipped,
     run_recorded,
 )
 from autocheckin.sync import service as sync
@@ -54,7 +56,12 @@ def fetch_users(app: Flask) -> dict[str, int]:
 
 def refresh_sessions(app: Flask) -> sync.RefreshResult:
     client = sync.client_for(app)
-    return sync.refresh_all(app, client, concurrency=app.config["REFRESH_CONCURRENCY"])
+    return sync.refresh_all(
+        app,
+        client,
+        concurrency=app.config["REFRESH_CONCURRENCY"],
+        breaker_threshold=app.config["REFRESH_BREAKER_THRESHOLD"],
+    )
 
 
 def connection_check(app: Flask) -> dict[str, Any]:
@@ -132,6 +139,8 @@ def _run_scheduled(app: Flask, job: JobDefinition) -> None:
             run_recorded(
                 job.job_id, lambda: job.run(app), trigger="schedule", holder=_Process.holder
             )
+        except JobBusy as busy:
+            _record_skipped_tick(job.job_id, f"busy: {busy.message}")
         except UNAVAILABLE_ERRORS as error:
             log.error("job %s skipped: database unavailable: %s", job.job_id, outage_summary(error))
         except Exception:  # noqa: BLE001 - recorded by run_recorded; the scheduler goes on
@@ -140,6 +149,35 @@ def _run_scheduled(app: Flask, job: JobDefinition) -> None:
             )
         finally:
             _publish_schedule()
+
+
+def _record_skipped_tick(job_id: str, reason: str) -> None:
+    try:
+        record_skipped(job_id, holder=_Process.holder, reason=reason)
+    except UNAVAILABLE_ERRORS as error:
+        log.error("job %s skipped (%s); not recorded: %s", job_id, reason, outage_summary(error))
+    except Exception:  # noqa: BLE001 - bookkeeping must not kill the scheduler thread
+        log.exception("recording a skipped tick of %s failed", job_id)
+
+
+def _note_scheduler_skip(app: Flask, event: JobEvent) -> None:
+    """APScheduler dropped a tick: the previous one still runs here, or it came too late.
+
+    Recorded by the leader only; the other processes skip every tick by design.
+    """
+    if event.job_id not in JOBS_BY_ID:
+        return
+    if event.code == EVENT_JOB_MAX_INSTANCES:
+        reason = "busy: the previous run is still going in this process"
+    else:
+        reason = f"missed: due at {iso(event.scheduled_run_time)}, started too late to run"
+    with app.app_context():
+        try:
+            leader = lease.current(LEADER_LEASE)
+        except Exception:  # noqa: BLE001 - the tick's own failure is logged where it happens
+            return
+        if leader is not None and leader.holder == _Process.holder:
+            _record_skipped_tick(event.job_id, reason)
 
 
 def _publish_schedule() -> None:
@@ -163,6 +201,9 @@ def build_scheduler(app: Flask, scheduler_class: type[BaseScheduler]) -> BaseSch
     _Process.holder = _Process.holder or process_identity()
     _Process.app = app
     scheduler = scheduler_class(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
+    scheduler.add_listener(
+        lambda event: _note_scheduler_skip(app, event), EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED
+    )
     now = datetime.now(UTC)
     _, renew_every = _lease_timings(app)
     scheduler.add_job(
@@ -228,17 +269,13 @@ def overview() -> dict[str, Any]:
     """The schedule part of `/api/v1/state`: next cycle, leader, each job's last and next run."""
     schedule = state.get(SCHEDULE_KEY, {})
     leader = lease.current(LEADER_LEASE)
-    runs = last_runs(JOB_IDS)
+    health = job_health(JOB_IDS)
     return {
         "next_cycle_run_time": schedule.get("refresh_sessions"),
         "leader": (
             {"holder": leader.holder, "expires_at": iso(leader.expires_at)} if leader else None
         ),
         "jobs": {
-            job_id: {
-                "last_run": describe_run(runs[job_id]) if job_id in runs else None,
-                "next_run_time": schedule.get(job_id),
-            }
-            for job_id in JOB_IDS
+            job_id: {**health[job_id], "next_run_time": schedule.get(job_id)} for job_id in JOB_IDS
         },
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Text
+from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from autocheckin.database import JSONValue, UTCDateTime
@@ -13,6 +13,7 @@ from autocheckin.extensions import db
 from autocheckin.times import utcnow
 
 RUNNING, OK, FAILED, SKIPPED = "running", "ok", "failed", "skipped"
+PARTIAL = "partial"  # it ran to the end, and some of its items failed
 ABANDONED = "abandoned"  # its process died mid-run: its lock was not renewed
 
 
@@ -31,9 +32,11 @@ class JobRun(db.Model):
     """One run of one job, scheduled or triggered by hand."""
 
     __tablename__ = "job_runs"
+    # Each job's newest run of each status, read by every poll of the state (job_health).
+    __table_args__ = (Index("ix_job_runs_job_status_id", "job", "status", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    job: Mapped[str] = mapped_column(String(50), index=True)
+    job: Mapped[str] = mapped_column(String(50))
     trigger: Mapped[str] = mapped_column(String(20), default="schedule")
     holder: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default=RUNNING)

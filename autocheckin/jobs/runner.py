@@ -16,14 +16,14 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from flask import current_app
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 
 from autocheckin import metrics
 from autocheckin.attendance.errors import Conflict, DomainError
 from autocheckin.database import write_transaction
 from autocheckin.extensions import db
 from autocheckin.jobs import lease
-from autocheckin.jobs.models import ABANDONED, FAILED, OK, RUNNING, SKIPPED, JobRun
+from autocheckin.jobs.models import ABANDONED, FAILED, OK, PARTIAL, RUNNING, SKIPPED, JobRun
 from autocheckin.sync.service import UpstreamNotConfigured
 from autocheckin.times import iso, utcnow
 
@@ -45,6 +45,12 @@ def counts_of(result: Any) -> dict[str, Any]:
     if isinstance(result, dict):
         return result
     return dict(getattr(result, "counts", {}) or {})
+
+
+def outcome_of(result: Any) -> tuple[str, str | None]:
+    """A result may say it was `partial` or `failed` (with why) without raising: a refresh
+    that reached some users, or none, still stores what it got."""
+    return getattr(result, "outcome", OK), getattr(result, "error", None)
 
 
 def run_recorded(
@@ -78,7 +84,7 @@ def run_recorded(
     heartbeat = _Heartbeat(lock, lock_holder, ttl)
     try:
         result = work()
-        status = OK
+        status, error = outcome_of(result)
         return result
     except UpstreamNotConfigured as skipped:
         status, error = SKIPPED, skipped.message
@@ -91,8 +97,27 @@ def run_recorded(
         raise
     finally:
         heartbeat.stop()
-        _finish(run, status, counts_of(result) if status == OK else {}, error)
+        _finish(run, status, counts_of(result) if result is not None else {}, error)
         lease.release(lock, lock_holder)
+
+
+def record_skipped(job_id: str, *, holder: str, reason: str) -> None:
+    """A scheduled tick that did not run, and why (busy, missed), as a finished run record."""
+    now = utcnow()
+    with write_transaction() as session:
+        session.add(
+            JobRun(
+                job=job_id,
+                trigger="schedule",
+                holder=holder,
+                status=SKIPPED,
+                started_at=now,
+                finished_at=now,
+                error=reason,
+            )
+        )
+    metrics.JOB_RUNS.labels(job_id, SKIPPED).inc()
+    log.info("job=%s trigger=schedule status=skipped reason=%s", job_id, reason)
 
 
 def _abandon_dead_runs(session: Any, job_id: str) -> None:
@@ -158,15 +183,67 @@ def running_since(job_id: str) -> datetime | None:
     )
 
 
-def last_runs(job_ids: list[str]) -> dict[str, JobRun]:
-    """Each job's newest run, in one statement (the state endpoint is polled)."""
-    newest = (
-        select(func.max(JobRun.id))
-        .where(JobRun.job.in_(bindparam("jobs", expanding=True)))
+COMPLETED = (OK, PARTIAL, FAILED, ABANDONED)
+FAILURES = (FAILED, ABANDONED)
+
+_NEWEST_BY_STATUS = (
+    select(JobRun.job, JobRun.status, func.max(JobRun.id))
+    .where(JobRun.job.in_(bindparam("jobs", expanding=True)))
+    .group_by(JobRun.job, JobRun.status)
+)
+
+
+def job_health(job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Per job: the newest run, the run in progress, the last completed run, the last
+    success, the last skipped tick, and the failures since the last run that got through.
+
+    Three statements however long the history (the state endpoint is polled), on the
+    (job, status, id) index. A `partial` run is not a success, but it ends a failure
+    streak: it reached upstream.
+    """
+    newest: dict[str, dict[str, int]] = {job: {} for job in job_ids}
+    for job, status, run_id in db.session.execute(_NEWEST_BY_STATUS, {"jobs": job_ids}):
+        newest[job][status] = run_id
+    wanted = [run_id for by_status in newest.values() for run_id in by_status.values()]
+    runs = {run.id: run for run in db.session.scalars(select(JobRun).where(JobRun.id.in_(wanted)))}
+    streaks = _failure_streaks(
+        {
+            job: max(by_status.get(OK, 0), by_status.get(PARTIAL, 0))
+            for job, by_status in newest.items()
+            if any(status in FAILURES for status in by_status)
+        }
+    )
+
+    def newest_of(job: str, statuses: tuple[str, ...]) -> dict[str, Any] | None:
+        ids = [newest[job][status] for status in statuses if status in newest[job]]
+        return describe_run(runs[max(ids)]) if ids else None
+
+    return {
+        job: {
+            "last_run": newest_of(job, (RUNNING, SKIPPED, *COMPLETED)),
+            "running": newest_of(job, (RUNNING,)),
+            "last_completed": newest_of(job, COMPLETED),
+            "last_success": newest_of(job, (OK,)),
+            "last_skipped": newest_of(job, (SKIPPED,)),
+            "consecutive_failures": streaks.get(job, 0),
+        }
+        for job in job_ids
+    }
+
+
+def _failure_streaks(failing_after: dict[str, int]) -> dict[str, int]:
+    """Failed or abandoned runs of each job after the given run id, in one statement."""
+    if not failing_after:
+        return {}
+    after_last_success = or_(
+        *(and_(JobRun.job == job, JobRun.id > run_id) for job, run_id in failing_after.items())
+    )
+    counted = (
+        select(JobRun.job, func.count())
+        .where(JobRun.status.in_(FAILURES), after_last_success)
         .group_by(JobRun.job)
     )
-    runs = db.session.scalars(select(JobRun).where(JobRun.id.in_(newest)), {"jobs": job_ids})
-    return {run.job: run for run in runs}
+    return dict(db.session.execute(counted).all())
 
 
 def describe_run(run: JobRun) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from autocheckin import __version__, metrics
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+# Answers that mean "nothing is serving there" rather than "it refused this request".
+UNREACHABLE_STATUSES = frozenset({502, 503, 504})
 
 
 def _describe(error: requests.RequestException) -> str:
@@ -31,12 +33,17 @@ def _describe(error: requests.RequestException) -> str:
 
 
 class CheckOutError(Exception):
-    """An upstream call failed: unreachable, timed out, an error status, or a bad body."""
+    """An upstream call failed: unreachable, timed out, an error status, or a bad body.
 
-    def __init__(self, message: str, *, status: int | None = None):
+    `unreachable` is what a circuit breaker counts: no connection, a timeout, or a
+    gateway's 502/503/504 (after the retries), as opposed to an answer about this request.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, unreachable: bool = False):
         super().__init__(message)
         self.message = message
         self.status = status
+        self.unreachable = unreachable or status in UNREACHABLE_STATUSES
 
 
 @dataclass(frozen=True)
@@ -133,10 +140,12 @@ class CheckOutClient:
 
     # --- plumbing -------------------------------------------------------------------------
 
-    def _failed(self, message: str, status: int | None = None) -> CheckOutError:
+    def _failed(
+        self, message: str, status: int | None = None, *, unreachable: bool = False
+    ) -> CheckOutError:
         metrics.UPSTREAM_ERRORS.inc()
         self._report(False, message)
-        return CheckOutError(message, status=status)
+        return CheckOutError(message, status=status, unreachable=unreachable)
 
     def _report(self, succeeded: bool, reason: str | None) -> None:
         if self.on_result is None:
@@ -157,7 +166,8 @@ class CheckOutClient:
                 **kwargs,
             )
         except requests.RequestException as error:
-            raise self._failed(f"{method} {path} failed: {_describe(error)}") from None
+            message = f"{method} {path} failed: {_describe(error)}"
+            raise self._failed(message, unreachable=True) from None
         if response.status_code >= 300:
             raise self._failed(
                 f"{method} {path} answered {response.status_code}", response.status_code

@@ -9,6 +9,7 @@ idempotent, so a job and a manual trigger run the very same code.
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 NOT_CONFIGURED = "CheckOut API not configured"
 USER_FIELDS = ("email", "student_identifier", "first_name", "last_name")
 PRESENT, LATE, PENDING, ABSENT = "present", "late", "pending", "absent"
+# A refresh's outcome: every user refreshed, some failed, or none (or upstream unreachable).
+OK, PARTIAL, FAILED = "ok", "partial", "failed"
+# Set when a refresh's circuit breaker opened; the next refresh probes `GET /test` first.
+BREAKER_KEY = "refresh_breaker"
 MAX_POINTS = 1_000_000  # as the webhooks allow; an int32 column everywhere
 
 
@@ -48,6 +53,8 @@ class UpstreamFailed(DomainError):
 class RefreshResult:
     counts: dict[str, int]
     sessions: list[dict[str, Any]] = field(default_factory=list)
+    outcome: str = OK
+    error: str | None = None
 
 
 def client_for(app: Flask) -> CheckOutClient:
@@ -196,6 +203,38 @@ class Fetched:
     identifier: str | None
     upstream: list[dict[str, Any]] | None = None
     error: str | None = None
+    attempted: bool = True
+
+
+class Breaker:
+    """Counts upstream calls in a row that found nobody there; opens after `threshold`.
+
+    Once open it stays open for the rest of the run: the calls not yet made are not made,
+    so a down upstream costs a refresh about `threshold` + concurrency calls, not
+    (users + reports) × retries.
+    """
+
+    def __init__(self, threshold: int):
+        self.threshold = threshold
+        self.opened_by: str | None = None
+        self._in_a_row = 0
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened_by is not None
+
+    def record(self, error: CheckOutError | None) -> None:
+        with self._lock:
+            if error is None or not error.unreachable:
+                self._in_a_row = 0
+                return
+            self._in_a_row += 1
+            if self._in_a_row >= self.threshold and self.opened_by is None:
+                self.opened_by = error.message
+
+
+CLOSED = Breaker(threshold=1_000_000)  # single refreshes: one call, nothing to stop early
 
 
 class EventCache:
@@ -370,13 +409,22 @@ def _reports_due(stored: list[tuple[Fetched, CheckInSession]]) -> list[_Report]:
     return due
 
 
-def _send_report(client: CheckOutClient, report: _Report) -> dict[str, Any] | None:
-    """POST /log; a failure is logged and retried on the next refresh, never raised."""
+def _send_report(
+    client: CheckOutClient, report: _Report, breaker: Breaker = CLOSED
+) -> dict[str, Any] | None:
+    """POST /log; a failure is logged and retried on the next refresh, never raised.
+
+    Not sent while the breaker is open: the report waits for a refresh that reaches upstream.
+    """
+    if breaker.is_open:
+        return None
     try:
         client.log(email=report.email, state=report.state, message=report.message)
     except CheckOutError as error:
+        breaker.record(error)
         log.warning("POST /log for %s failed: %s", report.email, error.message)
         return None
+    breaker.record(None)
     return {"id": report.record_id, "reported_state": report.summary}
 
 
@@ -387,11 +435,16 @@ def _remember_reports(rows: list[dict[str, Any] | None]) -> None:
             session.execute(update(CheckInSession), sent)
 
 
-def _fetch(client: CheckOutClient, user: Fetched) -> Fetched:
+def _fetch(client: CheckOutClient, user: Fetched, breaker: Breaker = CLOSED) -> Fetched:
+    if breaker.is_open:
+        return replace(user, attempted=False)
     try:
-        return replace(user, upstream=client.sessions(user.email))
+        upstream = client.sessions(user.email)
     except CheckOutError as error:
+        breaker.record(error)
         return replace(user, error=error.message)
+    breaker.record(None)
+    return replace(user, upstream=upstream)
 
 
 def refresh_user(client: CheckOutClient, email: str) -> dict:
@@ -417,13 +470,20 @@ def refresh_one(client: CheckOutClient, email: str) -> dict:
 BATCH_SIZE = 200
 
 
-def refresh_all(app: Flask, client: CheckOutClient, *, concurrency: int) -> RefreshResult:
+def refresh_all(
+    app: Flask, client: CheckOutClient, *, concurrency: int, breaker_threshold: int = 5
+) -> RefreshResult:
     """Refresh every known user: `concurrency` threads call upstream, this thread stores.
 
     SQLite has one writer at a time, so the answers are written in batches of BATCH_SIZE
     users per transaction as they arrive, instead of one transaction per user per thread;
     POST /log reports go to the same pool without waiting, and are remembered at the end.
+    A circuit breaker ends the run `failed` once upstream is plainly unreachable; after
+    that, the next run first probes `GET /test` and stops there if it still fails.
     """
+    probe_failure = _probe_after_breaker(client)
+    if probe_failure is not None:
+        return probe_failure
     if state.get("last_users_fetch") is None:
         fetch_users(client)
     wanted = {normalize_key(u["email"]): u["email"] for u in state.get("autoCheckinUsers", [])}
@@ -435,20 +495,58 @@ def refresh_all(app: Flask, client: CheckOutClient, *, concurrency: int) -> Refr
             .order_by(Student.id)
         )
     ]
-    now, events = utcnow(), EventCache()
+    now, events, breaker = utcnow(), EventCache(), Breaker(breaker_threshold)
     sessions: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="refresh") as pool:
-        pending = [pool.submit(_fetch, client, user) for user in users]
+        pending = [pool.submit(_fetch, client, user, breaker) for user in users]
         reports = []
         for start in range(0, len(pending), BATCH_SIZE):
             batch = [future.result() for future in pending[start : start + BATCH_SIZE]]
+            batch = [user for user in batch if user.attempted]
             stored = list(zip(batch, _store_batch(batch, now, events), strict=True))
-            reports += [pool.submit(_send_report, client, due) for due in _reports_due(stored)]
+            reports += [
+                pool.submit(_send_report, client, due, breaker) for due in _reports_due(stored)
+            ]
             sessions.extend(describe_session(record, user) for user, record in stored)
         _remember_reports([future.result() for future in reports])
-    state.set("last_all_session_refresh", iso(utcnow()))
+    if breaker.is_open:
+        state.set(BREAKER_KEY, {"opened_at": iso(utcnow()), "reason": breaker.opened_by})
+    else:
+        state.set("last_all_session_refresh", iso(utcnow()))
+    return _refresh_result(sessions, len(users), breaker)
+
+
+def _probe_after_breaker(client: CheckOutClient) -> RefreshResult | None:
+    """After a run whose breaker opened: one `GET /test`; a failed run if it still fails."""
+    if not state.get(BREAKER_KEY):
+        return None
+    try:
+        client.test()
+    except CheckOutError as error:
+        return RefreshResult(
+            counts={"users": 0, "ok": 0, "failed": 0},
+            outcome=FAILED,
+            error=f"upstream still unreachable, no user refreshed: {error.message}",
+        )
+    state.set(BREAKER_KEY, None)
+    return None
+
+
+def _refresh_result(sessions: list[dict[str, Any]], users: int, breaker: Breaker) -> RefreshResult:
     succeeded = sum(1 for entry in sessions if entry["ok"])
-    return RefreshResult(
-        counts={"users": len(sessions), "ok": succeeded, "failed": len(sessions) - succeeded},
-        sessions=sessions,
-    )
+    failed = len(sessions) - succeeded
+    counts = {"users": users, "ok": succeeded, "failed": failed}
+    if breaker.is_open:
+        counts["not_attempted"] = users - len(sessions)
+        error = (
+            f"upstream unreachable: {breaker.threshold} calls in a row failed "
+            f"(last: {breaker.opened_by}); {counts['not_attempted']} of {users} users "
+            "not attempted"
+        )
+        return RefreshResult(counts, sessions, FAILED, error)
+    if failed and not succeeded:
+        first = next(entry["error"] for entry in sessions if not entry["ok"])
+        return RefreshResult(counts, sessions, FAILED, f"all {failed} users failed: {first}")
+    if failed:
+        return RefreshResult(counts, sessions, PARTIAL, f"{failed} of {len(sessions)} users failed")
+    return RefreshResult(counts, sessions)
