@@ -326,3 +326,74 @@ def test_ticks_the_scheduler_drops_are_recorded_by_the_leader_only(
     with app.app_context():
         run = db.session.query(JobRun).one()
     assert (run.job, run.status, run.error) == ("refresh_sessions", "skipped", reason)
+
+
+def _refresh_runs(engine) -> list:
+    with engine.connect() as connection:
+        return connection.execute(
+            select(JobRun.id, JobRun.holder, JobRun.status, JobRun.started_at, JobRun.error)
+            .where(JobRun.job == "refresh_sessions", JobRun.status != "skipped")
+            .order_by(JobRun.id)
+        ).all()
+
+
+def _poll(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if found := condition():
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"{what} within {seconds}s")
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_refresh_is_replaced_within_one_ttl_and_a_tick(database_url, checkout):
+    """Real gunicorn, two workers with schedulers; the one refreshing gets SIGKILL."""
+    for n in range(40):
+        checkout.add_user(f"user{n}@example.com")
+    checkout.latency = 0.25  # one user at a time: a refresh takes ten seconds
+    ttl, tick = 3, 1
+    settings = {
+        "CHECKOUT_API_URL": checkout.url,
+        "CHECKOUT_API_KEY": API_KEY,
+        "SCHEDULER_ENABLED": "true",
+        "WEB_CONCURRENCY": "2",
+        "REFRESH_CONCURRENCY": "1",
+        "REFRESH_INTERVAL": str(tick),
+        "FETCH_USERS_INTERVAL": "1h",
+        "CONNECTION_CHECK_INTERVAL": "1h",
+        "PRUNE_INTERVAL": "1h",
+        "SCHEDULER_LEASE_SECONDS": str(ttl),
+    }
+    engine = _engine(database_url)
+    try:
+        with gunicorn(database_url, **settings):
+            first = _poll(
+                lambda: next((r for r in _refresh_runs(engine) if r.status == "running"), None),
+                20,
+                "no refresh started",
+            )
+            os.kill(int(first.holder.split(":")[1]), signal.SIGKILL)
+            killed_at = utcnow()
+            second = _poll(
+                lambda: next((r for r in _refresh_runs(engine) if r.id > first.id), None),
+                ttl + tick + 5,
+                "no new refresh started",
+            )
+            abandoned = next(r for r in _refresh_runs(engine) if r.id == first.id)
+            skipped = _skipped_refresh_reasons(engine)
+    finally:
+        engine.dispose()
+    assert second.holder != first.holder
+    # The dead run's lock expires within one lease; the next tick then takes it.
+    assert (second.started_at - killed_at).total_seconds() <= ttl + tick + 1  # + scheduling
+    assert abandoned.status == "abandoned"
+    assert "stopped renewing" in abandoned.error
+    assert all(reason.startswith("busy: refresh_sessions is already running") for reason in skipped)
+
+
+def _skipped_refresh_reasons(engine) -> list[str]:
+    with engine.connect() as connection:
+        return connection.scalars(
+            select(JobRun.error).where(JobRun.job == "refresh_sessions", JobRun.status == "skipped")
+        ).all()
