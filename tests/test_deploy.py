@@ -67,3 +67,20 @@ def test_railway_config_runs_what_the_procfile_runs():
     assert deploy["startCommand"] == start
     assert deploy["healthcheckPath"] == "/health"
     assert (root / ".python-version").read_text().strip() == "3.11"
+
+
+def test_railway_clock_config_runs_the_procfiles_clock_without_a_health_check():
+    """A clock serves no HTTP: a health check would fail every deploy of it."""
+    import json
+
+    clock = json.loads((ROOT / "railway.clock.json").read_text())["deploy"]
+    web = json.loads((ROOT / "railway.json").read_text())["deploy"]
+    procfile_clock = next(
+        line.split("clock:", 1)[1].strip()
+        for line in (ROOT / "Procfile").read_text().splitlines()
+        if "clock:" in line and not line.startswith("web:")
+    )
+    assert clock["startCommand"] == procfile_clock == "python -m autocheckin.jobs"
+    assert clock["preDeployCommand"] == web["preDeployCommand"]
+    assert "healthcheckPath" not in clock
+    assert clock["restartPolicyType"] == "ALWAYS"
