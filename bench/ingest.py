@@ -40,6 +40,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -375,6 +376,7 @@ def top_up_attendances(database_url: str, total: int, phase_events: list[str]) -
             ]
             connection.execute(insert(Attendance.__table__).from_select(columns, pairs))
         stored = connection.scalar(select(func.count()).select_from(Attendance))
+        seed_job_history(connection, now)
     # Settle the bulk insert before measuring reads: without this the checkpoint that
     # follows it stalls the disk (and every process logging to it) mid-run.
     settle = (
@@ -387,6 +389,38 @@ def top_up_attendances(database_url: str, total: int, phase_events: list[str]) -
             connection.exec_driver_sql(statement)
     engine.dispose()
     return stored
+
+
+# A week of the default schedule's runs (JOB_RUN_RETENTION_DAYS=7): what the state
+# endpoint reads each job's health from. Every tenth refresh failed, one fetch was partial.
+JOB_HISTORY = {"connection_check": 60, "refresh_sessions": 900, "fetch_users": 3600, "prune": 3600}
+
+
+def seed_job_history(connection: Any, now: datetime) -> None:
+    from sqlalchemy import func, insert, select
+
+    from autocheckin.jobs.models import JobRun
+
+    if connection.scalar(select(func.count()).select_from(JobRun)):
+        return
+    rows = []
+    for job, every in JOB_HISTORY.items():
+        for n in reversed(range(7 * 24 * 3600 // every)):  # oldest first, as ids grow
+            started = now - timedelta(seconds=n * every)
+            failed = job == "refresh_sessions" and n % 10 == 3
+            rows.append(
+                {
+                    "job": job,
+                    "trigger": "schedule",
+                    "holder": "bench",
+                    "status": "failed" if failed else ("partial" if n == 5 else "ok"),
+                    "started_at": started,
+                    "finished_at": started + timedelta(seconds=1),
+                    "counts": {},
+                    "error": "upstream unreachable" if failed else None,
+                }
+            )
+    connection.execute(insert(JobRun.__table__), rows)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ trigger while the job runs answers 409 instead of running it twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 
 from autocheckin import metrics
 from autocheckin.attendance.errors import Conflict, DomainError
@@ -186,11 +187,30 @@ def running_since(job_id: str) -> datetime | None:
 COMPLETED = (OK, PARTIAL, FAILED, ABANDONED)
 FAILURES = (FAILED, ABANDONED)
 
-_NEWEST_BY_STATUS = (
-    select(JobRun.job, JobRun.status, func.max(JobRun.id))
-    .where(JobRun.job.in_(bindparam("jobs", expanding=True)))
-    .group_by(JobRun.job, JobRun.status)
-)
+STATUSES = (RUNNING, SKIPPED, *COMPLETED)
+
+
+@functools.cache
+def _newest_by_status(job_ids: tuple[str, ...]) -> Select:
+    """One row: for each (job, status), the newest run's id, each an index probe.
+
+    A GROUP BY would read every run of the week (11,000 at the default schedule); the
+    newest id under equalities on the (job, status, id) index is one step down the index
+    on SQLite and PostgreSQL alike (written as ORDER BY … LIMIT 1, which PostgreSQL reads
+    backwards from the index even before its statistics know the table).
+    """
+    return select(
+        *(
+            select(JobRun.id)
+            .where(JobRun.job == job, JobRun.status == status)
+            .order_by(JobRun.id.desc())
+            .limit(1)
+            .scalar_subquery()
+            .label(f"{job}:{status}")
+            for job in job_ids
+            for status in STATUSES
+        )
+    )
 
 
 def job_health(job_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -202,8 +222,11 @@ def job_health(job_ids: list[str]) -> dict[str, dict[str, Any]]:
     streak: it reached upstream.
     """
     newest: dict[str, dict[str, int]] = {job: {} for job in job_ids}
-    for job, status, run_id in db.session.execute(_NEWEST_BY_STATUS, {"jobs": job_ids}):
-        newest[job][status] = run_id
+    row = db.session.execute(_newest_by_status(tuple(job_ids))).one()
+    for label, run_id in row._mapping.items():
+        job, status = label.split(":")
+        if run_id is not None:
+            newest[job][status] = run_id
     wanted = [run_id for by_status in newest.values() for run_id in by_status.values()]
     runs = {run.id: run for run in db.session.scalars(select(JobRun).where(JobRun.id.in_(wanted)))}
     streaks = _failure_streaks(
