@@ -24,8 +24,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         metrics,
         models,  # noqa: F401 - registers every table on db.metadata
     )
-    from autocheckin.api import accounts, discord, events, root, v1, webhooks
-    from autocheckin.api.errors import register_error_handlers
+    from autocheckin.api import accounts, discord, events, root, v1, web, webhooks
+    from autocheckin.api.errors import register_error_handlers, register_error_renderer
     from autocheckin.api.security import init_security
     from autocheckin.auth import cli as users_cli
     from autocheckin.config import ConfigError, load_config
@@ -65,6 +65,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     init_security(app)
     metrics.init_app(app)
     register_error_handlers(app)
+    register_error_renderer(app, webhooks.PREFIX, webhooks.render_webhook_error)
+    for prefix in web.DETAIL_PREFIXES:
+        register_error_renderer(app, prefix, web.render_detail_error)
     app.register_blueprint(root.bp)
     app.register_blueprint(v1.bp)
     app.register_blueprint(webhooks.bp)

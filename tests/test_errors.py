@@ -85,3 +85,52 @@ def test_out_of_range_ids_are_404_on_every_id_route(app, client, auth_headers):
             # No route: 404, or 405 where Werkzeug's matcher reports another method's rule.
             assert response.status_code in (404, 405), (method, path, response.get_json())
     assert client.get(f"/events/{2**31 - 1}").get_json() == {"detail": "Event not found"}
+
+
+def _every_subclass(kind: type) -> list[type]:
+    return [sub for direct in kind.__subclasses__() for sub in (direct, *_every_subclass(direct))]
+
+
+def test_errors_carry_no_status_and_each_kind_has_one_in_the_api_layer(app):
+    """Errors say what went wrong; `api/errors.py` alone says which status that is."""
+    from autocheckin.api.errors import status_of, status_table
+    from autocheckin.errors import ServiceError
+
+    kinds = _every_subclass(ServiceError)
+    assert len(kinds) >= 15  # the app is built: every package's errors are imported
+    for kind in kinds:
+        assert "status" not in vars(kind), f"{kind.__qualname__} carries an HTTP status"
+        nearest = next(k for k in kind.__mro__ if k in status_table())
+        assert nearest is not ServiceError, f"{kind.__qualname__} has no status of its own kind"
+    from autocheckin.attendance.errors import AlreadyCheckedIn, NotFound
+    from autocheckin.sync.service import UpstreamNotConfigured
+
+    assert status_of(NotFound("x")) == 404
+    assert status_of(AlreadyCheckedIn("x")) == 400
+    assert status_of(UpstreamNotConfigured("x")) == 503  # as its kind, NotConfigured
+
+
+def test_other_packages_errors_do_not_derive_from_the_cores(app):
+    from autocheckin.attendance.errors import DomainError
+
+    outside = [
+        kind for kind in _every_subclass(DomainError) if kind.__module__ != DomainError.__module__
+    ]
+    assert outside == []
+
+
+def test_each_app_has_its_own_renderers(make_app):
+    """Registered by create_app, not at import: an app built without them renders the
+    AutoCheckin API's shape everywhere."""
+    from flask import Flask
+
+    from autocheckin.api.errors import error_response
+
+    bare = Flask("bare")
+    with bare.test_request_context("/events/1"):
+        assert error_response(404, "nope").get_json()["message"] == "API Error"
+    app = make_app()
+    with app.test_request_context("/events/1"):
+        assert error_response(404, "nope").get_json() == {"detail": "nope"}
+    with app.test_request_context("/api/webhook/onetap/students"):
+        assert error_response(404, "nope").get_json()["error"] == "nope"

@@ -9,10 +9,11 @@ from autocheckin.api import web
 from autocheckin.api.openapi import documented
 from autocheckin.api.schemas_web import LoginBody, PageQuery, ProfileUpdate, RegisterBody
 from autocheckin.attendance import events as event_queries
-from autocheckin.attendance.errors import Forbidden, NotFound
+from autocheckin.attendance.errors import NotFound
 from autocheckin.attendance.models import normalize_key
 from autocheckin.auth import accounts
-from autocheckin.auth.tokens import Unauthorized, issue_token
+from autocheckin.auth.errors import Forbidden, Unauthorized
+from autocheckin.auth.tokens import issue_token
 from autocheckin.times import iso
 
 bp = Blueprint("accounts", __name__)

@@ -22,18 +22,13 @@ from autocheckin.api.schemas_web import (
 )
 from autocheckin.attendance import events as event_queries
 from autocheckin.attendance import service
-from autocheckin.attendance.errors import (
-    AlreadyCheckedIn,
-    Forbidden,
-    NotConfigured,
-    NotFound,
-    OutsideWindow,
-)
+from autocheckin.attendance.errors import AlreadyCheckedIn, NotFound, OutsideWindow
 from autocheckin.attendance.models import WEB_ADMIN
 from autocheckin.attendance.windows import ACTIVE, UPCOMING, event_status
 from autocheckin.auth import accounts
+from autocheckin.auth.errors import Forbidden, Unauthorized
 from autocheckin.auth.keys import key_matches
-from autocheckin.auth.tokens import Unauthorized
+from autocheckin.errors import NotConfigured
 from autocheckin.times import iso, utcnow
 
 bp = Blueprint("discord", __name__, url_prefix="/discord")

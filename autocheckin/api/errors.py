@@ -1,11 +1,14 @@
-"""JSON errors everywhere: one renderer per API family, chosen by path prefix.
+"""JSON errors everywhere: one status per kind of error, one renderer per API family.
 
-Routing errors (404, 405) happen before any blueprint is known, so the family is
-picked from the URL. Each family module registers its renderer here once.
+Errors say what went wrong and carry no status; `STATUS_OF` here is the one place that
+decides the status each kind answers with. Routing errors (404, 405) happen before any
+blueprint is known, so the family's renderer is picked from the URL; `create_app`
+registers each family's renderer for its prefixes.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -13,8 +16,8 @@ from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
-from autocheckin.attendance.errors import DomainError
 from autocheckin.database import MAX_DB_INTEGER, UNAVAILABLE_ERRORS, outage_summary
+from autocheckin.errors import NotConfigured, ServiceError
 from autocheckin.extensions import db
 
 log = logging.getLogger(__name__)
@@ -22,7 +25,6 @@ log = logging.getLogger(__name__)
 # render(status, message, code, details) -> Response
 ErrorRenderer = Callable[[int, str, str, str | None], Response]
 
-_renderers: dict[str, ErrorRenderer] = {}
 
 HTTP_CODES = {
     400: "bad_request",
@@ -48,19 +50,74 @@ def render_v1_error(status: int, message: str, code: str, details: str | None) -
     return response
 
 
-def register_error_renderer(prefix: str, renderer: ErrorRenderer) -> None:
-    """Use `renderer` for every error under `prefix` (longest prefix wins)."""
-    _renderers[prefix] = renderer
+class Unprocessable(ServiceError):
+    """A body the events, accounts and Discord clients sent that does not fit its model
+    (FastAPI's 422, which those clients were written against)."""
+
+    code = "unprocessable"
+
+
+@functools.cache
+def status_table() -> dict[type[ServiceError], int]:
+    """The status of each kind of error; a subclass answers with its nearest listed
+    ancestor's. Imported on first use: the packages that raise these render through here."""
+    from autocheckin.attendance.errors import (
+        AlreadyCheckedIn,
+        AlreadyExists,
+        Conflict,
+        DomainError,
+        Invalid,
+        NotFound,
+        OutsideWindow,
+        TooLarge,
+    )
+    from autocheckin.auth.errors import Forbidden, Unauthorized
+    from autocheckin.jobs.runner import JobBusy
+    from autocheckin.sync.service import UpstreamFailed
+    from autocheckin.webhooks.signatures import SignatureError, UnreadableSignedBody
+
+    return {
+        ServiceError: 400,
+        DomainError: 400,
+        Invalid: 400,
+        AlreadyExists: 400,
+        AlreadyCheckedIn: 400,
+        OutsideWindow: 400,
+        Unprocessable: 422,
+        UnreadableSignedBody: 400,
+        SignatureError: 401,
+        Unauthorized: 401,
+        Forbidden: 403,
+        NotFound: 404,
+        Conflict: 409,
+        JobBusy: 409,
+        TooLarge: 413,
+        UpstreamFailed: 502,
+        NotConfigured: 503,
+    }
+
+
+def status_of(error: ServiceError) -> int:
+    table = status_table()
+    return next(table[kind] for kind in type(error).__mro__ if kind in table)
+
+
+def register_error_renderer(app: Flask, prefix: str, renderer: ErrorRenderer) -> None:
+    """Use `renderer` for every error under `prefix` in `app` (longest prefix wins)."""
+    renderers = app.extensions.setdefault("error_renderers", {})
+    renderers[prefix] = renderer
+    app.extensions["error_prefixes"] = sorted(renderers, key=len, reverse=True)
 
 
 def error_response(status: int, message: str, code: str | None = None, details=None) -> Response:
     """Render an error in the shape of the family the current request belongs to."""
     path = request.path if request else "/"
-    for prefix in sorted(_renderers, key=len, reverse=True):
+    code = code or HTTP_CODES.get(status, "error")
+    for prefix in current_app.extensions.get("error_prefixes", ()):
         if path.startswith(prefix):
-            renderer = _renderers[prefix]
-            return renderer(status, message, code or HTTP_CODES.get(status, "error"), details)
-    return render_v1_error(status, message, code or HTTP_CODES.get(status, "error"), details)
+            renderer = current_app.extensions["error_renderers"][prefix]
+            return renderer(status, message, code, details)
+    return render_v1_error(status, message, code, details)
 
 
 def http_error_response(error: HTTPException) -> Response:
@@ -74,8 +131,8 @@ def http_error_response(error: HTTPException) -> Response:
     return response
 
 
-def _domain_error(error: DomainError) -> Response:
-    return error_response(error.status, error.message, error.code, error.details)
+def _service_error(error: ServiceError) -> Response:
+    return error_response(status_of(error), error.message, error.code, error.details)
 
 
 def _database_unavailable(error: Exception) -> Response:
@@ -115,7 +172,7 @@ def register_error_handlers(app: Flask) -> None:
     app.url_map.converters["int"] = DatabaseIdConverter
     app.before_request(_reject_oversized_body)
     app.register_error_handler(HTTPException, http_error_response)
-    app.register_error_handler(DomainError, _domain_error)
+    app.register_error_handler(ServiceError, _service_error)
     for error_class in UNAVAILABLE_ERRORS:
         app.register_error_handler(error_class, _database_unavailable)
     app.register_error_handler(Exception, _unexpected_error)

@@ -11,8 +11,9 @@ from autocheckin.api.openapi import documented
 from autocheckin.api.schemas_web import DiscordEventAttend, EventCreate, EventQuery, EventUpdate
 from autocheckin.attendance import events as event_queries
 from autocheckin.attendance import service
-from autocheckin.attendance.errors import AlreadyCheckedIn, Forbidden, OutsideWindow
+from autocheckin.attendance.errors import AlreadyCheckedIn, OutsideWindow
 from autocheckin.attendance.windows import ACTIVE, UPCOMING, event_status
+from autocheckin.auth.errors import Forbidden
 from autocheckin.times import iso, utcnow
 from autocheckin.validation import invalid_from
 

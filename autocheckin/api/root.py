@@ -9,10 +9,10 @@ from autocheckin import __version__, metrics
 from autocheckin.api import schemas
 from autocheckin.api.openapi import build_spec, documented
 from autocheckin.api.v1 import success
-from autocheckin.attendance.errors import NotConfigured
+from autocheckin.auth.errors import Unauthorized
 from autocheckin.auth.keys import key_matches
-from autocheckin.auth.tokens import Unauthorized
 from autocheckin.database import outage_summary
+from autocheckin.errors import NotConfigured
 from autocheckin.extensions import db
 
 bp = Blueprint("root", __name__)

@@ -10,24 +10,21 @@ from typing import Annotated, Any, TypeVar
 from flask import Response, current_app, jsonify, request
 from pydantic import AfterValidator, BaseModel, ValidationError
 
-from autocheckin.api.errors import register_error_renderer
+from autocheckin.api.errors import Unprocessable
 from autocheckin.api.validation import parse_query
 from autocheckin.attendance import service
-from autocheckin.attendance.errors import DomainError, Invalid, NotConfigured
+from autocheckin.attendance.errors import Invalid
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.attendance.windows import CheckInRules, EventStatus, event_status
 from autocheckin.auth import accounts
-from autocheckin.auth.tokens import Unauthorized, claims_from_token
+from autocheckin.auth.errors import Unauthorized
+from autocheckin.auth.tokens import claims_from_token
+from autocheckin.errors import NotConfigured
 from autocheckin.times import iso, to_utc, utcnow
 from autocheckin.validation import field_with_control_character, invalid_from
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 DETAIL_PREFIXES = ("/auth", "/users", "/events", "/discord")
-
-
-class Unprocessable(DomainError):
-    status = 422
-    code = "unprocessable"
 
 
 def render_detail_error(status: int, message: str, code: str, details: str | None) -> Response:
@@ -37,10 +34,6 @@ def render_detail_error(status: int, message: str, code: str, details: str | Non
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     return response
-
-
-for _prefix in DETAIL_PREFIXES:
-    register_error_renderer(_prefix, render_detail_error)
 
 
 # Naive times in these APIs are taken as UTC; the accepted range is the webhooks' own.

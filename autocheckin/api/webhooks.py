@@ -14,7 +14,6 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from autocheckin import ratelimits
 from autocheckin.api.errors import http_error_response as _http_error
-from autocheckin.api.errors import register_error_renderer
 from autocheckin.api.openapi import documented
 from autocheckin.times import utcnow
 from autocheckin.webhooks import payloads, receive, request_log
@@ -31,9 +30,6 @@ def render_webhook_error(status: int, message: str, code: str, details: str | No
     response = jsonify(rendered.body)
     response.status_code = rendered.status
     return response
-
-
-register_error_renderer(PREFIX, render_webhook_error)
 
 
 def _answer(rendered: Rendered) -> tuple[Response, int]:

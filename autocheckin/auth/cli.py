@@ -6,9 +6,9 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from autocheckin.attendance.errors import DomainError
 from autocheckin.attendance.models import WEB_ADMIN, WEB_USER
 from autocheckin.auth import accounts
+from autocheckin.errors import ServiceError
 
 users = AppGroup("users", help="Web users' roles.")
 
@@ -16,7 +16,7 @@ users = AppGroup("users", help="Web users' roles.")
 def _set_role(email: str, role: str) -> None:
     try:
         user = accounts.set_web_role(email=email, role=role)
-    except DomainError as error:
+    except ServiceError as error:
         raise click.ClickException(error.message) from None
     click.echo(f"{user.email}: {user.web_role}")
 
@@ -43,7 +43,7 @@ discord.add_command(discord_admin)
 def _set_discord_role(discord_user_id: str, role: str) -> None:
     try:
         user = accounts.set_discord_role(discord_user_id=discord_user_id, role=role)
-    except DomainError as error:
+    except ServiceError as error:
         raise click.ClickException(error.message) from None
     click.echo(f"{user.discord_user_id} ({user.name}): {user.web_role}")
 

@@ -6,15 +6,10 @@ from datetime import timedelta
 
 import jwt
 
-from autocheckin.attendance.errors import DomainError
+from autocheckin.auth.errors import Unauthorized
 from autocheckin.times import utcnow
 
 ALGORITHM = "HS256"
-
-
-class Unauthorized(DomainError):
-    status = 401
-    code = "unauthorized"
 
 
 def issue_token(*, user_id: int, token_key: str, secret: str, lifetime: timedelta) -> str:

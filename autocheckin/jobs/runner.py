@@ -20,12 +20,11 @@ from flask import current_app
 from sqlalchemy import Select, and_, delete, func, or_, select, update
 
 from autocheckin import metrics
-from autocheckin.attendance.errors import Conflict, DomainError
 from autocheckin.database import write_transaction
+from autocheckin.errors import NotConfigured, ServiceError
 from autocheckin.extensions import db
 from autocheckin.jobs import lease
 from autocheckin.jobs.models import ABANDONED, FAILED, OK, PARTIAL, RUNNING, SKIPPED, JobRun
-from autocheckin.sync.service import UpstreamNotConfigured
 from autocheckin.times import iso, utcnow
 
 log = logging.getLogger("autocheckin.jobs")
@@ -33,7 +32,9 @@ log = logging.getLogger("autocheckin.jobs")
 ResultT = TypeVar("ResultT")
 
 
-class JobBusy(Conflict):
+class JobBusy(ServiceError):
+    """The job's lock is held: a run is in progress (or its dead holder's lease is live)."""
+
     code = "job_running"
 
 
@@ -87,10 +88,10 @@ def run_recorded(
         result = work()
         status, error = outcome_of(result)
         return result
-    except UpstreamNotConfigured as skipped:
+    except NotConfigured as skipped:
         status, error = SKIPPED, skipped.message
         raise
-    except DomainError as failure:
+    except ServiceError as failure:
         error = failure.message
         raise
     except Exception as failure:

@@ -20,9 +20,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from autocheckin import state
-from autocheckin.attendance.errors import DomainError, NotConfigured, NotFound
+from autocheckin.attendance.errors import NotFound
 from autocheckin.attendance.models import Attendance, Event, Student, normalize_key
 from autocheckin.database import dialect_insert, write_transaction
+from autocheckin.errors import NotConfigured, ServiceError
 from autocheckin.extensions import db
 from autocheckin.sync.client import CheckOutClient, CheckOutError, CheckOutSettings
 from autocheckin.sync.models import CheckInSession, Enrolment
@@ -44,8 +45,9 @@ class UpstreamNotConfigured(NotConfigured):
     code = "upstream_not_configured"
 
 
-class UpstreamFailed(DomainError):
-    status = 502
+class UpstreamFailed(ServiceError):
+    """CheckOut could not be reached, or refused, or answered nonsense."""
+
     code = "upstream_failed"
 
 

@@ -9,7 +9,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from autocheckin.attendance.errors import DomainError
+from autocheckin.errors import ServiceError
 from autocheckin.webhooks import receive, request_log
 from autocheckin.webhooks.models import OUTCOMES
 
@@ -44,7 +44,7 @@ def replay_command(request_id: int) -> None:
     """Process a recorded request again (as of when it first arrived)."""
     try:
         record = receive.replay(request_id, _options())
-    except DomainError as error:
+    except ServiceError as error:
         raise click.ClickException(error.message) from None
     click.echo(f"{record.id}: {record.outcome} ({record.status_code}) {record.error or ''}".strip())
     if record.outcome not in ("succeeded", "resolved"):

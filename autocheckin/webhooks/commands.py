@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from autocheckin.api.errors import status_of
 from autocheckin.attendance import service
 from autocheckin.attendance.checkins import CheckIn, Recorded, record_check_in, record_check_ins
 from autocheckin.attendance.errors import AlreadyCheckedIn, DomainError, NotFound
@@ -163,7 +164,7 @@ def _batch_item(index: int, result: Recorded | DomainError) -> dict[str, Any]:
         outcome = "rejected"
     item = {
         "index": index,
-        "status": result.status,
+        "status": status_of(result),
         "result": outcome,
         "error": result.message,
         "code": result.code,

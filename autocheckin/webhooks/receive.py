@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from autocheckin import metrics
+from autocheckin.api.errors import status_of
 from autocheckin.attendance.errors import Conflict, DomainError, Invalid, NotFound
 from autocheckin.attendance.windows import CheckInRules
 from autocheckin.database import UNAVAILABLE_ERRORS, write_transaction
@@ -243,7 +244,7 @@ def _authenticate(inbound: Inbound, options: WebhookOptions) -> tuple[Rendered |
         message = error.message
         if error.code == "missing_signature" and not is_always_signed:
             message += " (this server requires signed webhooks: WEBHOOK_REQUIRE_SIGNATURE is true)"
-        return error_rendered(error.status, message, error.code), False
+        return error_rendered(status_of(error), message, error.code), False
     return None, True
 
 
@@ -320,7 +321,7 @@ def _payload(body: bytes) -> Any:
 
 def _failure(error: DomainError, command: Command | None) -> tuple[Rendered, str]:
     """The answer and outcome for a refusal; an unknown student or event is unmatched."""
-    rendered = error_rendered(error.status, error.message, error.code, error.details)
+    rendered = error_rendered(status_of(error), error.message, error.code, error.details)
     is_unmatched = isinstance(error, NotFound) and isinstance(command, RecordAttendance)
     return rendered, UNMATCHED if is_unmatched else FAILED
 

@@ -17,15 +17,19 @@ from datetime import UTC, datetime, timedelta
 
 from standardwebhooks.webhooks import Webhook
 
+from autocheckin.errors import ServiceError
+
 TOLERANCE = timedelta(minutes=5)
 LEGACY_HEADER = "X-Webhook-Signature"
 LEGACY_HEADER_KEY = LEGACY_HEADER.lower()
 
 
-class SignatureError(Exception):
-    def __init__(self, message: str, *, code: str, status: int = 401):
-        super().__init__(message)
-        self.message, self.code, self.status = message, code, status
+class SignatureError(ServiceError):
+    """The request cannot be shown to come from a holder of the secret."""
+
+
+class UnreadableSignedBody(SignatureError):
+    """A Standard Webhooks body that is not text, so it cannot be signed as the spec says."""
 
 
 def _standard_key(secret: str) -> bytes:
@@ -79,9 +83,7 @@ def _verify_standard(body: bytes, headers: Mapping[str, str], secret: str, now: 
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise SignatureError(
-            "Body is not valid UTF-8", code="invalid_encoding", status=400
-        ) from None
+        raise UnreadableSignedBody("Body is not valid UTF-8", code="invalid_encoding") from None
     expected = Webhook(_standard_key(secret)).sign(msg_id, moment, text).split(",", 1)[1]
     expected_bytes = base64.b64decode(expected)
     for candidate in signatures.split():
