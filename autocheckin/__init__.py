@@ -23,6 +23,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from autocheckin import (
         metrics,
         models,  # noqa: F401 - registers every table on db.metadata
+        settings,
     )
     from autocheckin.api import accounts, discord, events, root, v1, web, webhooks
     from autocheckin.api.errors import register_error_handlers, register_error_renderer
@@ -36,16 +37,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True, static_folder=None)
     environ = os.environ if config is None else config
     try:
-        settings = load_config(environ, instance_path=app.instance_path)
+        loaded = load_config(environ, instance_path=app.instance_path)
     except ConfigError as error:
         if config is not None:
             raise
         # A deployment's mistake, not a bug: one line naming the variable, no traceback.
         print(f"autocheckin: configuration error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    app.config.update(settings)
+    app.config.update(loaded)
     if config is not None:
-        app.config.update({k: v for k, v in config.items() if k not in settings})
+        app.config.update({k: v for k, v in config.items() if k not in loaded})
     # The 500's log line must never print SQL parameters (password hashes, bodies).
     # A PostgreSQL connection dropped while idle (a restart, a failover) is replaced on
     # checkout instead of failing a request; a SQLite file needs no such check.
@@ -62,6 +63,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     configure_sqlite(app)
 
+    settings.init_app(app)
     init_security(app)
     metrics.init_app(app)
     register_error_handlers(app)

@@ -227,6 +227,28 @@ def test_unicode_round_trips(client):
 # --- unified ----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("opens_before", "updated"), [("15m", "ended"), ("2h", "coming")])
+def test_an_update_by_a_shared_name_picks_the_event_by_the_configured_window(
+    make_app, opens_before, updated
+):
+    """Two events named Lab: one ended 5 minutes ago, one starts in an hour. Whether the
+    coming one's window is open now depends on CHECKIN_OPENS_BEFORE, and so does which
+    one an update by name changes."""
+    app = make_app(CHECKIN_OPENS_BEFORE=opens_before)
+    now = utcnow()
+    with app.app_context():
+        ended = make_event(
+            name="Lab", start_time=now - timedelta(minutes=50), end_time=now - timedelta(minutes=5)
+        ).id
+        coming = make_event(
+            name="Lab", start_time=now + timedelta(hours=1), end_time=now + timedelta(hours=2)
+        ).id
+    data = {"event_name": "Lab", "points": 9}
+    response = post(app.test_client(), UNIFIED, {"type": "event", "action": "update", "data": data})
+    assert response.status_code == 200
+    assert response.get_json()["event"]["id"] == {"ended": ended, "coming": coming}[updated]
+
+
 def test_unified_create_and_update(app, client):
     created = post(
         client,

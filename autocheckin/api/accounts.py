@@ -8,7 +8,7 @@ from autocheckin import ratelimits
 from autocheckin.api import web
 from autocheckin.api.openapi import documented
 from autocheckin.api.schemas_web import LoginBody, PageQuery, ProfileUpdate, RegisterBody
-from autocheckin.attendance import events as event_queries
+from autocheckin.attendance import queries as event_queries
 from autocheckin.attendance.errors import NotFound
 from autocheckin.attendance.models import normalize_key
 from autocheckin.auth import accounts

@@ -20,7 +20,7 @@ from autocheckin.api.schemas_web import (
     DiscordUsersQuery,
     EventCreate,
 )
-from autocheckin.attendance import events as event_queries
+from autocheckin.attendance import queries as event_queries
 from autocheckin.attendance import service
 from autocheckin.attendance.errors import AlreadyCheckedIn, NotFound, OutsideWindow
 from autocheckin.attendance.models import WEB_ADMIN

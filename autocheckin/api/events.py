@@ -9,7 +9,7 @@ from autocheckin.api import web
 from autocheckin.api.discord import registered_discord_user, require_discord_key
 from autocheckin.api.openapi import documented
 from autocheckin.api.schemas_web import DiscordEventAttend, EventCreate, EventQuery, EventUpdate
-from autocheckin.attendance import events as event_queries
+from autocheckin.attendance import queries as event_queries
 from autocheckin.attendance import service
 from autocheckin.attendance.errors import AlreadyCheckedIn, OutsideWindow
 from autocheckin.attendance.windows import ACTIVE, UPCOMING, event_status
@@ -102,7 +102,7 @@ def update_event(event_id: int) -> Response:
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     renamed = {"title": "name"}
     changes = {renamed.get(key, key): value for key, value in changes.items()}
-    event = service.update_event(ref=str(event_id), at=utcnow(), changes=changes)
+    event = service.update_event(ref=str(event_id), at=utcnow(), changes=changes, rules=web.rules())
     return jsonify(web.event_json(event))
 
 

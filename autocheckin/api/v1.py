@@ -7,7 +7,7 @@ from typing import Literal
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import BaseModel, Field
 
-from autocheckin import jobs, state
+from autocheckin import jobs, settings, state
 from autocheckin.api import schemas
 from autocheckin.api.errors import error_response
 from autocheckin.api.openapi import documented
@@ -150,7 +150,7 @@ class DeliveryQuery(BaseModel):
 
 
 def _webhook_options() -> receive.WebhookOptions:
-    return receive.WebhookOptions.from_config(current_app.config)
+    return settings.current().webhooks
 
 
 @bp.get("/webhooks/deliveries")

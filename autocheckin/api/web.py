@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 from flask import Response, current_app, jsonify, request
 from pydantic import AfterValidator, BaseModel, ValidationError
 
+from autocheckin import settings
 from autocheckin.api.errors import Unprocessable
 from autocheckin.api.validation import parse_query
 from autocheckin.attendance import service
@@ -109,7 +110,7 @@ def create_event_from(body: Any, *, created_by_id: int, source: str) -> Event:
 
 
 def rules() -> CheckInRules:
-    return CheckInRules.from_config(current_app.config)
+    return settings.current().rules
 
 
 def user_json(user: Student) -> dict[str, Any]:

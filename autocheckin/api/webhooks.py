@@ -12,7 +12,7 @@ from datetime import timedelta
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from autocheckin import ratelimits
+from autocheckin import ratelimits, settings
 from autocheckin.api.errors import http_error_response as _http_error
 from autocheckin.api.openapi import documented
 from autocheckin.times import utcnow
@@ -46,12 +46,7 @@ def _inbound(endpoint: str, body: bytes) -> receive.Inbound:
 
 
 def _options() -> receive.WebhookOptions:
-    """Built once per app: the config does not change while it serves."""
-    options = current_app.extensions.get("webhook_options")
-    if options is None:
-        options = receive.WebhookOptions.from_config(current_app.config)
-        current_app.extensions["webhook_options"] = options
-    return options
+    return settings.current().webhooks
 
 
 def _refused_before_processing(rendered: Rendered) -> bool:

@@ -213,13 +213,14 @@ def create_event(
     return event
 
 
-def update_event(*, ref: str, at: datetime, changes: dict[str, Any]) -> Event:
-    """Change only the given fields of the event `ref` names (id or name)."""
+def update_event(*, ref: str, at: datetime, changes: dict[str, Any], rules: CheckInRules) -> Event:
+    """Change only the given fields of the event `ref` names (id or name, picked by the
+    configured window rules when several share the name)."""
     unknown = set(changes) - set(EVENT_FIELDS)
     if unknown:
         raise Invalid(f"Unknown event fields: {', '.join(sorted(unknown))}")
     with write_transaction():
-        event = resolve_event(ref, at=at)
+        event = resolve_event(ref, at=at, rules=rules)
         _check_times(
             changes.get("start_time", event.start_time), changes.get("end_time", event.end_time)
         )
@@ -228,7 +229,7 @@ def update_event(*, ref: str, at: datetime, changes: dict[str, Any]) -> Event:
     return event
 
 
-def resolve_event(ref: str | int, *, at: datetime, rules: CheckInRules | None = None) -> Event:
+def resolve_event(ref: str | int, *, at: datetime, rules: CheckInRules) -> Event:
     """An existing numeric id wins; then the exact name.
 
     Several events sharing the name: the one whose window contains `at`, else the one
@@ -242,7 +243,7 @@ def resolve_event(ref: str | int, *, at: datetime, rules: CheckInRules | None = 
     candidates = db.session.scalars(select(Event).where(Event.name == text)).all()
     if not candidates:
         raise event_not_found(text)
-    return pick_event(candidates, at, rules or CheckInRules())
+    return pick_event(candidates, at, rules)
 
 
 # --- attendance ---------------------------------------------------------------------------

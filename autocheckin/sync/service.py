@@ -19,13 +19,13 @@ from flask import Flask
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from autocheckin import state
+from autocheckin import settings, state
 from autocheckin.attendance.errors import NotFound
 from autocheckin.attendance.models import Attendance, Event, Student, normalize_key
 from autocheckin.database import dialect_insert, write_transaction
 from autocheckin.errors import NotConfigured, ServiceError
 from autocheckin.extensions import db
-from autocheckin.sync.client import CheckOutClient, CheckOutError, CheckOutSettings
+from autocheckin.sync.client import CheckOutClient, CheckOutError
 from autocheckin.sync.models import CheckInSession, Enrolment
 from autocheckin.times import iso, parse_iso, utcnow
 
@@ -63,8 +63,8 @@ def client_for(app: Flask) -> CheckOutClient:
     """The process's one CheckOut client (one connection pool), created on first use."""
     client = app.extensions.get("checkout_client")
     if client is None:
-        settings = CheckOutSettings.from_config(app.config)
-        if settings is None:
+        checkout = settings.of(app).checkout
+        if checkout is None:
             raise UpstreamNotConfigured(NOT_CONFIGURED)
 
         def note_result(succeeded: bool, reason: str | None) -> None:
@@ -72,7 +72,7 @@ def client_for(app: Flask) -> CheckOutClient:
             with app.app_context():
                 state.note_upstream_result(succeeded, reason)
 
-        client = CheckOutClient(settings, on_result=note_result)
+        client = CheckOutClient(checkout, on_result=note_result)
         app.extensions["checkout_client"] = client
     return client
 

@@ -9,6 +9,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from autocheckin import settings
 from autocheckin.errors import ServiceError
 from autocheckin.webhooks import receive, request_log
 from autocheckin.webhooks.models import OUTCOMES
@@ -17,7 +18,7 @@ webhooks = AppGroup("webhooks", help="List, replay, resolve and prune recorded w
 
 
 def _options() -> receive.WebhookOptions:
-    return receive.WebhookOptions.from_config(current_app.config)
+    return settings.current().webhooks
 
 
 @webhooks.command("list")

@@ -231,7 +231,9 @@ def execute(command: Command, *, arrived_at: datetime, rules: CheckInRules) -> R
             message = "Event created successfully"
             return Rendered(201, _wrapped(message, "event", event_body(event), command))
         case UpdateEvent():
-            event = service.update_event(ref=command.ref, at=arrived_at, changes=command.changes)
+            event = service.update_event(
+                ref=command.ref, at=arrived_at, changes=command.changes, rules=rules
+            )
             message = "Event updated successfully"
             return Rendered(200, _wrapped(message, "event", event_body(event), command))
         case RecordAttendance():

@@ -65,12 +65,12 @@ class WebhookOptions:
     rules: CheckInRules
 
     @classmethod
-    def from_config(cls, config: Any) -> WebhookOptions:
+    def from_config(cls, config: Any, *, rules: CheckInRules) -> WebhookOptions:
         return cls(
             secret=config["WEBHOOK_SECRET"],
             require_signature=config["WEBHOOK_REQUIRE_SIGNATURE"],
             idempotency_ttl=timedelta(seconds=config["IDEMPOTENCY_TTL"]),
-            rules=CheckInRules.from_config(config),
+            rules=rules,
         )
 
 
