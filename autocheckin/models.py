@@ -3,17 +3,18 @@
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.jobs.models import JobRun, Lease
 from autocheckin.state import StateEntry
-from autocheckin.sync.models import CheckInSession, Enrolment
+from autocheckin.sync.models import Enrolment, RosterEntry, UserRefresh
 from autocheckin.webhooks.models import WebhookRequest
 
 __all__ = [
     "Attendance",
-    "CheckInSession",
     "Enrolment",
     "Event",
     "JobRun",
     "Lease",
+    "RosterEntry",
     "StateEntry",
     "Student",
+    "UserRefresh",
     "WebhookRequest",
 ]

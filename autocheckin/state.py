@@ -1,14 +1,14 @@
 """The global state store: JSON values in the database, so every worker and replica agrees.
 
-Keys hold what the seed's `/api/v1/state` shows (`last_users_fetch`, `autoCheckinUsers`, …)
-and the upstream connection status. Nothing here is held in a worker's memory.
+Keys hold the times the seed's `/api/v1/state` shows (`last_users_fetch`, …) and the
+upstream connection status. Nothing here is held in a worker's memory. The state report
+itself is `overview.py`'s.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import String, bindparam, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from autocheckin.attendance.service import counts
 from autocheckin.database import JSONValue, UTCDateTime, upsert, write_transaction
 from autocheckin.extensions import db
 from autocheckin.times import iso, utcnow
@@ -106,53 +105,3 @@ def note_upstream_result(succeeded: bool, reason: str | None) -> None:
 
 def connection() -> dict[str, Any]:
     return get(CONNECTION_KEY) or {"connected": False, "reason": None, "checked_at": None}
-
-
-# Keys the seed's /api/v1/state shows under `stored_data`, with their empty values.
-STORED_DATA_DEFAULTS: dict[str, Any] = {
-    "last_users_fetch": None,
-    "last_all_session_refresh": None,
-    "last_individual_session_refresh": None,
-    "autoCheckinUsers": [],
-}
-NOT_CONFIGURED_REASON = "CHECKOUT_API_URL is not set: running as a webhook hub, sync jobs skipped"
-
-
-class _CountsMemo:
-    """Counting 100,000 attendances costs milliseconds on every poll of the state; operators
-    poll it, so each process reuses its count for `max_age` seconds (per database)."""
-
-    lock = threading.Lock()
-    by_engine: weakref.WeakKeyDictionary[Any, tuple[float, dict[str, int]]] = (
-        weakref.WeakKeyDictionary()
-    )
-
-
-def recent_counts(*, max_age: float) -> dict[str, int]:
-    """`counts()`, at most `max_age` seconds old (0: always fresh)."""
-    engine = db.engine
-    now = time.monotonic()
-    memo = _CountsMemo.by_engine.get(engine)
-    if memo is not None and now - memo[0] < max_age:
-        return memo[1]
-    fresh = counts()
-    with _CountsMemo.lock:
-        _CountsMemo.by_engine[engine] = (now, fresh)
-    return fresh
-
-
-def report(*, upstream_configured: bool, counts_max_age: float = 0) -> dict[str, Any]:
-    """The seed's `connected` and `stored_data`, the upstream link and counts. No secrets."""
-    stored = get_many([*STORED_DATA_DEFAULTS, CONNECTION_KEY])
-    link = stored.get(CONNECTION_KEY) or {}
-    reason = link.get("reason") if upstream_configured else NOT_CONFIGURED_REASON
-    return {
-        "connected": bool(link.get("connected")) and upstream_configured,
-        "stored_data": {key: stored.get(key, empty) for key, empty in STORED_DATA_DEFAULTS.items()},
-        "upstream": {
-            "configured": upstream_configured,
-            "reason": reason,
-            "checked_at": link.get("checked_at"),
-        },
-        "counts": recent_counts(max_age=counts_max_age),
-    }

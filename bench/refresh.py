@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from autocheckin import create_app  # noqa: E402
 from autocheckin.extensions import db  # noqa: E402
-from autocheckin.sync import service as sync  # noqa: E402
+from autocheckin.sync import connection, sessions, users  # noqa: E402
 from autocheckin.sync.client import CheckOutClient, CheckOutSettings  # noqa: E402
 
 KEY = "bench-key"
@@ -74,9 +74,9 @@ def main() -> None:
         with app.app_context():
             db.drop_all()
             db.create_all()
-            client = sync.client_for(app)
-            sync.fetch_users(client)
-            emails = [user["email"] for user in sync.state.get("autoCheckinUsers")]
+            client = connection.client_for(app)
+            users.fetch_users(client)
+            emails = [email for _, email, _ in users.roster()]
 
             started = time.perf_counter()
             with ThreadPoolExecutor(args.concurrency) as pool:
@@ -87,7 +87,7 @@ def main() -> None:
             for label in ("first refresh (+ POST /log)", "steady refresh"):
                 calls = upstream_calls(bare)
                 started = time.perf_counter()
-                result = sync.refresh_all(app, client, concurrency=args.concurrency)
+                result = sessions.refresh_all(app, client, concurrency=args.concurrency)
                 seconds = time.perf_counter() - started
                 runs.append((label, seconds, upstream_calls(bare) - calls - 1, result.counts))
             db.drop_all()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from autocheckin import state
+from autocheckin.extensions import db
 from tests.conftest import API_KEY
+from tests.factories import make_student
 
 
 def test_index_lists_api_info_and_endpoints(client):
@@ -89,14 +93,52 @@ def test_status_reflects_the_stored_connection(make_app, auth_headers):
     assert body["data"]["connected"] is True
 
 
+def _on_roster(*students) -> None:
+    from autocheckin.sync.models import RosterEntry
+
+    for student in students:
+        db.session.add(RosterEntry(student_id=student.id, position=student.id))
+    db.session.commit()
+
+
+def test_state_pages_the_roster(app, auth_headers):
+    """autoCheckinUsers is one page of the roster (5,000 users were 544 KB a poll)."""
+    with app.app_context():
+        _on_roster(*(make_student(email=f"u{n}@example.com", identifier=f"u{n}") for n in range(5)))
+    client = app.test_client()
+    page = client.get("/api/v1/state?users_limit=2&users_offset=1", headers=auth_headers)
+    data = page.get_json()["data"]
+    assert [user["email"] for user in data["stored_data"]["autoCheckinUsers"]] == [
+        "u1@example.com",
+        "u2@example.com",
+    ]
+    assert data["stored_data"]["autoCheckinUsers"][0]["student_identifier"] == "u1"
+    assert data["users_page"] == {"limit": 2, "offset": 1, "total": 5}
+    everyone = client.get("/api/v1/state", headers=auth_headers).get_json()["data"]
+    assert len(everyone["stored_data"]["autoCheckinUsers"]) == 5
+    none = client.get("/api/v1/state?users_limit=0", headers=auth_headers).get_json()["data"]
+    assert none["stored_data"]["autoCheckinUsers"] == []
+    assert none["users_page"]["total"] == 5
+
+
+@pytest.mark.parametrize(
+    "query", ["users_limit=-1", "users_limit=1001", "users_offset=-3", "users_limit=ten"]
+)
+def test_state_refuses_a_bad_page(client, auth_headers, query):
+    response = client.get(f"/api/v1/state?{query}", headers=auth_headers)
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["success"] is False
+    assert body["message"] == "API Error"
+    assert "users_" in body["error"]
+
+
 def test_state_has_the_seed_keys_and_no_secret(make_app, auth_headers):
     app = make_app(WEBHOOK_SECRET="webhook-secret-value")
     with app.app_context():
-        state.set_many(
-            {
-                "last_users_fetch": "2024-03-21T10:30:00Z",
-                "autoCheckinUsers": [{"email": "a@example.com"}],
-            }
+        state.set("last_users_fetch", "2024-03-21T10:30:00Z")
+        _on_roster(
+            make_student(email="a@example.com", identifier=None, first_name="", last_name="")
         )
     response = app.test_client().get("/api/v1/state", headers=auth_headers)
     assert response.status_code == 200
@@ -110,8 +152,9 @@ def test_state_has_the_seed_keys_and_no_secret(make_app, auth_headers):
         "last_individual_session_refresh": None,
         "autoCheckinUsers": [{"email": "a@example.com"}],
     }
+    assert data["users_page"] == {"limit": 100, "offset": 0, "total": 1}
     assert "next_cycle_run_time" in data
-    assert data["counts"] == {"students": 0, "events": 0, "attendances": 0}
+    assert data["counts"] == {"students": 1, "events": 0, "attendances": 0}
     assert set(data["jobs"]) == {"fetch_users", "refresh_sessions", "connection_check", "prune"}
     assert data["jobs"]["fetch_users"] == {
         "last_run": None,

@@ -103,7 +103,7 @@ def test_errors_carry_no_status_and_each_kind_has_one_in_the_api_layer(app):
         nearest = next(k for k in kind.__mro__ if k in status_table())
         assert nearest is not ServiceError, f"{kind.__qualname__} has no status of its own kind"
     from autocheckin.attendance.errors import AlreadyCheckedIn, NotFound
-    from autocheckin.sync.service import UpstreamNotConfigured
+    from autocheckin.sync.connection import UpstreamNotConfigured
 
     assert status_of(NotFound("x")) == 404
     assert status_of(AlreadyCheckedIn("x")) == 400

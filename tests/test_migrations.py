@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -135,3 +136,102 @@ def test_three_replicas_upgrading_at_once_all_succeed(empty_database_url):
         versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
     engine.dispose()
     assert len(versions) == 1
+
+
+def test_0007_carries_sessions_enrolments_and_the_roster_over(empty_database_url):
+    """The JSON copies become rows: refresh bookkeeping, the enrolments only the JSON held,
+    and the roster in upstream's order; a downgrade gives the JSON back."""
+    from flask_migrate import downgrade
+
+    app = create_app(base_config(empty_database_url))
+    now = "2026-11-01 10:00:00"
+    with app.app_context():
+        upgrade(revision="0006_job_health")
+        with db.engine.begin() as connection:
+            run = connection.execute
+            run(
+                text(
+                    "INSERT INTO students (id, email, email_key, first_name, last_name, "
+                    "identifier, identifier_key, is_admin, is_active, web_role, created_at, "
+                    "updated_at) VALUES "
+                    "(1, 'ann@x.io', 'ann@x.io', 'Ann', '', 'a1', 'a1', :no, :yes, 'user', "
+                    ":now, :now), "
+                    "(2, 'Bob@x.io', 'bob@x.io', '', '', NULL, NULL, :no, :yes, 'user', :now, :now)"
+                ),
+                {"yes": True, "no": False, "now": now},
+            )
+            run(
+                text(
+                    "INSERT INTO events (id, name, start_time, end_time, event_type, location, "
+                    "points, is_active, source, description, external_id, created_at, "
+                    "updated_at) VALUES "
+                    "(10, 'Lab', :now, NULL, 'General', '', 0, :yes, 'checkout', '', 's1', "
+                    ":now, :now), "
+                    "(11, 'Talk', :now, NULL, 'General', '', 0, :yes, 'checkout', '', 's2', "
+                    ":now, :now)"
+                ),
+                {"yes": True, "now": now},
+            )
+            run(
+                text(
+                    "INSERT INTO enrolments (student_id, event_id, source, created_at) "
+                    "VALUES (1, 10, 'checkout', :now)"
+                ),
+                {"now": now},
+            )
+            sessions = json.dumps([{"event_id": 10}, {"event_id": 11}, {"event_id": 99}])
+            run(
+                text(
+                    "INSERT INTO checkin_sessions (student_id, refreshed_at, ok, error, "
+                    "sessions, reported_state) VALUES "
+                    "(1, :now, :yes, NULL, :sessions, 'refreshed|0|0|2|0'), "
+                    "(2, :now, :no, 'GET /sessions answered 503', '[]', NULL)"
+                ),
+                {"now": now, "yes": True, "no": False, "sessions": sessions},
+            )
+            listed = json.dumps(
+                [{"email": "bob@x.io"}, {"email": "nobody@x.io"}, {"email": "ann@x.io"}]
+            )
+            run(
+                text(
+                    "INSERT INTO state_entries (key, value, updated_at) "
+                    "VALUES ('autoCheckinUsers', :listed, :now)"
+                ),
+                {"listed": listed, "now": now},
+            )
+        upgrade()
+        with db.engine.connect() as connection:
+            refreshes = connection.execute(
+                text("SELECT student_id, ok, error, reported_state FROM user_refreshes ORDER BY 1")
+            ).all()
+            enrolments = connection.execute(
+                text("SELECT student_id, event_id FROM enrolments ORDER BY 1, 2")
+            ).all()
+            roster = (
+                connection.execute(text("SELECT student_id FROM checkout_roster ORDER BY position"))
+                .scalars()
+                .all()
+            )
+            kept = connection.execute(
+                text("SELECT count(*) FROM state_entries WHERE key = 'autoCheckinUsers'")
+            ).scalar()
+        assert [tuple(row) for row in refreshes] == [
+            (1, True, None, "refreshed|0|0|2|0"),
+            (2, False, "GET /sessions answered 503", None),
+        ]
+        assert [tuple(row) for row in enrolments] == [(1, 10), (1, 11)]  # 99 is no event
+        assert roster == [2, 1]  # upstream's order; the unknown email is no student
+        assert kept == 0
+        downgrade(revision="0006_job_health")
+        with db.engine.connect() as connection:
+            back = connection.execute(
+                text("SELECT value FROM state_entries WHERE key = 'autoCheckinUsers'")
+            ).scalar()
+            rows = connection.execute(text("SELECT count(*) FROM checkin_sessions")).scalar()
+        db.engine.dispose()
+    back = json.loads(back) if isinstance(back, str) else back
+    assert back == [
+        {"email": "Bob@x.io"},
+        {"email": "ann@x.io", "student_identifier": "a1", "first_name": "Ann"},
+    ]
+    assert rows == 2

@@ -13,12 +13,12 @@ from autocheckin.config import database_uri
 from autocheckin.extensions import db
 from autocheckin.jobs import lease
 from autocheckin.jobs.models import JobRun
-from autocheckin.sync import service as sync
+from autocheckin.sync import connection, sessions, users
 from autocheckin.sync.client import CheckOutClient, CheckOutError, CheckOutSettings
-from autocheckin.sync.models import CheckInSession, Enrolment
+from autocheckin.sync.models import Enrolment, UserRefresh
 from autocheckin.times import iso, utcnow
 from tests.conftest import API_KEY, is_postgres
-from tests.factories import make_student
+from tests.factories import make_event, make_student
 from tests.fake_checkout import DROP, GARBLED, HANG, SUCCESS_FALSE
 
 
@@ -174,7 +174,7 @@ def test_fetch_users_links_users_that_webhooks_created(sync_app, checkout):
     with sync_app.app_context():
         make_student(identifier="a1", email="Ann@Example.com")
         checkout.add_user("ann@example.com", student_identifier="a1", first_name="Ann")
-        assert sync.fetch_users(sync.client_for(sync_app)) == {
+        assert users.fetch_users(connection.client_for(sync_app)) == {
             "users": 1,
             "created": 0,
             "updated": 1,
@@ -188,7 +188,7 @@ def test_fetch_users_survives_a_webhook_creating_the_same_person_mid_write(
 ):
     checkout.add_user("ann@example.com", first_name="Ann")
     engine = create_engine(database_uri({"DATABASE_URL": database_url}, ""))
-    original, raced = sync._new_student, []
+    original, raced = users._new_student, []
 
     def racing_new_student(session, user):
         if not raced:  # another process commits the same email first
@@ -209,9 +209,9 @@ def test_fetch_users_survives_a_webhook_creating_the_same_person_mid_write(
                 )
         return original(session, user)
 
-    monkeypatch.setattr(sync, "_new_student", racing_new_student)
+    monkeypatch.setattr(users, "_new_student", racing_new_student)
     with sync_app.app_context():
-        counts = sync.fetch_users(sync.client_for(sync_app))
+        counts = users.fetch_users(connection.client_for(sync_app))
         assert counts == {"users": 1, "created": 0, "updated": 1}
         assert db.session.query(Student).one().first_name == "Ann"
     engine.dispose()
@@ -235,7 +235,7 @@ def test_refresh_session_builds_events_enrolments_and_statuses(sync_app, checkou
     client = sync_app.test_client()
     client.get("/api/v1/fetch-users", headers=auth_headers)
     with sync_app.app_context():
-        sync.refresh_user(sync.client_for(sync_app), "ann@example.com")
+        sessions.refresh_user(connection.client_for(sync_app), "ann@example.com")
         event = db.session.query(Event).filter_by(external_id="s-went").one()
     checkin = client.post(
         "/api/webhook/attendance/",
@@ -274,10 +274,10 @@ def test_refresh_session_builds_events_enrolments_and_statuses(sync_app, checkou
 def test_unchanged_outcome_is_not_logged_again(sync_app, checkout):
     checkout.add_user("ann@example.com", [])
     with sync_app.app_context():
-        client = sync.client_for(sync_app)
-        sync.fetch_users(client)
-        sync.refresh_user(client, "ann@example.com")
-        sync.refresh_user(client, "ann@example.com")
+        client = connection.client_for(sync_app)
+        users.fetch_users(client)
+        sessions.refresh_user(client, "ann@example.com")
+        sessions.refresh_user(client, "ann@example.com")
     assert checkout.calls["/log"] == 1
 
 
@@ -298,13 +298,13 @@ def test_refresh_failure_is_recorded_and_keeps_the_last_sessions(sync_app, check
     response = client.get("/api/v1/refresh-session/ann@example.com", headers=auth_headers)
     assert response.status_code == 502
     assert response.get_json()["success"] is False
+    assert response.get_json()["error"] == "GET /sessions answered 503"
     with sync_app.app_context():
-        record = db.session.query(CheckInSession).one()
-        assert (record.ok, record.error, len(record.sessions)) == (
-            False,
-            "GET /sessions answered 503",
-            1,
-        )
+        record = db.session.query(UserRefresh).one()
+        assert (record.ok, record.error) == (False, "GET /sessions answered 503")
+        assert db.session.query(Enrolment).count() == 1  # the last known session stays
+    state_of_ann = client.get("/api/v1/state", headers=auth_headers)  # still answers
+    assert state_of_ann.status_code == 200
     assert checkout.logs[-1]["state"] == "refresh_failed"
 
 
@@ -384,7 +384,7 @@ def test_upstream_down_answers_within_the_timeout_and_records_it(sync_app, check
     checkout.hang_seconds = 3
     checkout.failing["/test"] = HANG
     with sync_app.app_context():
-        with pytest.raises(sync.UpstreamFailed, match="ReadTimeout"):
+        with pytest.raises(connection.UpstreamFailed, match="ReadTimeout"):
             jobs.trigger(sync_app, "connection_check")
         run = db.session.query(JobRun).one()
         assert (run.job, run.status, run.trigger) == ("connection_check", "failed", "manual")
@@ -441,7 +441,7 @@ def down_app(make_app, checkout):
     app = make_app(CHECKOUT_API_URL=checkout.url, CHECKOUT_READ_TIMEOUT="1", **BREAKER)
     _users(checkout, 50)
     with app.app_context():
-        sync.fetch_users(sync.client_for(app))
+        users.fetch_users(connection.client_for(app))
     for path in ("/test", "/sessions", "/log", "/users"):
         checkout.failing[path] = 503
     return app
@@ -462,7 +462,7 @@ def test_a_refresh_stops_early_when_upstream_is_down(down_app, checkout, auth_he
     assert run.counts["not_attempted"] >= 45
     with down_app.app_context():
         assert state.get("last_all_session_refresh") is None  # nothing was refreshed
-        assert state.get(sync.BREAKER_KEY)["reason"] == "GET /sessions answered 503"
+        assert state.get(sessions.BREAKER_KEY)["reason"] == "GET /sessions answered 503"
 
 
 def test_after_the_breaker_opened_the_next_refresh_probes_first(down_app, checkout):
@@ -479,7 +479,66 @@ def test_after_the_breaker_opened_the_next_refresh_probes_first(down_app, checko
     checkout.failing.clear()  # upstream is back
     with down_app.app_context():
         back = jobs.trigger(down_app, "refresh_sessions")
-        assert state.get(sync.BREAKER_KEY) is None
+        assert state.get(sessions.BREAKER_KEY) is None
         assert state.get("last_all_session_refresh") is not None
     assert (back.outcome, back.counts) == ("ok", {"users": 50, "ok": 50, "failed": 0})
     assert len(checkout.logs) == 50  # the reports held back are sent now
+
+
+# --- enrolments are the truth; the roster is a table ---------------------------------------------
+
+
+def test_a_session_upstream_drops_loses_its_enrolment(sync_app, checkout):
+    now = utcnow()
+    lab, talk = (
+        session(f"s{n}", name, now, now + timedelta(hours=1))
+        for n, name in ((1, "Lab"), (2, "Talk"))
+    )
+    checkout.add_user("ann@example.com", [lab, talk])
+    with sync_app.app_context():
+        client = connection.client_for(sync_app)
+        users.fetch_users(client)
+        first = sessions.refresh_user(client, "ann@example.com")
+        checkout.sessions["ann@example.com"] = [talk]
+        second = sessions.refresh_user(client, "ann@example.com")
+        enrolled = db.session.scalars(db.select(Enrolment.event_id)).all()
+        talk_id = db.session.scalar(db.select(Event.id).where(Event.external_id == "s2"))
+    assert [entry["id"] for entry in first["sessions"]] == ["s1", "s2"]
+    assert [entry["id"] for entry in second["sessions"]] == ["s2"]
+    assert enrolled == [talk_id]  # the event stays; only the expectation went
+    assert checkout.logs[-1]["message"] == "1 sessions: 0 present, 0 late, 1 pending, 0 absent"
+
+
+def test_enrolments_from_elsewhere_survive_a_refresh(sync_app, checkout):
+    now = utcnow()
+    checkout.add_user("ann@example.com", [])
+    with sync_app.app_context():
+        client = connection.client_for(sync_app)
+        users.fetch_users(client)
+        ann = db.session.scalar(db.select(Student).where(Student.email == "ann@example.com"))
+        event = make_event(
+            name="Office hours", start_time=now, end_time=now + timedelta(hours=1)
+        ).id
+        db.session.add(Enrolment(student_id=ann.id, event_id=event, source="manual"))
+        db.session.commit()
+        view = sessions.refresh_user(client, "ann@example.com")
+    assert [entry["event_id"] for entry in view["sessions"]] == [event]
+
+
+def test_the_roster_follows_the_latest_user_list(sync_app, checkout, auth_headers):
+    checkout.add_user("ann@example.com")
+    checkout.add_user("bob@example.com")
+    with sync_app.app_context():
+        client = connection.client_for(sync_app)
+        users.fetch_users(client)
+        checkout.users = [{"email": "bob@example.com"}]  # ann left upstream's list
+        users.fetch_users(client)
+        result = sessions.refresh_all(sync_app, client, concurrency=2)
+        still_a_student = db.session.scalar(
+            db.select(Student.id).where(Student.email == "ann@example.com")
+        )
+    assert [entry["email"] for entry in result.sessions] == ["bob@example.com"]
+    assert still_a_student is not None  # her attendance history is kept
+    data = sync_app.test_client().get("/api/v1/state", headers=auth_headers).get_json()["data"]
+    assert data["stored_data"]["autoCheckinUsers"] == [{"email": "bob@example.com"}]
+    assert data["users_page"]["total"] == 1

@@ -73,7 +73,7 @@ def status_table() -> dict[type[ServiceError], int]:
     )
     from autocheckin.auth.errors import Forbidden, Unauthorized
     from autocheckin.jobs.runner import JobBusy
-    from autocheckin.sync.service import UpstreamFailed
+    from autocheckin.sync.connection import UpstreamFailed
     from autocheckin.webhooks.signatures import SignatureError, UnreadableSignedBody
 
     return {

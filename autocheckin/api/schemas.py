@@ -37,7 +37,7 @@ class StoredData(BaseModel):
     last_users_fetch: str | None = None
     last_all_session_refresh: str | None = None
     last_individual_session_refresh: str | None = None
-    autoCheckinUsers: list[dict[str, Any]] = []  # noqa: N815 - the seed's key
+    autoCheckinUsers: list[dict[str, str]] = []  # noqa: N815 - the seed's key
 
 
 class JobRunData(BaseModel):
@@ -64,9 +64,16 @@ class JobHealthData(BaseModel):
     next_run_time: str | None
 
 
+class UsersPage(BaseModel):
+    limit: int
+    offset: int
+    total: int = Field(description="users on the roster; autoCheckinUsers holds this page")
+
+
 class StateData(BaseModel):
     connected: bool
     stored_data: StoredData
+    users_page: UsersPage
     next_cycle_run_time: str | None = None
     upstream: dict[str, Any]
     leader: dict[str, Any] | None = None

@@ -7,7 +7,7 @@ from typing import Literal
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import BaseModel, Field
 
-from autocheckin import jobs, settings, state
+from autocheckin import jobs, overview, settings, state
 from autocheckin.api import schemas
 from autocheckin.api.errors import error_response
 from autocheckin.api.openapi import documented
@@ -15,7 +15,7 @@ from autocheckin.api.validation import parse_query
 from autocheckin.auth.keys import key_matches
 from autocheckin.config import open_setups, weak_settings
 from autocheckin.jobs.runner import run_recorded
-from autocheckin.sync import service as sync
+from autocheckin.sync import connection, sessions
 from autocheckin.webhooks import receive, request_log
 
 bp = Blueprint("v1", __name__, url_prefix="/api/v1")
@@ -70,26 +70,35 @@ def status() -> Response:
         {
             "connected": bool(link["connected"]) and upstream_configured,
             "upstream_configured": upstream_configured,
-            "reason": link["reason"] if upstream_configured else state.NOT_CONFIGURED_REASON,
+            "reason": link["reason"] if upstream_configured else overview.NOT_CONFIGURED_REASON,
             "open_setups": open_setups(current_app.config),
             "warnings": weak_settings(current_app.config),
         },
     )
 
 
+class StateQuery(BaseModel):
+    users_limit: int = Field(100, ge=0, le=1000, description="roster entries in autoCheckinUsers")
+    users_offset: int = Field(0, ge=0)
+
+
 @bp.get("/state")
 @documented(
-    "Global state: connection, stored data, jobs, counts",
+    "Global state: connection, stored data, a page of the roster, jobs, counts",
+    query=StateQuery,
     response=schemas.StateResponse,
     security=("checkoutKey",),
-    errors=(401, 503),
+    errors=(400, 401, 503),
 )
 def global_state() -> Response:
-    report = state.report(
+    query = parse_query(StateQuery)
+    report = overview.state_report(
         upstream_configured=bool(current_app.config["CHECKOUT_API_URL"]),
         counts_max_age=current_app.config["STATE_COUNTS_MAX_AGE"],
+        users_limit=query.users_limit,
+        users_offset=query.users_offset,
     )
-    return success("Global State", {**report, **jobs.overview()})
+    return success("Global State", report)
 
 
 def _app() -> Flask:
@@ -117,8 +126,8 @@ def fetch_users() -> Response:
 )
 def refresh() -> Response:
     result = jobs.trigger(_app(), "refresh_sessions")
-    if result.outcome == sync.FAILED:
-        raise sync.UpstreamFailed(result.error)
+    if result.outcome == sessions.FAILED:
+        raise connection.UpstreamFailed(result.error)
     return success(
         "Checkin sessions refreshed successfully",
         {"sessions": result.sessions, "counts": result.counts},
@@ -136,7 +145,7 @@ def refresh_session(email: str) -> Response:
     app = _app()
     session = run_recorded(
         "refresh_session",
-        lambda: sync.refresh_one(sync.client_for(app), email),
+        lambda: sessions.refresh_one(connection.client_for(app), email),
         trigger="manual",
         holder="api",
         lock_name=f"refresh_session:{email.strip().lower()}",

@@ -32,7 +32,7 @@ from autocheckin.jobs.runner import (
     record_skipped,
     run_recorded,
 )
-from autocheckin.sync import service as sync
+from autocheckin.sync import connection, sessions, users
 from autocheckin.times import iso
 from autocheckin.webhooks import request_log as webhooks
 
@@ -51,12 +51,12 @@ class JobDefinition:
 
 
 def fetch_users(app: Flask) -> dict[str, int]:
-    return sync.fetch_users(sync.client_for(app))
+    return users.fetch_users(connection.client_for(app))
 
 
-def refresh_sessions(app: Flask) -> sync.RefreshResult:
-    client = sync.client_for(app)
-    return sync.refresh_all(
+def refresh_sessions(app: Flask) -> sessions.RefreshResult:
+    client = connection.client_for(app)
+    return sessions.refresh_all(
         app,
         client,
         concurrency=app.config["REFRESH_CONCURRENCY"],
@@ -65,7 +65,7 @@ def refresh_sessions(app: Flask) -> sync.RefreshResult:
 
 
 def connection_check(app: Flask) -> dict[str, Any]:
-    return sync.check_connection(sync.client_for(app))
+    return connection.check_connection(connection.client_for(app))
 
 
 def prune(app: Flask) -> dict[str, int]:

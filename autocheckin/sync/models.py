@@ -1,21 +1,38 @@
-"""What sync keeps: which users are expected at which events, and each user's session record."""
+"""What sync keeps, each fact once: who CheckOut lists, who is expected at which event,
+and when each user was last refreshed.
+
+A user's check-in sessions are not stored: they are read from enrolments, events and
+attendances (`sync.sessions.session_views`), so they can never disagree with them.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from autocheckin.attendance.models import Student
-from autocheckin.database import JSONValue, UTCDateTime
+from autocheckin.database import UTCDateTime
 from autocheckin.extensions import db
 from autocheckin.times import utcnow
 
 
+class RosterEntry(db.Model):
+    """The student is in CheckOut's latest user list (`autoCheckinUsers`), at `position`."""
+
+    __tablename__ = "checkout_roster"
+
+    student_id: Mapped[int] = mapped_column(
+        ForeignKey("students.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(index=True)
+    listed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Enrolment(db.Model):
-    """A student is expected at an event (an upstream session lists them)."""
+    """A student is expected at an event: the truth sync keeps. An upstream session that
+    lists the user adds one; a refresh in which upstream no longer lists it removes it."""
 
     __tablename__ = "enrolments"
     __table_args__ = (UniqueConstraint("student_id", "event_id"),)
@@ -27,10 +44,11 @@ class Enrolment(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class CheckInSession(db.Model):
-    """What AutoCheckin knows of one user now: their sessions and the last refresh."""
+class UserRefresh(db.Model):
+    """The bookkeeping of refreshing one user: when, whether it worked, and what was last
+    reported upstream with POST /log (so only changes are reported)."""
 
-    __tablename__ = "checkin_sessions"
+    __tablename__ = "user_refreshes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     student_id: Mapped[int] = mapped_column(
@@ -39,8 +57,6 @@ class CheckInSession(db.Model):
     refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ok: Mapped[bool] = mapped_column(default=False)
     error: Mapped[str | None] = mapped_column(Text)
-    sessions: Mapped[list[dict[str, Any]]] = mapped_column(JSONValue, default=list)
-    # The last state reported upstream with POST /log, so only changes are reported.
     reported_state: Mapped[str | None] = mapped_column(String(50))
 
     student: Mapped[Student] = relationship()

@@ -1,0 +1,68 @@
+"""The global state report (`/api/v1/state`): the upstream link, what sync stored, a page
+of the roster, counts, and each job's health. One place computes it for every reader."""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from typing import Any
+
+from autocheckin import jobs, state
+from autocheckin.attendance.service import counts
+from autocheckin.extensions import db
+from autocheckin.sync import users
+
+# The seed's `stored_data` times, with their empty values.
+STORED_TIMES = ("last_users_fetch", "last_all_session_refresh", "last_individual_session_refresh")
+NOT_CONFIGURED_REASON = "CHECKOUT_API_URL is not set: running as a webhook hub, sync jobs skipped"
+
+
+class _CountsMemo:
+    """Counting 100,000 attendances costs milliseconds on every poll of the state; operators
+    poll it, so each process reuses its count for `max_age` seconds (per database)."""
+
+    lock = threading.Lock()
+    by_engine: weakref.WeakKeyDictionary[Any, tuple[float, dict[str, int]]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+
+def recent_counts(*, max_age: float) -> dict[str, int]:
+    """`counts()`, at most `max_age` seconds old (0: always fresh)."""
+    engine = db.engine
+    now = time.monotonic()
+    memo = _CountsMemo.by_engine.get(engine)
+    if memo is not None and now - memo[0] < max_age:
+        return memo[1]
+    fresh = counts()
+    with _CountsMemo.lock:
+        _CountsMemo.by_engine[engine] = (now, fresh)
+    return fresh
+
+
+def state_report(
+    *, upstream_configured: bool, counts_max_age: float, users_limit: int, users_offset: int
+) -> dict[str, Any]:
+    """The seed's `connected` and `stored_data` (its `autoCheckinUsers` one page of the
+    roster, with the page and total in `users_page`), the upstream link, counts and the
+    jobs. No secrets."""
+    stored = state.get_many([*STORED_TIMES, state.CONNECTION_KEY])
+    link = stored.get(state.CONNECTION_KEY) or {}
+    reason = link.get("reason") if upstream_configured else NOT_CONFIGURED_REASON
+    roster, total = users.roster_page(limit=users_limit, offset=users_offset)
+    return {
+        "connected": bool(link.get("connected")) and upstream_configured,
+        "stored_data": {
+            **{key: stored.get(key) for key in STORED_TIMES},
+            "autoCheckinUsers": roster,
+        },
+        "users_page": {"limit": users_limit, "offset": users_offset, "total": total},
+        "upstream": {
+            "configured": upstream_configured,
+            "reason": reason,
+            "checked_at": link.get("checked_at"),
+        },
+        "counts": recent_counts(max_age=counts_max_age),
+        **jobs.overview(),
+    }
