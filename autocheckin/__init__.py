@@ -25,8 +25,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         models,  # noqa: F401 - registers every table on db.metadata
         settings,
     )
-    from autocheckin.api import accounts, discord, events, root, v1, web, webhooks
-    from autocheckin.api.errors import register_error_handlers, register_error_renderer
+    from autocheckin.api import accounts, discord, events, root, v1, webhooks
+    from autocheckin.api.errors import (
+        DETAIL_PREFIXES,
+        register_error_handlers,
+        register_error_renderer,
+        render_detail_error,
+    )
     from autocheckin.api.security import init_security
     from autocheckin.auth import cli as users_cli
     from autocheckin.config import ConfigError, load_config
@@ -68,8 +73,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     register_error_handlers(app)
     register_error_renderer(app, webhooks.PREFIX, webhooks.render_webhook_error)
-    for prefix in web.DETAIL_PREFIXES:
-        register_error_renderer(app, prefix, web.render_detail_error)
+    for prefix in DETAIL_PREFIXES:
+        register_error_renderer(app, prefix, render_detail_error)
     app.register_blueprint(root.bp)
     app.register_blueprint(v1.bp)
     app.register_blueprint(webhooks.bp)

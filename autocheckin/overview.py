@@ -9,6 +9,7 @@ import weakref
 from typing import Any
 
 from autocheckin import jobs, state
+from autocheckin.api.schemas import JobHealthData
 from autocheckin.attendance.service import counts
 from autocheckin.extensions import db
 from autocheckin.sync import users
@@ -64,5 +65,15 @@ def state_report(
             "checked_at": link.get("checked_at"),
         },
         "counts": recent_counts(max_age=counts_max_age),
-        **jobs.overview(),
+        **_schedule(),
     }
+
+
+def _schedule() -> dict[str, Any]:
+    """The next cycle, the leader, and each job's health with its records rendered."""
+    schedule = jobs.overview()
+    schedule["jobs"] = {
+        job_id: JobHealthData.model_validate(health).model_dump(mode="json")
+        for job_id, health in schedule["jobs"].items()
+    }
+    return schedule

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import PlainSerializer
 
 _DOUBLE_ZONE = re.compile(r"([+-]\d{2}:?\d{2})Z$")
 # Accepted instants: wide enough for any real schedule, and far enough from datetime's own
@@ -14,6 +17,14 @@ LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _iso_text(moment: datetime) -> str:
+    return iso(moment) or ""
+
+
+# A time in a response model: rendered by `iso` (UTC, trailing Z) like every time we send.
+IsoTime = Annotated[datetime, PlainSerializer(_iso_text, return_type=str)]
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -81,10 +81,14 @@ def base_config(database_url: str, **overrides: Any) -> dict[str, Any]:
 @pytest.fixture
 def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
     """Build apps on this test's database; `make_app(CHECKOUT_API_KEY=None)` to override."""
+    from tests.spec_check import check_answers
+
     apps: list[Flask] = []
+    mismatches: list[str] = []
 
     def factory(**overrides: Any) -> Flask:
         app = create_app(base_config(database_url, **overrides))
+        check_answers(app, mismatches)
         apps.append(app)
         return app
 
@@ -93,6 +97,7 @@ def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+    assert not mismatches, "answers that /openapi.json does not describe:\n" + "\n".join(mismatches)
 
 
 @pytest.fixture

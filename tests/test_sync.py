@@ -503,8 +503,8 @@ def test_a_session_upstream_drops_loses_its_enrolment(sync_app, checkout):
         second = sessions.refresh_user(client, "ann@example.com")
         enrolled = db.session.scalars(db.select(Enrolment.event_id)).all()
         talk_id = db.session.scalar(db.select(Event.id).where(Event.external_id == "s2"))
-    assert [entry["id"] for entry in first["sessions"]] == ["s1", "s2"]
-    assert [entry["id"] for entry in second["sessions"]] == ["s2"]
+    assert [entry.external_id for entry in first.sessions] == ["s1", "s2"]
+    assert [entry.external_id for entry in second.sessions] == ["s2"]
     assert enrolled == [talk_id]  # the event stays; only the expectation went
     assert checkout.logs[-1]["message"] == "1 sessions: 0 present, 0 late, 1 pending, 0 absent"
 
@@ -522,7 +522,7 @@ def test_enrolments_from_elsewhere_survive_a_refresh(sync_app, checkout):
         db.session.add(Enrolment(student_id=ann.id, event_id=event, source="manual"))
         db.session.commit()
         view = sessions.refresh_user(client, "ann@example.com")
-    assert [entry["event_id"] for entry in view["sessions"]] == [event]
+    assert [entry.event_id for entry in view.sessions] == [event]
 
 
 def test_the_roster_follows_the_latest_user_list(sync_app, checkout, auth_headers):
@@ -537,7 +537,7 @@ def test_the_roster_follows_the_latest_user_list(sync_app, checkout, auth_header
         still_a_student = db.session.scalar(
             db.select(Student.id).where(Student.email == "ann@example.com")
         )
-    assert [entry["email"] for entry in result.sessions] == ["bob@example.com"]
+    assert [entry.email for entry in result.sessions] == ["bob@example.com"]
     assert still_a_student is not None  # her attendance history is kept
     data = sync_app.test_client().get("/api/v1/state", headers=auth_headers).get_json()["data"]
     assert data["stored_data"]["autoCheckinUsers"] == [{"email": "bob@example.com"}]

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 
-from autocheckin import ratelimits
-from autocheckin.api import web
+from autocheckin import ratelimits, settings
+from autocheckin.api.login import current_user, jwt_secret, token_lifetime
 from autocheckin.api.openapi import documented
+from autocheckin.api.parsing import parse_args, parse_body, refuse_control_characters
+from autocheckin.api.representations import (
+    AttendedEventList,
+    AttendedEventOut,
+    Token,
+    UserOut,
+    UserPage,
+    answer,
+)
 from autocheckin.api.schemas_web import LoginBody, PageQuery, ProfileUpdate, RegisterBody
 from autocheckin.attendance import queries as event_queries
 from autocheckin.attendance.errors import NotFound
@@ -14,18 +23,24 @@ from autocheckin.attendance.models import normalize_key
 from autocheckin.auth import accounts
 from autocheckin.auth.errors import Forbidden, Unauthorized
 from autocheckin.auth.tokens import issue_token
-from autocheckin.times import iso
+from autocheckin.times import utcnow
 
 bp = Blueprint("accounts", __name__)
 
 
 @bp.post("/auth/register")
-@documented("Register a web user", body=RegisterBody, status=201, errors=(400, 422, 429))
-def register() -> tuple[Response, int]:
+@documented(
+    "Register a web user",
+    body=RegisterBody,
+    response=UserOut,
+    status=201,
+    errors=(400, 422, 429),
+)
+def register() -> Response:
     ratelimits.count(ratelimits.REGISTRATIONS, "register", ratelimits.client_address())
-    body = web.parse_body(RegisterBody)
+    body = parse_body(RegisterBody)
     user = accounts.register_user(email=body.email, name=body.name, password=body.password)
-    return jsonify(web.user_json(user)), 201
+    return answer(UserOut.model_validate(user), 201)
 
 
 def _credentials() -> tuple[str, str]:
@@ -35,18 +50,21 @@ def _credentials() -> tuple[str, str]:
     elif request.form:
         credentials = request.form.get("username", ""), request.form.get("password", "")
     else:
-        body = web.parse_body(LoginBody)
+        body = parse_body(LoginBody)
         credentials = body.email, body.password
-    web.refuse_control_characters({"email": credentials[0], "password": credentials[1]})
+    refuse_control_characters({"email": credentials[0], "password": credentials[1]})
     return credentials
 
 
 @bp.post("/auth/login")
 @documented(
-    "Log in: a bearer token (JSON, OAuth2 form or Basic)", body=LoginBody, errors=(401, 422, 429)
+    "Log in: a bearer token (JSON, OAuth2 form or Basic)",
+    body=LoginBody,
+    response=Token,
+    errors=(401, 422, 429, 503),
 )
 def login() -> Response:
-    secret = web.jwt_secret()
+    secret = jwt_secret()
     email, password = _credentials()
     account, client = normalize_key(email) or "", ratelimits.client_address()
     ratelimits.ensure_allowed(ratelimits.LOGIN_FAILURES, "login", account, client)
@@ -57,44 +75,51 @@ def login() -> Response:
         ratelimits.count_quietly(ratelimits.LOGIN_FAILURES_PER_ACCOUNT, "login", account)
         raise Unauthorized("Incorrect email or password", code="bad_credentials")
     token = issue_token(
-        user_id=user.id, token_key=user.token_key, secret=secret, lifetime=web.token_lifetime()
+        user_id=user.id, token_key=user.token_key, secret=secret, lifetime=token_lifetime()
     )
-    response = jsonify({"access_token": token, "token_type": "bearer"})
+    response = answer(Token(access_token=token))
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
 
 
 @bp.get("/users/me")
-@documented("The logged-in user", security=("bearerAuth",), errors=(401,))
+@documented("The logged-in user", response=UserOut, security=("bearerAuth",), errors=(401,))
 def me() -> Response:
-    return jsonify(web.user_json(web.current_user()))
+    return answer(UserOut.model_validate(current_user()))
 
 
 @bp.put("/users/me")
 @documented(
-    "Update the logged-in user", body=ProfileUpdate, security=("bearerAuth",), errors=(400, 401)
+    "Update the logged-in user",
+    body=ProfileUpdate,
+    response=UserOut,
+    security=("bearerAuth",),
+    errors=(400, 401, 422),
 )
 def update_me() -> Response:
-    user = web.current_user()
-    body = web.parse_body(ProfileUpdate)
+    user = current_user()
+    body = parse_body(ProfileUpdate)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    return jsonify(web.user_json(accounts.update_profile(user_id=user.id, changes=changes)))
+    return answer(UserOut.model_validate(accounts.update_profile(user_id=user.id, changes=changes)))
 
 
 @bp.get("/users/me/events")
-@documented("Events the logged-in user attended", security=("bearerAuth",), errors=(401,))
+@documented(
+    "Events the logged-in user attended",
+    response=AttendedEventList,
+    security=("bearerAuth",),
+    errors=(401,),
+)
 def my_events() -> Response:
-    user = web.current_user()
-    return jsonify(
-        [
-            {
-                **web.event_json(attendance.event),
-                "attended_at": iso(attendance.checked_in_at),
-                "attendance_status": attendance.status,
-            }
-            for attendance in event_queries.history(user)
-        ]
+    user, now, rules = current_user(), utcnow(), settings.current().rules
+    return answer(
+        AttendedEventList(
+            [
+                AttendedEventOut.of_attendance(attendance, now=now, rules=rules)
+                for attendance in event_queries.history(user)
+            ]
+        )
     )
 
 
@@ -102,26 +127,29 @@ def my_events() -> Response:
 @documented(
     "Every account, paged (web admins)",
     query=PageQuery,
+    response=UserPage,
     security=("bearerAuth",),
     errors=(401, 403, 422),
 )
 def list_users() -> Response:
     _require_admin()
-    page = web.parse_args(PageQuery)
+    page = parse_args(PageQuery)
     users, total = accounts.list_accounts(skip=page.skip, limit=page.limit)
-    return jsonify({"users": [web.user_json(user) for user in users], "total": total})
+    return answer(UserPage(users=[UserOut.model_validate(user) for user in users], total=total))
 
 
 @bp.get("/users/<int:user_id>")
-@documented("One account (web admins)", security=("bearerAuth",), errors=(401, 403, 404))
+@documented(
+    "One account (web admins)", response=UserOut, security=("bearerAuth",), errors=(401, 403, 404)
+)
 def get_user(user_id: int) -> Response:
     _require_admin()
     user = accounts.get_user(user_id)
     if user is None or not (user.password_hash or user.discord_user_id):
         raise NotFound("User not found", code="user_not_found")
-    return jsonify(web.user_json(user))
+    return answer(UserOut.model_validate(user))
 
 
 def _require_admin() -> None:
-    if not web.current_user().is_web_admin:
+    if not current_user().is_web_admin:
         raise Forbidden("Only admins may list users")

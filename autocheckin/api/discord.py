@@ -6,11 +6,42 @@ private network); with neither set, these endpoints answer 503 naming both.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 
-from autocheckin import ratelimits
-from autocheckin.api import web
+from autocheckin import ratelimits, settings
 from autocheckin.api.openapi import documented
+from autocheckin.api.parsing import parse_args, parse_body
+from autocheckin.api.representations import (
+    AdminCheck,
+    AttendedFor,
+    AttendeeOut,
+    AttendForAnswer,
+    AutoAttendAnswer,
+    AutoAttended,
+    BotAttended,
+    BotAttendee,
+    DiscordAttendAnswer,
+    DiscordHistory,
+    DiscordRegistered,
+    DiscordUserBrief,
+    DiscordUserOut,
+    DiscordUserPage,
+    DiscordUserRow,
+    EventAttendees,
+    EventBrief,
+    EventEnding,
+    EventList,
+    EventOut,
+    EventStatusOut,
+    HistoryEntry,
+    MadeAdmin,
+    Refused,
+    RefusedAmong,
+    RefusedInWindow,
+    UpcomingEvent,
+    UpcomingEventList,
+    answer,
+)
 from autocheckin.api.schemas_web import (
     DiscordAdminQuery,
     DiscordAttendFor,
@@ -29,7 +60,7 @@ from autocheckin.auth import accounts
 from autocheckin.auth.errors import Forbidden, Unauthorized
 from autocheckin.auth.keys import key_matches
 from autocheckin.errors import NotConfigured
-from autocheckin.times import iso, utcnow
+from autocheckin.times import utcnow
 
 bp = Blueprint("discord", __name__, url_prefix="/discord")
 
@@ -59,14 +90,6 @@ def registered_discord_user(discord_user_id: str):
     return user
 
 
-def _discord_user_brief(user) -> dict:
-    return {
-        "name": user.name,
-        "discord_user_id": user.discord_user_id,
-        "discord_username": user.discord_username,
-    }
-
-
 def _admin(discord_user_id: str):
     """The registered Discord user, who must be an admin of the bot's commands."""
     user = registered_discord_user(discord_user_id)
@@ -75,126 +98,112 @@ def _admin(discord_user_id: str):
     return user
 
 
-def _discord_user_json(user) -> dict:
-    return {
-        "id": user.id,
-        "name": user.name,
-        "discord_user_id": user.discord_user_id,
-        "discord_username": user.discord_username,
-        "is_active": user.is_active,
-        "is_admin": user.is_web_admin,
-        "created_at": iso(user.created_at),
-    }
+def _events(found: list, now) -> Response:
+    rules = settings.current().rules
+    return answer(EventList([EventOut.of(event, now=now, rules=rules) for event in found]))
 
 
 @bp.post("/users/register")
 @documented(
     "Register a Discord user; a known id is updated (200 either way, as the bots expect)",
     body=DiscordRegister,
+    response=DiscordRegistered,
     errors=(422,),
 )
 def register() -> Response:
-    body = web.parse_body(DiscordRegister)
+    body = parse_body(DiscordRegister)
     user, is_new = accounts.register_discord_user(
         discord_user_id=body.discord_user_id,
         name=body.name,
         discord_username=body.discord_username,
     )
     message = "Registered successfully" if is_new else "Already registered; details updated"
-    return jsonify({**_discord_user_json(user), "message": message})
+    return answer(DiscordRegistered.of(user, message))
 
 
 @bp.get("/users/<discord_user_id>")
-@documented("A Discord user", errors=(404,))
+@documented("A Discord user", response=DiscordUserOut, errors=(404,))
 def get_user(discord_user_id: str) -> Response:
-    return jsonify(_discord_user_json(registered_discord_user(discord_user_id)))
+    return answer(DiscordUserOut.model_validate(registered_discord_user(discord_user_id)))
 
 
 @bp.get("/events/active")
-@documented("Events whose check-in window is open now (events with no end are not listed)")
+@documented(
+    "Events whose check-in window is open now (events with no end are not listed)",
+    response=EventList,
+)
 def active_events() -> Response:
     # The bots parse every event's end_time: an endless (webhook-style) event would crash them.
     now = utcnow()
-    return jsonify([web.event_json(event, now=now) for event in _open_windows(now)])
+    return _events(_open_windows(now), now)
 
 
 @bp.get("/events/channel/<channel_id>")
-@documented("A Discord channel's events")
+@documented("A Discord channel's events", response=EventList)
 def channel_events(channel_id: str) -> Response:
     now = utcnow()
     found = event_queries.list_events(
-        event_queries.EventFilter(channel=channel_id), now=now, rules=web.rules()
+        event_queries.EventFilter(channel=channel_id), now=now, rules=settings.current().rules
     )
-    return jsonify([web.event_json(event, now=now) for event in found])
+    return _events(found, now)
 
 
 @bp.post("/attend/<int:event_id>")
 @documented(
     "Attend an event as a Discord user (?discord_user_id=); refusals are 200 success false",
     query=DiscordAttendQuery,
+    response=DiscordAttendAnswer,
     errors=(404, 422),
 )
 def attend(event_id: int) -> Response:
-    query = web.parse_args(DiscordAttendQuery)
+    query = parse_args(DiscordAttendQuery)
     user = registered_discord_user(query.discord_user_id)
     event = event_queries.get_event(event_id)
-    now = utcnow()
+    now, rules = utcnow(), settings.current().rules
     try:
-        service.attend(
-            student_id=user.id, event_id=event.id, at=now, rules=web.rules(), source="discord"
-        )
+        service.attend(student_id=user.id, event_id=event.id, at=now, rules=rules, source="discord")
     except (OutsideWindow, AlreadyCheckedIn) as refusal:
-        status = web.status_json(event, event_status(event, now, web.rules()))
-        return jsonify({"success": False, "message": refusal.message, "event_status": status})
-    return jsonify(
-        {
-            "success": True,
-            "message": f"Successfully attended '{event.name}'!",
-            "event": {"id": event.id, "title": event.name, "end_time": iso(event.end_time)},
-            "user": {"name": user.name, "discord_username": user.discord_username},
-        }
+        window = EventStatusOut.of(event, event_status(event, now, rules))
+        return answer(RefusedInWindow(message=refusal.message, event_status=window))
+    return answer(
+        BotAttended(
+            message=f"Successfully attended '{event.name}'!",
+            event=EventEnding.model_validate(event),
+            user=BotAttendee.model_validate(user),
+        )
     )
 
 
 @bp.get("/attendance/<discord_user_id>")
-@documented("A Discord user's attendance history, oldest first", errors=(404,))
+@documented(
+    "A Discord user's attendance history, oldest first", response=DiscordHistory, errors=(404,)
+)
 def attendance_history(discord_user_id: str) -> Response:
     user = registered_discord_user(discord_user_id)
-    attended = [
-        {
-            "id": attendance.event.id,
-            "event_id": attendance.event.id,
-            "title": attendance.event.name,
-            "start_time": iso(attendance.event.start_time),
-            "end_time": iso(attendance.event.end_time),
-            "attended_at": iso(attendance.checked_in_at),
-            "status": attendance.status,
-        }
-        for attendance in reversed(event_queries.history(user))
-    ]
-    return jsonify(
-        {
-            "user": _discord_user_brief(user),
-            "attended_events": attended,
-            "total_attended": len(attended),
-        }
+    attended = [HistoryEntry.of(a) for a in reversed(event_queries.history(user))]
+    return answer(
+        DiscordHistory(
+            user=DiscordUserBrief.model_validate(user),
+            attended_events=attended,
+            total_attended=len(attended),
+        )
     )
 
 
 @bp.get("/event/<int:event_id>/status")
-@documented("An event's status for the bot", errors=(404,))
+@documented("An event's status for the bot", response=EventStatusOut, errors=(404,))
 def event_status_for_bot(event_id: int) -> Response:
     event = event_queries.get_event(event_id)
-    return jsonify(web.status_json(event, event_status(event, utcnow(), web.rules())))
+    return answer(EventStatusOut.of(event, event_status(event, utcnow(), settings.current().rules)))
 
 
 @bp.get("/event/<int:event_id>/attendees")
-@documented("Who attended an event", errors=(404,))
+@documented("Who attended an event", response=EventAttendees, errors=(404,))
 def event_attendees(event_id: int) -> Response:
     event = event_queries.get_event(event_id)
-    found = [web.attendee_json(a) for a in event_queries.attendees(event_id)]
-    return jsonify(
-        {"event_id": event.id, "title": event.name, "attendees": found, "total": len(found)}
+    found = [AttendeeOut.of(a) for a in event_queries.attendees(event_id)]
+    return answer(
+        EventAttendees(event_id=event.id, title=event.name, attendees=found, total=len(found))
     )
 
 
@@ -204,7 +213,7 @@ def event_attendees(event_id: int) -> Response:
 def _open_windows(now) -> list:
     """Events whose check-in window is open now; events with no end are not "running"."""
     found = event_queries.list_events(
-        event_queries.EventFilter(status=ACTIVE), now=now, rules=web.rules()
+        event_queries.EventFilter(status=ACTIVE), now=now, rules=settings.current().rules
     )
     return [event for event in found if event.end_time is not None]
 
@@ -216,7 +225,7 @@ def _attend_now(user, event, now, *, source: str, metadata: dict | None = None):
             student_id=user.id,
             event_id=event.id,
             at=now,
-            rules=web.rules(),
+            rules=settings.current().rules,
             source=source,
             metadata=metadata,
         )
@@ -229,36 +238,35 @@ def _attend_now(user, event, now, *, source: str, metadata: dict | None = None):
 @documented(
     "Check in to the one event running now (?discord_user_id=); refusals are 200 success false",
     query=DiscordAttendQuery,
+    response=AutoAttendAnswer,
     errors=(422,),
 )
 def attend_auto() -> Response:
-    query = web.parse_args(DiscordAttendQuery)
+    query = parse_args(DiscordAttendQuery)
     user = accounts.find_discord_user(query.discord_user_id)
     if user is None:
-        return jsonify({"success": False, "message": NOT_REGISTERED})
+        return answer(Refused(message=NOT_REGISTERED))
     now = utcnow()
     running = _open_windows(now)
     if not running:
-        return jsonify({"success": False, "message": "No event is running right now"})
+        return answer(Refused(message="No event is running right now"))
     if len(running) > 1:
         names = ", ".join(f"{event.name} (#{event.id})" for event in running)
-        return jsonify(
-            {
-                "success": False,
-                "message": f"Several events are running; attend one by id: {names}",
-                "events": [{"id": event.id, "title": event.name} for event in running],
-            }
+        return answer(
+            RefusedAmong(
+                message=f"Several events are running; attend one by id: {names}",
+                events=[EventBrief.model_validate(event) for event in running],
+            )
         )
     event = running[0]
     refusal = _attend_now(user, event, now, source="discord")
     if refusal is not None:
-        return jsonify({"success": False, "message": refusal})
-    return jsonify(
-        {
-            "success": True,
-            "message": f"Successfully attended '{event.name}'!",
-            "event": {"id": event.id, "title": event.name},
-        }
+        return answer(Refused(message=refusal))
+    return answer(
+        AutoAttended(
+            message=f"Successfully attended '{event.name}'!",
+            event=EventBrief.model_validate(event),
+        )
     )
 
 
@@ -266,6 +274,7 @@ def attend_auto() -> Response:
 @documented(
     "Make a Discord user an admin with DISCORD_ADMIN_PASSWORD",
     body=DiscordMakeAdmin,
+    response=MadeAdmin,
     errors=(403, 404, 422, 429, 503),
 )
 def make_admin() -> Response:
@@ -276,7 +285,7 @@ def make_admin() -> Response:
             "`flask discord admin grant DISCORD_USER_ID`",
             code="discord_admin_not_configured",
         )
-    body = web.parse_body(DiscordMakeAdmin)
+    body = parse_body(DiscordMakeAdmin)
     ratelimits.ensure_allowed(ratelimits.DISCORD_ADMIN_FAILURES, "make-admin", body.discord_user_id)
     registered_discord_user(body.discord_user_id)
     if not key_matches(body.password, configured):
@@ -285,12 +294,8 @@ def make_admin() -> Response:
         )
         raise Forbidden("Wrong admin password", code="bad_admin_password")
     user = accounts.set_discord_role(discord_user_id=body.discord_user_id, role=WEB_ADMIN)
-    return jsonify(
-        {
-            "success": True,
-            "message": f"{user.name} is now an admin",
-            "user": _discord_user_json(user),
-        }
+    return answer(
+        MadeAdmin(message=f"{user.name} is now an admin", user=DiscordUserOut.model_validate(user))
     )
 
 
@@ -298,65 +303,40 @@ def make_admin() -> Response:
 @documented(
     "Whether a Discord user is an admin (?discord_user_id=)",
     query=DiscordAttendQuery,
+    response=AdminCheck,
     errors=(404, 422),
 )
 def check_admin() -> Response:
-    user = registered_discord_user(web.parse_args(DiscordAttendQuery).discord_user_id)
-    return jsonify(
-        {
-            "is_admin": user.is_web_admin,
-            "user_name": user.name,
-            "discord_username": user.discord_username,
-        }
+    user = registered_discord_user(parse_args(DiscordAttendQuery).discord_user_id)
+    return answer(
+        AdminCheck(
+            is_admin=user.is_web_admin, user_name=user.name, discord_username=user.discord_username
+        )
     )
 
 
 @bp.get("/events/upcoming")
-@documented("Events that have not opened yet, soonest first")
+@documented("Events that have not opened yet, soonest first", response=UpcomingEventList)
 def upcoming_events() -> Response:
-    now = utcnow()
     found = event_queries.list_events(
-        event_queries.EventFilter(status=UPCOMING), now=now, rules=web.rules()
+        event_queries.EventFilter(status=UPCOMING), now=utcnow(), rules=settings.current().rules
     )
-    return jsonify(
-        [
-            {
-                "id": event.id,
-                "title": event.name,
-                "description": event.description,
-                "start_time": iso(event.start_time),
-                "end_time": iso(event.end_time),
-            }
-            for event in found
-        ]
-    )
+    return answer(UpcomingEventList([UpcomingEvent.model_validate(event) for event in found]))
 
 
 @bp.get("/users/list")
 @documented(
     "Everyone who can act here, paged (an admin's ?discord_user_id=)",
     query=DiscordUsersQuery,
+    response=DiscordUserPage,
     errors=(403, 404, 422),
 )
 def list_users() -> Response:
-    query = web.parse_args(DiscordUsersQuery)
+    query = parse_args(DiscordUsersQuery)
     _admin(query.discord_user_id)
     users, total = accounts.list_accounts(skip=query.skip, limit=query.limit)
-    return jsonify(
-        {
-            "users": [
-                {
-                    "id": user.id,
-                    "name": user.name,
-                    "is_admin": user.is_web_admin,
-                    "discord_username": user.discord_username,
-                    "discord_user_id": user.discord_user_id,
-                }
-                for user in users
-            ],
-            "total": total,
-        }
-    )
+    rows = [DiscordUserRow.model_validate(user) for user in users]
+    return answer(DiscordUserPage(users=rows, total=total))
 
 
 @bp.post("/events/create")
@@ -364,13 +344,14 @@ def list_users() -> Response:
     "Create an event as a Discord admin (?discord_user_id=)",
     query=DiscordAttendQuery,
     body=EventCreate,
+    response=EventOut,
     errors=(403, 404, 422),
 )
 def create_event() -> Response:
-    admin = _admin(web.parse_args(DiscordAttendQuery).discord_user_id)
-    body = web.parse_body(EventCreate)
-    event = web.create_event_from(body, created_by_id=admin.id, source="discord")
-    return jsonify(web.event_json(event))
+    admin = _admin(parse_args(DiscordAttendQuery).discord_user_id)
+    body = parse_body(EventCreate)
+    event = service.create_event(**body.event_fields(), created_by_id=admin.id, source="discord")
+    return answer(EventOut.of(event, now=utcnow(), rules=settings.current().rules))
 
 
 @bp.post("/admin/attend-for-user")
@@ -378,26 +359,26 @@ def create_event() -> Response:
     "An admin checks someone in by name or Discord username (?admin_discord_user_id=)",
     query=DiscordAdminQuery,
     body=DiscordAttendFor,
+    response=AttendForAnswer,
     errors=(403, 404, 422),
 )
 def attend_for_user() -> Response:
-    admin = _admin(web.parse_args(DiscordAdminQuery).admin_discord_user_id)
-    body = web.parse_body(DiscordAttendFor)
+    admin = _admin(parse_args(DiscordAdminQuery).admin_discord_user_id)
+    body = parse_body(DiscordAttendFor)
     candidates = accounts.find_by_name(body.target_name)
     if not candidates:
-        return jsonify({"success": False, "message": f"Nobody is registered as {body.target_name}"})
+        return answer(Refused(message=f"Nobody is registered as {body.target_name}"))
     if len(candidates) > 1:
         names = ", ".join(
             f"{user.name} ({user.discord_username or user.discord_user_id})" for user in candidates
         )
-        return jsonify({"success": False, "message": f"Several people match: {names}"})
+        return answer(Refused(message=f"Several people match: {names}"))
     target = candidates[0]
     now = utcnow()
     if body.event_id is not None:
         event = event_queries.find_event(body.event_id)
         if event is None:  # a 404 reads as "you are not registered" to the bot
-            message = f"Event with ID {body.event_id} not found."
-            return jsonify({"success": False, "message": message})
+            return answer(Refused(message=f"Event with ID {body.event_id} not found."))
     else:
         running = _open_windows(now)
         if len(running) != 1:
@@ -406,18 +387,17 @@ def attend_for_user() -> Response:
                 if not running
                 else "Several events are running; give the event id"
             )
-            return jsonify({"success": False, "message": message})
+            return answer(Refused(message=message))
         event = running[0]
     metadata = {"checked_in_by": {"discord_user_id": admin.discord_user_id, "name": admin.name}}
     refusal = _attend_now(target, event, now, source="discord_admin", metadata=metadata)
     if refusal is not None:
-        return jsonify({"success": False, "message": refusal})
-    return jsonify(
-        {
-            "success": True,
-            "message": f"{target.name} attended '{event.name}', checked in by {admin.name}",
-            "admin_user": {"name": admin.name},
-            "target_user": {"name": target.name, "discord_username": target.discord_username},
-            "event": {"id": event.id, "title": event.name},
-        }
+        return answer(Refused(message=refusal))
+    return answer(
+        AttendedFor(
+            message=f"{target.name} attended '{event.name}', checked in by {admin.name}",
+            admin_user={"name": admin.name},
+            target_user=BotAttendee.model_validate(target),
+            event=EventBrief.model_validate(event),
+        )
     )

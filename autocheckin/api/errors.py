@@ -102,6 +102,19 @@ def status_of(error: ServiceError) -> int:
     return next(table[kind] for kind in type(error).__mro__ if kind in table)
 
 
+# The events, accounts and Discord families answer errors as FastAPI did.
+DETAIL_PREFIXES = ("/auth", "/users", "/events", "/discord")
+
+
+def render_detail_error(status: int, message: str, code: str, details: str | None) -> Response:
+    """FastAPI's shape, which these clients were written against: {"detail": …}."""
+    response = jsonify({"detail": message})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
 def register_error_renderer(app: Flask, prefix: str, renderer: ErrorRenderer) -> None:
     """Use `renderer` for every error under `prefix` in `app` (longest prefix wins)."""
     renderers = app.extensions.setdefault("error_renderers", {})

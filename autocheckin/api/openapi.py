@@ -35,6 +35,7 @@ class OperationDoc:
     security: tuple[str, ...] = ()
     status: int = 200
     errors: tuple[int, ...] = field(default_factory=tuple)
+    also: tuple[int, ...] = ()  # other success statuses answering the same model
 
 
 def documented(
@@ -46,9 +47,10 @@ def documented(
     security: tuple[str, ...] = (),
     status: int = 200,
     errors: tuple[int, ...] = (),
+    also: tuple[int, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Attach OpenAPI details to a view; the route itself is found from the URL map."""
-    doc = OperationDoc(summary, body, response, query, security, status, errors)
+    doc = OperationDoc(summary, body, response, query, security, status, errors, also)
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         view.openapi = doc  # type: ignore[attr-defined]
@@ -57,8 +59,12 @@ def documented(
     return decorate
 
 
-def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+def _schema_ref(
+    model: type[BaseModel], components: dict[str, Any], mode: str = "validation"
+) -> dict[str, str]:
+    """Answers are described as they are serialized (field names, times as strings),
+    bodies and queries as they are validated."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
     components.update(schema.pop("$defs", {}))
     components[model.__name__] = schema
     return {"$ref": f"#/components/schemas/{model.__name__}"}
@@ -93,8 +99,11 @@ def _operation(rule: Any, method: str, view: Callable[..., Any], components: dic
     status = str(doc.status) if doc else "200"
     ok: dict[str, Any] = {"description": "Success"}
     if doc and doc.response:
-        ok["content"] = {"application/json": {"schema": _schema_ref(doc.response, components)}}
+        schema = _schema_ref(doc.response, components, mode="serialization")
+        ok["content"] = {"application/json": {"schema": schema}}
     operation["responses"] = {status: ok}
+    for also in doc.also if doc else ():
+        operation["responses"][str(also)] = ok
     for code in doc.errors if doc else ():
         operation["responses"][str(code)] = {"description": "Error"}
     if doc and doc.query:

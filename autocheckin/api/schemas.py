@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from autocheckin.times import IsoTime
+from autocheckin.webhooks.schemas import WebhookRequestView
 
 
 class ErrorBody(BaseModel):
@@ -41,18 +44,24 @@ class StoredData(BaseModel):
 
 
 class JobRunData(BaseModel):
+    """One run of a job, read from its record."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
-    status: str = Field(description="running, ok, partial, failed, abandoned or skipped")
+    status: Literal["running", "ok", "partial", "failed", "abandoned", "skipped"]
     ok: bool | None
     trigger: str
     holder: str
-    started_at: str | None
-    finished_at: str | None
+    started_at: IsoTime
+    finished_at: IsoTime | None
     counts: dict[str, Any]
     error: str | None = Field(description="why it failed, or why a tick was skipped")
 
 
 class JobHealthData(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     last_run: JobRunData | None
     running: JobRunData | None = Field(description="the run in progress, if any")
     last_completed: JobRunData | None = Field(description="ok, partial, failed or abandoned")
@@ -89,19 +98,27 @@ class FetchUsersData(BaseModel):
 
 
 class SessionEntry(BaseModel):
+    """An event the user is enrolled in (an upstream session), with their status there."""
+
+    model_config = ConfigDict(from_attributes=True, validate_by_name=True)
+
     event_id: int
-    id: str
+    id: str | None = Field(validation_alias="external_id", description="the upstream session id")
     name: str
-    start_time: str
-    end_time: str | None
-    status: str
-    checked_in_at: str | None
+    start_time: IsoTime
+    end_time: IsoTime | None
+    status: Literal["present", "late", "pending", "absent"]
+    checked_in_at: IsoTime | None
 
 
 class CheckInSessionData(BaseModel):
+    """A user's check-in session: the last refresh's bookkeeping and their sessions."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     email: str
     student_identifier: str | None = None
-    refreshed_at: str | None = None
+    refreshed_at: IsoTime | None = None
     ok: bool
     error: str | None = None
     sessions: list[SessionEntry]
@@ -127,6 +144,31 @@ class Health(BaseModel):
     database: str
 
 
+class DeliveriesData(BaseModel):
+    deliveries: list[WebhookRequestView]
+    count: int
+
+
+class DeliveryData(BaseModel):
+    delivery: WebhookRequestView
+
+
+class ReplayData(BaseModel):
+    delivery: WebhookRequestView
+    response: dict[str, Any] | None = Field(description="the answer the replay gave")
+
+
+class ResolveData(BaseModel):
+    checked: int
+    resolved: int
+    unmatched: int
+    failed: int
+
+
+DeliveriesResponse = envelope("DeliveriesResponse", DeliveriesData)
+DeliveryResponse = envelope("DeliveryResponse", DeliveryData)
+ReplayResponse = envelope("ReplayResponse", ReplayData)
+ResolveResponse = envelope("ResolveResponse", ResolveData)
 AuthTestResponse = envelope("AuthTestResponse", AuthTestData)
 StatusResponse = envelope("StatusResponse", StatusData)
 StateResponse = envelope("StateResponse", StateData)

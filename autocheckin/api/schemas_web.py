@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from autocheckin.api.web import UTCDatetime
+from autocheckin.api.parsing import UTCDatetime
 from autocheckin.auth.passwords import weakness
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -58,6 +58,17 @@ class EventCreate(_Body):
             raise ValueError("end_time must be after start_time")
         return self
 
+    def event_fields(self) -> dict[str, Any]:
+        """The core's names for these fields (a title is an event's name)."""
+        return {
+            "name": self.title,
+            "description": self.description,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "location": self.location,
+            "discord_channel_id": self.discord_channel_id,
+        }
+
 
 class EventUpdate(_Body):
     title: str | None = Field(None, min_length=1, max_length=200)
@@ -67,6 +78,11 @@ class EventUpdate(_Body):
     location: str | None = Field(None, max_length=200)
     discord_channel_id: str | None = Field(None, max_length=32)
     is_active: bool | None = None
+
+    def event_changes(self) -> dict[str, Any]:
+        """The fields sent, in the core's names (a title is an event's name)."""
+        sent = self.model_dump(exclude_unset=True, exclude_none=True)
+        return {("name" if key == "title" else key): value for key, value in sent.items()}
 
 
 class EventQuery(_Body):

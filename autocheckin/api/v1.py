@@ -11,12 +11,13 @@ from autocheckin import jobs, overview, settings, state
 from autocheckin.api import schemas
 from autocheckin.api.errors import error_response
 from autocheckin.api.openapi import documented
-from autocheckin.api.validation import parse_query
+from autocheckin.api.parsing import parse_query
 from autocheckin.auth.keys import key_matches
 from autocheckin.config import open_setups, weak_settings
 from autocheckin.jobs.runner import run_recorded
 from autocheckin.sync import connection, sessions
 from autocheckin.webhooks import receive, request_log
+from autocheckin.webhooks.schemas import WebhookRequestView
 
 bp = Blueprint("v1", __name__, url_prefix="/api/v1")
 
@@ -130,7 +131,10 @@ def refresh() -> Response:
         raise connection.UpstreamFailed(result.error)
     return success(
         "Checkin sessions refreshed successfully",
-        {"sessions": result.sessions, "counts": result.counts},
+        schemas.RefreshData(
+            sessions=[schemas.CheckInSessionData.model_validate(s) for s in result.sessions],
+            counts=result.counts,
+        ).model_dump(mode="json"),
     )
 
 
@@ -150,7 +154,10 @@ def refresh_session(email: str) -> Response:
         holder="api",
         lock_name=f"refresh_session:{email.strip().lower()}",
     )
-    return success("Checkin session refreshed successfully", {"session": session})
+    return success(
+        "Checkin session refreshed successfully",
+        {"session": schemas.CheckInSessionData.model_validate(session).model_dump(mode="json")},
+    )
 
 
 class DeliveryQuery(BaseModel):
@@ -166,6 +173,7 @@ def _webhook_options() -> receive.WebhookOptions:
 @documented(
     "Recorded webhook requests, newest first (status=failed includes unmatched)",
     query=DeliveryQuery,
+    response=schemas.DeliveriesResponse,
     security=("checkoutKey",),
     errors=(400, 401),
 )
@@ -174,32 +182,41 @@ def webhook_deliveries() -> Response:
     records = request_log.list_requests(outcome=query.status, limit=query.limit)
     return success(
         "Webhook requests",
-        {"deliveries": [request_log.describe(r) for r in records], "count": len(records)},
+        {"deliveries": [WebhookRequestView.of(r) for r in records], "count": len(records)},
     )
 
 
 @bp.get("/webhooks/deliveries/<int:request_id>")
-@documented("One recorded webhook request", security=("checkoutKey",), errors=(401, 404))
+@documented(
+    "One recorded webhook request",
+    response=schemas.DeliveryResponse,
+    security=("checkoutKey",),
+    errors=(401, 404),
+)
 def webhook_delivery(request_id: int) -> Response:
     record = request_log.get_request(request_id)
-    return success("Webhook request", {"delivery": request_log.describe(record)})
+    return success("Webhook request", {"delivery": WebhookRequestView.of(record)})
 
 
 @bp.post("/webhooks/deliveries/<int:request_id>/replay")
 @documented(
-    "Process a recorded webhook request again", security=("checkoutKey",), errors=(401, 404, 409)
+    "Process a recorded webhook request again",
+    response=schemas.ReplayResponse,
+    security=("checkoutKey",),
+    errors=(401, 404, 409),
 )
 def replay_webhook_delivery(request_id: int) -> Response:
     record = receive.replay(request_id, _webhook_options())
     return success(
         "Webhook request replayed",
-        {"delivery": request_log.describe(record), "response": record.response_body},
+        {"delivery": WebhookRequestView.of(record), "response": record.response_body},
     )
 
 
 @bp.post("/webhooks/unmatched/resolve")
 @documented(
     "Replay unmatched check-ins whose student and event now exist",
+    response=schemas.ResolveResponse,
     security=("checkoutKey",),
     errors=(401,),
 )

@@ -75,6 +75,7 @@ def _view(endpoint: WebhookEndpoint):
         body=endpoint.body,
         response=endpoint.response,
         status=endpoint.status,
+        also=endpoint.also_answers,
         security=security,
         errors=errors,
     )(view)

@@ -214,7 +214,7 @@ def _newest_by_status(job_ids: tuple[str, ...]) -> Select:
     )
 
 
-def job_health(job_ids: list[str]) -> dict[str, dict[str, Any]]:
+def job_health(job_ids: list[str]) -> dict[str, dict[str, JobRun | int | None]]:
     """Per job: the newest run, the run in progress, the last completed run, the last
     success, the last skipped tick, and the failures since the last run that got through.
 
@@ -238,9 +238,9 @@ def job_health(job_ids: list[str]) -> dict[str, dict[str, Any]]:
         }
     )
 
-    def newest_of(job: str, statuses: tuple[str, ...]) -> dict[str, Any] | None:
+    def newest_of(job: str, statuses: tuple[str, ...]) -> JobRun | None:
         ids = [newest[job][status] for status in statuses if status in newest[job]]
-        return describe_run(runs[max(ids)]) if ids else None
+        return runs[max(ids)] if ids else None
 
     return {
         job: {
@@ -268,20 +268,6 @@ def _failure_streaks(failing_after: dict[str, int]) -> dict[str, int]:
         .group_by(JobRun.job)
     )
     return dict(db.session.execute(counted).all())
-
-
-def describe_run(run: JobRun) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "status": run.status,
-        "ok": run.ok,
-        "trigger": run.trigger,
-        "holder": run.holder,
-        "started_at": iso(run.started_at),
-        "finished_at": iso(run.finished_at),
-        "counts": run.counts,
-        "error": run.error,
-    }
 
 
 def prune_runs(*, retention: timedelta) -> int:

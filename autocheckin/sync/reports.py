@@ -27,11 +27,11 @@ class Report:
     message: str
 
 
-def report_of(email: str, refresh: UserRefresh, sessions: list[dict[str, Any]]) -> Report:
+def report_of(email: str, refresh: UserRefresh, sessions: list[Any]) -> Report:
     """The user's outcome as POST /log says it: refreshed with a tally, or the failure."""
     tally = dict.fromkeys((PRESENT, LATE, PENDING, ABSENT), 0)
     for entry in sessions:
-        tally[entry["status"]] = tally.get(entry["status"], 0) + 1
+        tally[entry.status] = tally.get(entry.status, 0) + 1
     state_name = "refreshed" if refresh.ok else "refresh_failed"
     summary = f"{state_name}|" + "|".join(str(tally[s]) for s in (PRESENT, LATE, PENDING, ABSENT))
     message = (

@@ -41,10 +41,35 @@ OK, PARTIAL, FAILED = "ok", "partial", "failed"
 BREAKER_KEY = "refresh_breaker"
 
 
+@dataclass(frozen=True)
+class SessionView:
+    """An event the user is enrolled in, with their status there."""
+
+    event_id: int
+    external_id: str | None  # the upstream session's id
+    name: str
+    start_time: datetime
+    end_time: datetime | None
+    status: str  # present, late, pending or absent
+    checked_in_at: datetime | None
+
+
+@dataclass(frozen=True)
+class UserSessions:
+    """A user's check-in session: the last refresh's bookkeeping and their sessions."""
+
+    email: str
+    student_identifier: str | None
+    refreshed_at: datetime | None
+    ok: bool
+    error: str | None
+    sessions: list[SessionView]
+
+
 @dataclass
 class RefreshResult:
     counts: dict[str, int]
-    sessions: list[dict[str, Any]] = field(default_factory=list)
+    sessions: list[UserSessions] = field(default_factory=list)
     outcome: str = OK
     error: str | None = None
 
@@ -146,10 +171,12 @@ _SESSION_VIEWS = (
 )
 
 
-def session_views(session: Any, student_ids: list[int], now: datetime) -> dict[int, list[dict]]:
+def session_views(
+    session: Any, student_ids: list[int], now: datetime
+) -> dict[int, list[SessionView]]:
     """Each student's sessions (the events they are enrolled in) with their status: the
     attendance's (present, late), else pending until the event ends, then absent."""
-    views: dict[int, list[dict]] = {student_id: [] for student_id in student_ids}
+    views: dict[int, list[SessionView]] = {student_id: [] for student_id in student_ids}
     if not student_ids:
         return views
     for row in session.execute(_SESSION_VIEWS, {"students": student_ids}):
@@ -157,33 +184,25 @@ def session_views(session: Any, student_ids: list[int], now: datetime) -> dict[i
         if attended is None:
             attended = PENDING if end is None or now <= end else ABSENT
         views[student_id].append(
-            {
-                "event_id": event_id,
-                "id": external_id,
-                "name": name,
-                "start_time": iso(start),
-                "end_time": iso(end),
-                "status": attended,
-                "checked_in_at": iso(checked_in_at),
-            }
+            SessionView(event_id, external_id, name, start, end, attended, checked_in_at)
         )
     return views
 
 
-def describe(user: Fetched, refresh: UserRefresh, sessions: list[dict]) -> dict[str, Any]:
-    return {
-        "email": user.email,
-        "student_identifier": user.identifier,
-        "refreshed_at": iso(refresh.refreshed_at),
-        "ok": refresh.ok,
-        "error": refresh.error,
-        "sessions": sessions,
-    }
+def _user_sessions(user: Fetched, refresh: UserRefresh, sessions: list) -> UserSessions:
+    return UserSessions(
+        email=user.email,
+        student_identifier=user.identifier,
+        refreshed_at=refresh.refreshed_at,
+        ok=refresh.ok,
+        error=refresh.error,
+        sessions=sessions,
+    )
 
 
 # --- storing a batch of answers -------------------------------------------------------------
 
-Stored = tuple[Fetched, UserRefresh, list[dict]]
+Stored = tuple[Fetched, UserRefresh, list[SessionView]]
 
 
 def _store_batch(batch: list[Fetched], now: datetime, events: EventCache) -> list[Stored]:
@@ -285,7 +304,7 @@ def _fetch(client: CheckOutClient, user: Fetched, breaker: Breaker | None = None
 # --- the refreshes ---------------------------------------------------------------------------
 
 
-def refresh_user(client: CheckOutClient, email: str) -> dict:
+def refresh_user(client: CheckOutClient, email: str) -> UserSessions:
     """Refresh one user's check-in session; an upstream failure is recorded, then raised."""
     student = db.session.scalar(select(Student).where(Student.email_key == normalize_key(email)))
     if student is None:
@@ -296,10 +315,10 @@ def refresh_user(client: CheckOutClient, email: str) -> dict:
     if user.error is not None:
         raise UpstreamFailed(user.error)
     (_, refresh, sessions) = stored[0]
-    return describe(user, refresh, sessions)
+    return _user_sessions(user, refresh, sessions)
 
 
-def refresh_one(client: CheckOutClient, email: str) -> dict:
+def refresh_one(client: CheckOutClient, email: str) -> UserSessions:
     """The manual single refresh: refresh_user, then stamp `last_individual_session_refresh`."""
     session = refresh_user(client, email)
     state.set("last_individual_session_refresh", iso(utcnow()))
@@ -324,7 +343,7 @@ def refresh_all(
         users.fetch_users(client)
     roster = [Fetched(*member) for member in users.roster()]
     now, events, breaker = utcnow(), EventCache(), Breaker(breaker_threshold)
-    described: list[dict[str, Any]] = []
+    described: list[UserSessions] = []
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="refresh") as pool:
         pending = [pool.submit(_fetch, client, user, breaker) for user in roster]
         sent = []
@@ -334,7 +353,7 @@ def refresh_all(
             sent += [
                 pool.submit(reports.send, client, due, breaker) for due in _reports_due(stored)
             ]
-            described.extend(describe(*entry) for entry in stored)
+            described.extend(_user_sessions(*entry) for entry in stored)
         reports.remember([future.result() for future in sent])
     if breaker.is_open:
         state.set(BREAKER_KEY, {"opened_at": iso(utcnow()), "reason": breaker.opened_by})
@@ -359,8 +378,8 @@ def _probe_after_breaker(client: CheckOutClient) -> RefreshResult | None:
     return None
 
 
-def _refresh_result(described: list[dict[str, Any]], users: int, breaker: Breaker) -> RefreshResult:
-    succeeded = sum(1 for entry in described if entry["ok"])
+def _refresh_result(described: list[UserSessions], users: int, breaker: Breaker) -> RefreshResult:
+    succeeded = sum(1 for entry in described if entry.ok)
     failed = len(described) - succeeded
     counts = {"users": users, "ok": succeeded, "failed": failed}
     if breaker.is_open:
@@ -372,7 +391,7 @@ def _refresh_result(described: list[dict[str, Any]], users: int, breaker: Breake
         )
         return RefreshResult(counts, described, FAILED, error)
     if failed and not succeeded:
-        first = next(entry["error"] for entry in described if not entry["ok"])
+        first = next(entry.error for entry in described if not entry.ok)
         return RefreshResult(counts, described, FAILED, f"all {failed} users failed: {first}")
     if failed:
         return RefreshResult(

@@ -13,6 +13,7 @@ from autocheckin import settings
 from autocheckin.errors import ServiceError
 from autocheckin.webhooks import receive, request_log
 from autocheckin.webhooks.models import OUTCOMES
+from autocheckin.webhooks.schemas import WebhookRequestView
 
 webhooks = AppGroup("webhooks", help="List, replay, resolve and prune recorded webhook requests.")
 
@@ -31,7 +32,7 @@ def list_command(failed: bool, status: str | None, limit: int, as_json: bool) ->
     outcome = "failed" if failed else status
     for record in request_log.list_requests(outcome=outcome, limit=limit):
         if as_json:
-            click.echo(json.dumps(request_log.describe(record)))
+            click.echo(json.dumps(WebhookRequestView.of(record)))
             continue
         click.echo(
             f"{record.id:>6}  {record.received_at:%Y-%m-%d %H:%M:%S}  {record.endpoint:<17} "

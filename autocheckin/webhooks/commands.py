@@ -16,7 +16,18 @@ from autocheckin.attendance.checkins import CheckIn, Recorded, record_check_in, 
 from autocheckin.attendance.errors import AlreadyCheckedIn, DomainError, NotFound
 from autocheckin.attendance.models import Event, Student
 from autocheckin.attendance.windows import CheckInRules
-from autocheckin.times import iso
+from autocheckin.webhooks.answers import (
+    AttendanceAnswer,
+    AttendanceBatchAnswer,
+    AttendanceEvent,
+    AttendanceStudent,
+    BatchItemResult,
+    BatchTotals,
+    EventAnswer,
+    StudentAnswer,
+    WebhookEvent,
+    WebhookStudent,
+)
 
 
 @dataclass(frozen=True)
@@ -100,78 +111,47 @@ def error_rendered(status: int, message: str, code: str, details: str | None = N
     return Rendered(status, body)
 
 
-def student_body(student: Student) -> dict[str, Any]:
-    return {
-        "id": student.id,
-        "identifier": student.identifier,
-        "name": student.name,
-        "email": student.email,
-        "is_admin": student.is_admin,
-    }
-
-
-def event_body(event: Event) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "name": event.name,
-        "date": iso(event.start_time),
-        "end_time": iso(event.end_time),
-        "event_type": event.event_type,
-        "points": event.points,
-        "description": event.description,
-        "location": event.location,
-    }
-
-
 def attendance_body(recorded: Recorded, source: str | None) -> dict[str, Any]:
-    return {
-        "success": True,
-        "message": "Attendance recorded successfully",
-        "attendance_id": recorded.attendance_id,
-        "student": {
-            "id": recorded.student_id,
-            "name": recorded.student_name,
-            "email": recorded.student_email,
-        },
-        "event": {
-            "id": recorded.event_id,
-            "name": recorded.event_name,
-            "date": iso(recorded.event_start),
-        },
-        "checked_in_at": iso(recorded.checked_in_at),
-        "status": recorded.status,
-        "source": source,
-    }
+    return AttendanceAnswer(
+        attendance_id=recorded.attendance_id,
+        student=AttendanceStudent(
+            id=recorded.student_id, name=recorded.student_name, email=recorded.student_email
+        ),
+        event=AttendanceEvent(
+            id=recorded.event_id, name=recorded.event_name, date=recorded.event_start
+        ),
+        checked_in_at=recorded.checked_in_at,
+        status=recorded.status,
+        source=source,
+    ).model_dump(mode="json")
 
 
-def _batch_item(index: int, result: Recorded | DomainError) -> dict[str, Any]:
+def _batch_item(index: int, result: Recorded | DomainError) -> BatchItemResult:
     if isinstance(result, Recorded):
-        return {
-            "index": index,
-            "status": 201,
-            "result": "recorded",
-            "attendance_id": result.attendance_id,
-            "student_id": result.student_id,
-            "event_id": result.event_id,
-            "checked_in_at": iso(result.checked_in_at),
-            "attendance_status": result.status,
-        }
+        return BatchItemResult(
+            index=index,
+            status=201,
+            result="recorded",
+            attendance_id=result.attendance_id,
+            student_id=result.student_id,
+            event_id=result.event_id,
+            checked_in_at=result.checked_in_at,
+            attendance_status=result.status,
+        )
     if isinstance(result, AlreadyCheckedIn):
         outcome = "duplicate"
     elif isinstance(result, NotFound):
         outcome = "not_found"
     else:
         outcome = "rejected"
-    item = {
-        "index": index,
-        "status": status_of(result),
-        "result": outcome,
-        "error": result.message,
-        "code": result.code,
-    }
-    if result.details:
-        item["details"] = result.details
-    return item
+    return BatchItemResult(
+        index=index,
+        status=status_of(result),
+        result=outcome,
+        error=result.message,
+        code=result.code,
+        details=result.details or None,
+    )
 
 
 def batch_rendered(results: list[Recorded | DomainError]) -> Rendered:
@@ -179,13 +159,14 @@ def batch_rendered(results: list[Recorded | DomainError]) -> Rendered:
     items = [_batch_item(index, result) for index, result in enumerate(results)]
     totals = dict.fromkeys(BATCH_RESULTS, 0)
     for item in items:
-        totals[item["result"]] += 1
-    body = {
-        "success": True,
-        "message": f"Batch processed: {totals['recorded']} of {len(items)} check-ins recorded",
-        "totals": {"items": len(items), **totals},
-        "results": items,
-    }
+        totals[item.result] += 1
+    answer = AttendanceBatchAnswer(
+        message=f"Batch processed: {totals['recorded']} of {len(items)} check-ins recorded",
+        totals=BatchTotals(items=len(items), **totals),
+        results=items,
+    )
+    # An item answers only the fields its result has (a recorded one has no error).
+    body = answer.model_dump(mode="json", exclude_none=True)
     return Rendered(200, body, has_unmatched=totals["not_found"] > 0)
 
 
@@ -212,11 +193,11 @@ def execute(command: Command, *, arrived_at: datetime, rules: CheckInRules) -> R
                 source=command.source,
             )
             message = "Student created successfully"
-            return Rendered(201, _wrapped(message, "student", student_body(student), command))
+            return Rendered(201, _student_answer(message, student, command))
         case UpdateStudent():
             student = service.update_student(ref=command.ref, changes=command.changes)
             message = "Student updated successfully"
-            return Rendered(200, _wrapped(message, "student", student_body(student), command))
+            return Rendered(200, _student_answer(message, student, command))
         case CreateEvent():
             event = service.create_event(
                 name=command.name,
@@ -229,13 +210,13 @@ def execute(command: Command, *, arrived_at: datetime, rules: CheckInRules) -> R
                 source=command.source,
             )
             message = "Event created successfully"
-            return Rendered(201, _wrapped(message, "event", event_body(event), command))
+            return Rendered(201, _event_answer(message, event, command))
         case UpdateEvent():
             event = service.update_event(
                 ref=command.ref, at=arrived_at, changes=command.changes, rules=rules
             )
             message = "Event updated successfully"
-            return Rendered(200, _wrapped(message, "event", event_body(event), command))
+            return Rendered(200, _event_answer(message, event, command))
         case RecordAttendance():
             recorded = record_check_in(_check_in(command), arrived_at=arrived_at, rules=rules)
             return Rendered(201, attendance_body(recorded, command.source))
@@ -252,5 +233,14 @@ def execute(command: Command, *, arrived_at: datetime, rules: CheckInRules) -> R
     raise TypeError(f"not a webhook command: {command!r}")
 
 
-def _wrapped(message: str, key: str, value: dict[str, Any], command: Any) -> dict[str, Any]:
-    return {"success": True, "message": message, key: value, "source": command.source}
+def _student_answer(message: str, student: Student, command: Any) -> dict[str, Any]:
+    student_view = WebhookStudent.model_validate(student)
+    answer = StudentAnswer(message=message, student=student_view, source=command.source)
+    return answer.model_dump(mode="json")
+
+
+def _event_answer(message: str, event: Event, command: Any) -> dict[str, Any]:
+    event_view = WebhookEvent.model_validate(event)
+    return EventAnswer(message=message, event=event_view, source=command.source).model_dump(
+        mode="json"
+    )

@@ -16,10 +16,11 @@ from autocheckin.attendance.errors import Invalid
 from autocheckin.webhooks import payloads
 from autocheckin.webhooks.commands import Command
 from autocheckin.webhooks.schemas import (
-    AttendanceAnswer,
-    AttendanceBatchAnswer,
+    AttendanceAnswered,
+    AttendanceBatchAnswered,
     AttendanceBatchPayload,
     LegacyAttendancePayload,
+    OneTapAnswered,
     OneTapPayload,
     UnifiedPayload,
 )
@@ -41,6 +42,7 @@ class WebhookEndpoint:
     body: type[BaseModel]
     response: type[BaseModel] | None = None
     status: int = 201
+    also_answers: tuple[int, ...] = ()  # other success statuses with the same shape
 
     @property
     def url(self) -> str:
@@ -59,6 +61,7 @@ ENDPOINTS: dict[str, WebhookEndpoint] = {
             family="onetap",
             summary="OneTap webhook: create_student, create_event, record_attendance",
             body=OneTapPayload,
+            response=OneTapAnswered,
         ),
         WebhookEndpoint(
             name="unified",
@@ -69,6 +72,8 @@ ENDPOINTS: dict[str, WebhookEndpoint] = {
             family="unified",
             summary="Unified webhook: type student / event / attendance × action create / update",
             body=UnifiedPayload,
+            response=OneTapAnswered,
+            also_answers=(200,),  # updates
         ),
         WebhookEndpoint(
             name="attendance",
@@ -79,7 +84,7 @@ ENDPOINTS: dict[str, WebhookEndpoint] = {
             family="attendance",
             summary="Legacy attendance webhook (flat payload)",
             body=LegacyAttendancePayload,
-            response=AttendanceAnswer,
+            response=AttendanceAnswered,
         ),
         WebhookEndpoint(
             name="attendance_secure",
@@ -90,7 +95,7 @@ ENDPOINTS: dict[str, WebhookEndpoint] = {
             family="attendance",
             summary="Legacy attendance webhook, HMAC signature required",
             body=LegacyAttendancePayload,
-            response=AttendanceAnswer,
+            response=AttendanceAnswered,
         ),
         WebhookEndpoint(
             name="attendance_batch",
@@ -104,7 +109,7 @@ ENDPOINTS: dict[str, WebhookEndpoint] = {
                 "legacy items, a result per item"
             ),
             body=AttendanceBatchPayload,
-            response=AttendanceBatchAnswer,
+            response=AttendanceBatchAnswered,
             status=200,
         ),
     )

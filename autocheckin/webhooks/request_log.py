@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -18,7 +17,7 @@ from sqlalchemy.orm import Session
 from autocheckin.attendance.errors import NotFound
 from autocheckin.database import write_transaction
 from autocheckin.extensions import db
-from autocheckin.times import iso, utcnow
+from autocheckin.times import utcnow
 from autocheckin.webhooks.commands import Rendered
 from autocheckin.webhooks.models import (
     FAILED,
@@ -239,26 +238,4 @@ def stats(*, endpoints: tuple[str, ...], since: datetime) -> dict[str, int]:
         "succeeded": by_outcome.get(SUCCEEDED, 0) + by_outcome.get(RESOLVED, 0),
         "failed": by_outcome.get(FAILED, 0) + by_outcome.get(UNMATCHED, 0),
         "processing": by_outcome.get(PROCESSING, 0),
-    }
-
-
-def describe(record: WebhookRequest, *, body_chars: int = 4000) -> dict[str, Any]:
-    """An operator's view of one record (the body as text, truncated)."""
-    return {
-        "id": record.id,
-        "endpoint": record.endpoint,
-        "received_at": iso(record.received_at),
-        "source": record.source,
-        "outcome": record.outcome,
-        "status_code": record.status_code,
-        "error": record.error,
-        "error_code": record.error_code,
-        "duration_ms": record.duration_ms,
-        "attempts": record.attempts,
-        "is_replayable": record.is_replayable,
-        "idempotency_key": record.idempotency_key,
-        "headers": record.headers,
-        "body": record.body.decode("utf-8", errors="replace")[:body_chars],
-        "body_size": record.body_size,
-        "completed_at": iso(record.completed_at),
     }

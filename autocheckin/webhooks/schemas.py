@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, RootModel, field_validator
 
+from autocheckin.times import IsoTime
+from autocheckin.webhooks.answers import (
+    AttendanceAnswer,
+    AttendanceBatchAnswer,
+    EventAnswer,
+    StudentAnswer,
+)
 from autocheckin.webhooks.payloads import AttendanceData, EventData, StudentData
 
 
@@ -29,18 +36,6 @@ class LegacyAttendancePayload(AttendanceData):
     metadata: dict[str, Any] | None = None
 
 
-class AttendanceAnswer(BaseModel):
-    success: bool
-    message: str
-    attendance_id: int
-    student: dict[str, Any]
-    event: dict[str, Any]
-    checked_in_at: str
-    status: Literal["present", "late"]
-    source: str
-    request_id: int
-
-
 class WebhookStatus(BaseModel):
     status: str
     message: str
@@ -56,31 +51,60 @@ class AttendanceBatchPayload(BaseModel):
     source: str | None = None
 
 
-class BatchItemResult(BaseModel):
-    index: int
-    status: int
-    result: Literal["recorded", "duplicate", "not_found", "rejected"]
-    attendance_id: int | None = None
-    student_id: int | None = None
-    event_id: int | None = None
-    checked_in_at: str | None = None
-    attendance_status: Literal["present", "late"] | None = None
-    error: str | None = None
-    code: str | None = None
-    details: str | None = None
+class WebhookRequestView(BaseModel):
+    """An operator's view of one recorded webhook request (the body as text, truncated)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    endpoint: str
+    received_at: IsoTime
+    source: str | None
+    outcome: Literal["processing", "succeeded", "failed", "unmatched", "resolved"]
+    status_code: int | None
+    error: str | None
+    error_code: str | None
+    duration_ms: float | None
+    attempts: int
+    is_replayable: bool
+    idempotency_key: str | None
+    headers: dict[str, Any]
+    body: str
+    body_size: int | None
+    completed_at: IsoTime | None
+
+    @field_validator("body", mode="before")
+    @classmethod
+    def _as_text(cls, body: bytes | str) -> str:
+        text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+        return text[:4000]
+
+    @classmethod
+    def of(cls, record: Any) -> dict[str, Any]:
+        return cls.model_validate(record).model_dump(mode="json")
 
 
-class BatchTotals(BaseModel):
-    items: int
-    recorded: int
-    duplicate: int
-    not_found: int
-    rejected: int
+class _Recorded(BaseModel):
+    """The record's id, which every answer of a POST carries."""
 
-
-class AttendanceBatchAnswer(BaseModel):
-    success: bool
-    message: str
-    totals: BatchTotals
-    results: list[BatchItemResult]
     request_id: int
+
+
+class StudentAnswered(StudentAnswer, _Recorded):
+    """A student created or updated."""
+
+
+class EventAnswered(EventAnswer, _Recorded):
+    """An event created or updated."""
+
+
+class AttendanceAnswered(AttendanceAnswer, _Recorded):
+    """A check-in recorded."""
+
+
+class AttendanceBatchAnswered(AttendanceBatchAnswer, _Recorded):
+    """Every item's result, in order."""
+
+
+class OneTapAnswered(RootModel[StudentAnswered | EventAnswered | AttendanceAnswered]):
+    """What the action did: a student, an event, or a check-in."""

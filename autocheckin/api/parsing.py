@@ -1,0 +1,67 @@
+"""Reading requests for the API families: query strings and JSON bodies validated by
+pydantic models, refused in the family's own words when they do not fit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from flask import request
+from pydantic import AfterValidator, BaseModel, ValidationError
+
+from autocheckin.api.errors import Unprocessable
+from autocheckin.attendance.errors import Invalid
+from autocheckin.times import to_utc
+from autocheckin.validation import field_with_control_character, invalid_from
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# Naive times in these APIs are taken as UTC; the accepted range is the webhooks' own.
+UTCDatetime = Annotated[datetime, AfterValidator(to_utc)]
+
+
+def parse_query(model: type[ModelT]) -> ModelT:
+    """The query string validated against `model` (strings coerced as query values are);
+    400 (`Invalid`) naming the parameter when it does not fit."""
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as error:
+        raise invalid_from(error) from None
+
+
+def parse_args(model: type[ModelT]) -> ModelT:
+    """The query string, as `parse_query` reads it, refused with 422 like the bodies of the
+    events, accounts and Discord families."""
+    refuse_control_characters(request.args.to_dict())
+    try:
+        return parse_query(model)
+    except Invalid as error:
+        raise Unprocessable(error.message) from None
+
+
+def parse_body(model: type[ModelT]) -> ModelT:
+    """The JSON body validated against `model`; 422 naming the field when it does not fit."""
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        raise Unprocessable("Request body must be a JSON object")
+    refuse_control_characters(payload)
+    try:
+        return model.model_validate(payload)
+    except ValidationError as error:
+        raise Unprocessable(invalid_from(error).message) from None
+
+
+def parse_values(model: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """Values gathered from several places (a query string and a body), as `parse_body`."""
+    refuse_control_characters(values)
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        raise Unprocessable(invalid_from(error).message) from None
+
+
+def refuse_control_characters(values: Any) -> None:
+    """422 naming the field: a NUL is refused by PostgreSQL, a newline forges log lines."""
+    field = field_with_control_character(values)
+    if field is not None:
+        raise Unprocessable(f"Invalid value for {field}: control characters are not allowed")
