@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -67,11 +68,13 @@ def set_many(values: Mapping[str, Any]) -> None:
 
 
 class _LastSeen:
-    """This process's last confirmed connection status, and when it was confirmed."""
+    """This process's last confirmed connection status per database, and when it was
+    confirmed (per database: two apps in one process must not share it)."""
 
     lock = threading.Lock()
-    value: tuple[bool, str | None] | None = None
-    at = 0.0
+    by_engine: weakref.WeakKeyDictionary[Any, tuple[tuple[bool, str | None], float]] = (
+        weakref.WeakKeyDictionary()
+    )
 
 
 # A refresh makes thousands of upstream calls: within this many seconds of confirming the
@@ -83,7 +86,7 @@ def set_connection(*, connected: bool, reason: str | None = None) -> None:
     """Record the outcome of the latest upstream call, whoever made it."""
     set(CONNECTION_KEY, {"connected": connected, "reason": reason, "checked_at": iso(utcnow())})
     with _LastSeen.lock:
-        _LastSeen.value, _LastSeen.at = (connected, reason), time.monotonic()
+        _LastSeen.by_engine[db.engine] = ((connected, reason), time.monotonic())
 
 
 def note_upstream_result(succeeded: bool, reason: str | None) -> None:
@@ -94,13 +97,18 @@ def note_upstream_result(succeeded: bool, reason: str | None) -> None:
     """
     outcome = (succeeded, reason)
     with _LastSeen.lock:
-        if _LastSeen.value == outcome and time.monotonic() - _LastSeen.at < CONNECTION_MEMO_SECONDS:
-            return
+        seen = _LastSeen.by_engine.get(db.engine)
+    if (
+        seen is not None
+        and seen[0] == outcome
+        and time.monotonic() - seen[1] < CONNECTION_MEMO_SECONDS
+    ):
+        return
     current = get(CONNECTION_KEY) or {}
     if (current.get("connected"), current.get("reason")) != outcome:
         set_connection(connected=succeeded, reason=reason)
     with _LastSeen.lock:
-        _LastSeen.value, _LastSeen.at = outcome, time.monotonic()
+        _LastSeen.by_engine[db.engine] = (outcome, time.monotonic())
 
 
 def connection() -> dict[str, Any]:
