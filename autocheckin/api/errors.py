@@ -1,6 +1,6 @@
 """JSON errors everywhere: one status per kind of error, one renderer per API family.
 
-Errors say what went wrong and carry no status; `STATUS_OF` here is the one place that
+Errors say what went wrong and carry no status; `status_table()` here is the one place that
 decides the status each kind answers with. Routing errors (404, 405) happen before any
 blueprint is known, so the family's renderer is picked from the URL; `create_app`
 registers each family's renderer for its prefixes.
