@@ -111,7 +111,7 @@ def error_rendered(status: int, message: str, code: str, details: str | None = N
     return Rendered(status, body)
 
 
-def attendance_body(recorded: Recorded, source: str | None) -> dict[str, Any]:
+def _attendance_answer(recorded: Recorded, source: str | None) -> dict[str, Any]:
     return AttendanceAnswer(
         attendance_id=recorded.attendance_id,
         student=AttendanceStudent(
@@ -219,7 +219,7 @@ def execute(command: Command, *, arrived_at: datetime, rules: CheckInRules) -> R
             return Rendered(200, _event_answer(message, event, command))
         case RecordAttendance():
             recorded = record_check_in(_check_in(command), arrived_at=arrived_at, rules=rules)
-            return Rendered(201, attendance_body(recorded, command.source))
+            return Rendered(201, _attendance_answer(recorded, command.source))
         case RecordAttendanceBatch():
             results = record_check_ins(
                 (
