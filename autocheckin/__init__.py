@@ -25,12 +25,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         models,  # noqa: F401 - registers every table on db.metadata
         settings,
     )
-    from autocheckin.api import accounts, discord, events, root, v1, webhooks
+    from autocheckin.api import accounts, discord, events, integrations, root, v1, webhooks
     from autocheckin.api.errors import (
         DETAIL_PREFIXES,
+        INTEGRATION_PREFIXES,
         register_error_handlers,
         register_error_renderer,
         render_detail_error,
+        render_integration_error,
     )
     from autocheckin.api.security import init_security
     from autocheckin.auth import cli as users_cli
@@ -75,12 +77,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_renderer(app, webhooks.PREFIX, webhooks.render_webhook_error)
     for prefix in DETAIL_PREFIXES:
         register_error_renderer(app, prefix, render_detail_error)
+    for prefix in INTEGRATION_PREFIXES:
+        register_error_renderer(app, prefix, render_integration_error)
     app.register_blueprint(root.bp)
     app.register_blueprint(v1.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(discord.bp)
+    app.register_blueprint(integrations.bp)
     app.cli.add_command(webhook_cli.webhooks)
     app.cli.add_command(users_cli.users)
     app.cli.add_command(users_cli.discord)

@@ -113,6 +113,22 @@ def env_secret(environ: Mapping[str, Any], name: str, *, min_bytes: int = 32) ->
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
+def env_rate(environ: Mapping[str, Any], name: str, default: str | None) -> str | None:
+    """A rate limit as `limits` reads it ("100/hour", "10/second"); unset → `default`."""
+    from limits import parse
+
+    value = env_str(environ, name, default)
+    if not value:
+        return None
+    try:
+        parse(value)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be a rate like 100/hour or 10/second, got {value!r}"
+        ) from None
+    return value
+
+
 def _choice(environ: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
     value = (env_str(environ, name, default) or default).lower()
     if value not in choices:
@@ -218,4 +234,7 @@ def load_config(environ: Mapping[str, Any], *, instance_path: str) -> dict[str, 
         "REDIS_URL": env_str(environ, "REDIS_URL"),
         "METRICS_TOKEN": env_secret(environ, "METRICS_TOKEN", min_bytes=16),
         "TRUSTED_PROXY_HOPS": env_int(environ, "TRUSTED_PROXY_HOPS", 0, minimum=0),
+        "INTEGRATION_USER_RATE": env_rate(environ, "INTEGRATION_USER_RATE", "100/hour"),
+        "INTEGRATION_ADMIN_RATE": env_rate(environ, "INTEGRATION_ADMIN_RATE", "1000/hour"),
+        "WEBHOOK_RATE_LIMIT": env_rate(environ, "WEBHOOK_RATE_LIMIT", None),
     }

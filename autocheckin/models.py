@@ -1,6 +1,7 @@
 """Every table, imported in one place so Alembic and `create_all` see them all."""
 
 from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.integrations.models import CalendarFeed
 from autocheckin.jobs.models import JobRun, Lease
 from autocheckin.state import StateEntry
 from autocheckin.sync.models import Enrolment, RosterEntry, UserRefresh
@@ -8,6 +9,7 @@ from autocheckin.webhooks.models import WebhookRequest
 
 __all__ = [
     "Attendance",
+    "CalendarFeed",
     "Enrolment",
     "Event",
     "JobRun",

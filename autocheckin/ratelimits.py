@@ -9,12 +9,13 @@ REDIS_URL is set.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import time
 
 from flask import Flask, current_app, request
-from limits import parse
+from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
@@ -86,3 +87,30 @@ def count(limit, *identifiers: str) -> None:
 def count_quietly(limit, *identifiers: str) -> None:
     """Count one attempt; the next `ensure_allowed` refuses once the limit is used up."""
     _limiter().hit(limit, *identifiers)
+
+
+@functools.cache
+def _parsed(rate: str) -> RateLimitItem:
+    return parse(rate)
+
+
+def metered(rate: str, *identifiers: str) -> dict[str, str]:
+    """Count one request against `rate` (a setting's value, "100/hour"); the
+    `X-RateLimit-*` headers to answer with; 429 carrying them when it was one too many."""
+    limit = _parsed(rate)
+    allowed = _limiter().hit(limit, *identifiers)
+    reset_at, remaining = _limiter().get_window_stats(limit, *identifiers)
+    headers = {
+        "X-RateLimit-Limit": str(limit.amount),
+        "X-RateLimit-Remaining": str(max(0, remaining)),
+        "X-RateLimit-Reset": str(math.ceil(reset_at)),
+    }
+    if not allowed:
+        retry_after = max(1, math.ceil(reset_at - time.time()))
+        refusal = TooManyRequests(
+            f"Rate limit of {rate} exceeded; try again in {retry_after} seconds",
+            retry_after=retry_after,
+        )
+        refusal.rate_limit_headers = headers  # type: ignore[attr-defined]
+        raise refusal
+    return headers

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from autocheckin import ratelimits, settings
-from autocheckin.api.login import current_user, jwt_secret, token_lifetime
+from autocheckin.api.login import current_user, jwt_secret, log_in
 from autocheckin.api.openapi import documented
 from autocheckin.api.parsing import parse_args, parse_body, refuse_control_characters
 from autocheckin.api.representations import (
@@ -19,10 +19,8 @@ from autocheckin.api.representations import (
 from autocheckin.api.schemas_web import LoginBody, PageQuery, ProfileUpdate, RegisterBody
 from autocheckin.attendance import queries as event_queries
 from autocheckin.attendance.errors import NotFound
-from autocheckin.attendance.models import normalize_key
 from autocheckin.auth import accounts
-from autocheckin.auth.errors import Forbidden, Unauthorized
-from autocheckin.auth.tokens import issue_token
+from autocheckin.auth.errors import Forbidden
 from autocheckin.times import utcnow
 
 bp = Blueprint("accounts", __name__)
@@ -64,20 +62,9 @@ def _credentials() -> tuple[str, str]:
     errors=(401, 422, 429, 503),
 )
 def login() -> Response:
-    secret = jwt_secret()
+    jwt_secret()  # 503 before reading credentials when tokens cannot be issued
     email, password = _credentials()
-    account, client = normalize_key(email) or "", ratelimits.client_address()
-    ratelimits.ensure_allowed(ratelimits.LOGIN_FAILURES, "login", account, client)
-    ratelimits.ensure_allowed(ratelimits.LOGIN_FAILURES_PER_ACCOUNT, "login", account)
-    user = accounts.authenticate(email=email, password=password)
-    if user is None:
-        ratelimits.count_quietly(ratelimits.LOGIN_FAILURES, "login", account, client)
-        ratelimits.count_quietly(ratelimits.LOGIN_FAILURES_PER_ACCOUNT, "login", account)
-        raise Unauthorized("Incorrect email or password", code="bad_credentials")
-    token = issue_token(
-        user_id=user.id, token_key=user.token_key, secret=secret, lifetime=token_lifetime()
-    )
-    response = answer(Token(access_token=token))
+    response = answer(Token(access_token=log_in(email, password)))
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response

@@ -19,6 +19,7 @@ from werkzeug.routing import IntegerConverter
 from autocheckin.database import MAX_DB_INTEGER, UNAVAILABLE_ERRORS, outage_summary
 from autocheckin.errors import NotConfigured, ServiceError
 from autocheckin.extensions import db
+from autocheckin.times import iso, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ HTTP_CODES = {
     422: "unprocessable",
     429: "rate_limited",
     500: "internal_error",
+    501: "not_implemented",
     503: "unavailable",
 }
 
@@ -61,6 +63,7 @@ class Unprocessable(ServiceError):
 def status_table() -> dict[type[ServiceError], int]:
     """The status of each kind of error; a subclass answers with its nearest listed
     ancestor's. Imported on first use: the packages that raise these render through here."""
+    from autocheckin.api.integrations import NotOffered
     from autocheckin.attendance.errors import (
         AlreadyCheckedIn,
         AlreadyExists,
@@ -92,6 +95,7 @@ def status_table() -> dict[type[ServiceError], int]:
         Conflict: 409,
         JobBusy: 409,
         TooLarge: 413,
+        NotOffered: 501,
         UpstreamFailed: 502,
         NotConfigured: 503,
     }
@@ -109,6 +113,20 @@ DETAIL_PREFIXES = ("/auth", "/users", "/events", "/discord")
 def render_detail_error(status: int, message: str, code: str, details: str | None) -> Response:
     """FastAPI's shape, which these clients were written against: {"detail": …}."""
     response = jsonify({"detail": message})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+# The integration guide's shape, for its families (integrations, its login).
+INTEGRATION_PREFIXES = ("/api/integrations", "/api/auth")
+
+
+def render_integration_error(status: int, message: str, code: str, details: str | None) -> Response:
+    """The integration guide's shape: {"detail", "status_code", "timestamp"}, plus `code`."""
+    body = {"detail": message, "status_code": status, "timestamp": iso(utcnow()), "code": code}
+    response = jsonify(body)
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
@@ -141,6 +159,7 @@ def http_error_response(error: HTTPException) -> Response:
     retry_after = dict(error.get_headers()).get("Retry-After")
     if retry_after:
         response.headers["Retry-After"] = retry_after
+    response.headers.update(getattr(error, "rate_limit_headers", {}))
     return response
 
 

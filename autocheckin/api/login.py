@@ -7,10 +7,11 @@ from datetime import timedelta
 
 from flask import current_app, request
 
-from autocheckin.attendance.models import Student
+from autocheckin import ratelimits
+from autocheckin.attendance.models import Student, normalize_key
 from autocheckin.auth import accounts
 from autocheckin.auth.errors import Unauthorized
-from autocheckin.auth.tokens import claims_from_token
+from autocheckin.auth.tokens import claims_from_token, issue_token
 from autocheckin.errors import NotConfigured
 
 
@@ -38,3 +39,23 @@ def current_user() -> Student:
     if not hmac.compare_digest(user.token_key.encode(), token_key.encode()):
         raise Unauthorized("Could not validate credentials", code="invalid_token")
     return user
+
+
+def log_in(email: str, password: str) -> str:
+    """A bearer token for these credentials, for `/auth/login` and `/api/auth/login` alike.
+
+    Only failures count against the limits: per account and address, and per account
+    from anywhere (guesses spread over many addresses).
+    """
+    secret = jwt_secret()
+    account, client = normalize_key(email) or "", ratelimits.client_address()
+    ratelimits.ensure_allowed(ratelimits.LOGIN_FAILURES, "login", account, client)
+    ratelimits.ensure_allowed(ratelimits.LOGIN_FAILURES_PER_ACCOUNT, "login", account)
+    user = accounts.authenticate(email=email, password=password)
+    if user is None:
+        ratelimits.count_quietly(ratelimits.LOGIN_FAILURES, "login", account, client)
+        ratelimits.count_quietly(ratelimits.LOGIN_FAILURES_PER_ACCOUNT, "login", account)
+        raise Unauthorized("Incorrect email or password", code="bad_credentials")
+    return issue_token(
+        user_id=user.id, token_key=user.token_key, secret=secret, lifetime=token_lifetime()
+    )

@@ -36,6 +36,7 @@ class OperationDoc:
     status: int = 200
     errors: tuple[int, ...] = field(default_factory=tuple)
     also: tuple[int, ...] = ()  # other success statuses answering the same model
+    produces: str | None = None  # a media type other than JSON (text/csv, text/calendar)
 
 
 def documented(
@@ -48,9 +49,10 @@ def documented(
     status: int = 200,
     errors: tuple[int, ...] = (),
     also: tuple[int, ...] = (),
+    produces: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Attach OpenAPI details to a view; the route itself is found from the URL map."""
-    doc = OperationDoc(summary, body, response, query, security, status, errors, also)
+    doc = OperationDoc(summary, body, response, query, security, status, errors, also, produces)
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         view.openapi = doc  # type: ignore[attr-defined]
@@ -101,6 +103,8 @@ def _operation(rule: Any, method: str, view: Callable[..., Any], components: dic
     if doc and doc.response:
         schema = _schema_ref(doc.response, components, mode="serialization")
         ok["content"] = {"application/json": {"schema": schema}}
+    elif doc and doc.produces:
+        ok["content"] = {doc.produces: {"schema": {"type": "string"}}}
     operation["responses"] = {status: ok}
     for also in doc.also if doc else ():
         operation["responses"][str(also)] = ok

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from autocheckin import ratelimits, settings
@@ -22,6 +22,21 @@ from autocheckin.webhooks.endpoints import ENDPOINTS, PREFIX, WebhookEndpoint, i
 from autocheckin.webhooks.schemas import WebhookStatus
 
 bp = Blueprint("webhooks", __name__, url_prefix=PREFIX)
+
+
+@bp.before_request
+def _rate_limited() -> None:
+    """WEBHOOK_RATE_LIMIT per client address, when set (the guide's 10/second is opt-in:
+    a scanner replaying an offline backlog must not be refused by default)."""
+    rate = current_app.config["WEBHOOK_RATE_LIMIT"]
+    if rate and request.method == "POST":
+        g.rate_limit_headers = ratelimits.metered(rate, "webhook", ratelimits.client_address())
+
+
+@bp.after_request
+def _rate_limit_headers(response: Response) -> Response:
+    response.headers.update(getattr(g, "rate_limit_headers", {}))
+    return response
 POST_ERRORS = (400, 401, 404, 409, 413, 422, 429)
 
 

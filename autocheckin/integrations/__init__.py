@@ -1,0 +1,1 @@
+"""Attendance flowing out: an iCalendar feed, Moodle CSV and HR summaries."""

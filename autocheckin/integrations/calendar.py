@@ -1,0 +1,114 @@
+"""Events as iCalendar (RFC 5545), built with the `icalendar` library, and the feeds
+that serve them to calendar apps by a secret URL."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from icalendar import Calendar
+from icalendar import Event as VEvent
+from sqlalchemy import and_, or_, select, update
+
+from autocheckin.attendance.errors import NotFound
+from autocheckin.attendance.models import Event
+from autocheckin.database import write_transaction
+from autocheckin.extensions import db
+from autocheckin.integrations.models import CalendarFeed
+from autocheckin.times import utcnow
+
+CALENDAR_NAME = "AutoCheckin events"
+# An event with no end (a webhook-style event) is shown this long.
+DEFAULT_DURATION = timedelta(hours=1)
+# A feed's last use is written at most this often: calendar apps poll every few minutes.
+LAST_USED_EVERY = timedelta(minutes=1)
+
+
+def events_between(start: datetime | None, end: datetime | None) -> list[Event]:
+    """Events that overlap [start, end] (either bound open), earliest first."""
+    query = select(Event).where(Event.is_active.is_(True))
+    if start is not None:
+        query = query.where(
+            or_(
+                Event.start_time >= start,
+                and_(Event.end_time.is_not(None), Event.end_time >= start),
+            )
+        )
+    if end is not None:
+        query = query.where(Event.start_time <= end)
+    return list(db.session.scalars(query.order_by(Event.start_time, Event.id)))
+
+
+def uid_of(event: Event) -> str:
+    """Stable across exports and feeds: the same event always has the same UID."""
+    return f"event-{event.id}@autocheckin"
+
+
+def ical(events: Iterable[Event], *, calendar_name: str = CALENDAR_NAME) -> bytes:
+    calendar = Calendar()
+    calendar.add("prodid", "-//AutoCheckin//Attendance events//EN")
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("x-wr-calname", calendar_name)
+    for event in events:
+        entry = VEvent()
+        entry.add("uid", uid_of(event))
+        entry.add("dtstamp", event.updated_at or event.created_at)
+        entry.add("dtstart", event.start_time)
+        entry.add("dtend", event.end_time or event.start_time + DEFAULT_DURATION)
+        entry.add("summary", event.name)
+        if event.description:
+            entry.add("description", event.description)
+        if event.location:
+            entry.add("location", event.location)
+        calendar.add_component(entry)
+    return calendar.to_ical()
+
+
+# --- feeds ----------------------------------------------------------------------------------
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_feed(name: str) -> tuple[CalendarFeed, str]:
+    """A new feed and its token, which is shown this once and stored only as a hash."""
+    token = secrets.token_urlsafe(32)
+    with write_transaction() as session:
+        feed = CalendarFeed(name=name, token_sha256=_digest(token))
+        session.add(feed)
+    return feed, token
+
+
+def list_feeds() -> list[CalendarFeed]:
+    return list(db.session.scalars(select(CalendarFeed).order_by(CalendarFeed.id)))
+
+
+def revoke_feed(feed_id: int) -> CalendarFeed:
+    with write_transaction() as session:
+        feed = session.get(CalendarFeed, feed_id)
+        if feed is None:
+            raise NotFound(f"Calendar feed {feed_id} not found", code="feed_not_found")
+        feed.revoked_at = feed.revoked_at or utcnow()
+    return feed
+
+
+def feed_for(token: str) -> CalendarFeed | None:
+    """The live feed this token opens, noting its use (at most once a minute)."""
+    feed = db.session.scalar(
+        select(CalendarFeed).where(
+            CalendarFeed.token_sha256 == _digest(token), CalendarFeed.revoked_at.is_(None)
+        )
+    )
+    if feed is None:
+        return None
+    now = utcnow()
+    if feed.last_used_at is None or now - feed.last_used_at >= LAST_USED_EVERY:
+        with write_transaction() as session:
+            session.execute(
+                update(CalendarFeed).where(CalendarFeed.id == feed.id).values(last_used_at=now)
+            )
+    return feed

@@ -1,0 +1,238 @@
+"""Attendance exported: Moodle CSV rows and HR summaries, read from the database in
+batches through a server-side cursor, so an export of millions of rows runs in flat memory.
+
+A "session" in the integration guide is an event here, and a check-in's "method" is its
+source. Absent = enrolled in an event that has ended, with no check-in.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, literal, select, union
+
+from autocheckin.attendance import service
+from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.extensions import db
+from autocheckin.sync.models import Enrolment
+from autocheckin.times import iso
+
+BATCH_ROWS = 2_000
+MOODLE_HEADER = ("Student ID", "Student Email", "Session ID", "Status", "Timestamp", "Method")
+# A cell a spreadsheet would run as a formula (OWASP's CSV injection list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Period:
+    """Events whose start lies in [start, end]; an open bound is no bound."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def where(self, query: Select) -> Select:
+        if self.start is not None:
+            query = query.where(Event.start_time >= self.start)
+        if self.end is not None:
+            query = query.where(Event.start_time <= self.end)
+        return query
+
+
+def safe_cell(value: Any) -> Any:
+    """A text cell that starts like a formula is prefixed with ' (shown, never run)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _streamed(query: Select) -> Iterator[Any]:
+    """Rows in batches through a server-side cursor (PostgreSQL) or SQLite's own stepping."""
+    result = db.session.execute(query.execution_options(yield_per=BATCH_ROWS))
+    for partition in result.partitions():
+        yield from partition
+
+
+def csv_lines(header: tuple[str, ...], rows: Iterator[tuple]) -> Iterator[bytes]:
+    """The CSV as UTF-8 chunks of about BATCH_ROWS rows each, cells made formula-safe."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    pending = 0
+    for row in rows:
+        writer.writerow([safe_cell(cell) for cell in row])
+        pending += 1
+        if pending >= BATCH_ROWS:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+            pending = 0
+    yield buffer.getvalue().encode()
+
+
+# --- Moodle ---------------------------------------------------------------------------------
+
+
+def moodle_rows(*, period: Period, event_id: int | None, now: datetime) -> Iterator[tuple]:
+    """One row per check-in (present / late, its time and method), then one `absent` row
+    per enrolled student who did not check in to an event that has ended (at its end)."""
+    attended = period.where(
+        select(
+            Attendance.student_id,
+            Student.email,
+            Attendance.event_id,
+            Attendance.status,
+            Attendance.checked_in_at,
+            Attendance.source,
+        )
+        .join(Student, Student.id == Attendance.student_id)
+        .join(Event, Event.id == Attendance.event_id)
+    )
+    missed = period.where(
+        select(Enrolment.student_id, Student.email, Enrolment.event_id, Event.end_time)
+        .join(Student, Student.id == Enrolment.student_id)
+        .join(Event, Event.id == Enrolment.event_id)
+        .outerjoin(
+            Attendance,
+            and_(
+                Attendance.student_id == Enrolment.student_id,
+                Attendance.event_id == Enrolment.event_id,
+            ),
+        )
+        .where(Attendance.id.is_(None), Event.end_time < now)
+    )
+    if event_id is not None:
+        attended = attended.where(Attendance.event_id == event_id)
+        missed = missed.where(Enrolment.event_id == event_id)
+    for student_id, email, event, status, moment, method in _streamed(
+        attended.order_by(Attendance.event_id, Attendance.student_id)
+    ):
+        yield student_id, email or "", event, status, iso(moment), method or ""
+    for student_id, email, event, ended_at in _streamed(
+        missed.order_by(Enrolment.event_id, Enrolment.student_id)
+    ):
+        yield student_id, email or "", event, "absent", iso(ended_at), ""
+
+
+# --- HR summaries ---------------------------------------------------------------------------
+
+HR_HEADER = (
+    "student_id",
+    "student_email",
+    "period_start",
+    "period_end",
+    "total_sessions",
+    "present",
+    "absent",
+    "late",
+    "attendance_rate",
+)
+
+
+@dataclass(frozen=True)
+class Summary:
+    student_id: int
+    student_email: str | None
+    period_start: datetime
+    period_end: datetime
+    total_sessions: int
+    present: int
+    absent: int
+    late: int
+
+    @property
+    def attendance_rate(self) -> float:
+        if not self.total_sessions:
+            return 0.0
+        return round((self.present + self.late) / self.total_sessions * 100, 1)
+
+    def row(self) -> tuple:
+        return (
+            self.student_id,
+            self.student_email or "",
+            iso(self.period_start),
+            iso(self.period_end),
+            self.total_sessions,
+            self.present,
+            self.absent,
+            self.late,
+            self.attendance_rate,
+        )
+
+
+def find_student(ref: str) -> Student | None:
+    """By id, else by identifier or email (as the webhooks find people)."""
+    text = ref.strip()
+    if text.isascii() and text.isdigit() and len(text) <= 10:
+        student = db.session.get(Student, int(text))
+        if student is not None:
+            return student
+    return service.find_student(text)
+
+
+def _summaries(period: Period, now: datetime, student_id: int | None) -> Select:
+    """Per student: the period's events they were enrolled in or attended, by outcome."""
+    enrolled = period.where(
+        select(Enrolment.student_id, Enrolment.event_id).join(Event, Event.id == Enrolment.event_id)
+    )
+    attended = period.where(
+        select(Attendance.student_id, Attendance.event_id).join(
+            Event, Event.id == Attendance.event_id
+        )
+    )
+    if student_id is not None:
+        enrolled = enrolled.where(Enrolment.student_id == student_id)
+        attended = attended.where(Attendance.student_id == student_id)
+    pairs = union(enrolled, attended).subquery()
+    was_enrolled = (
+        select(literal(1))
+        .where(Enrolment.student_id == pairs.c.student_id, Enrolment.event_id == pairs.c.event_id)
+        .exists()
+    )
+    return (
+        select(
+            Student.id,
+            Student.email,
+            func.count(),
+            func.coalesce(func.sum(case((Attendance.status == "present", 1), else_=0)), 0),
+            func.coalesce(
+                func.sum(
+                    case(
+                        (and_(Attendance.id.is_(None), Event.end_time < now, was_enrolled), 1),
+                        else_=0,
+                    )
+                ),
+                0,
+            ),
+            func.coalesce(func.sum(case((Attendance.status == "late", 1), else_=0)), 0),
+        )
+        .select_from(pairs)
+        .join(Student, Student.id == pairs.c.student_id)
+        .join(Event, Event.id == pairs.c.event_id)
+        .outerjoin(
+            Attendance,
+            and_(
+                Attendance.student_id == pairs.c.student_id,
+                Attendance.event_id == pairs.c.event_id,
+            ),
+        )
+        .group_by(Student.id, Student.email)
+        .order_by(Student.id)
+    )
+
+
+def summary_of(student: Student, *, start: datetime, end: datetime, now: datetime) -> Summary:
+    row = db.session.execute(_summaries(Period(start, end), now, student.id)).first()
+    if row is None:
+        return Summary(student.id, student.email, start, end, 0, 0, 0, 0)
+    return Summary(row[0], row[1], start, end, *(int(value) for value in row[2:]))
+
+
+def summary_rows(*, start: datetime, end: datetime, now: datetime) -> Iterator[tuple]:
+    """Every student with an event in the period, one summary row each, streamed."""
+    for row in _streamed(_summaries(Period(start, end), now, None)):
+        yield Summary(row[0], row[1], start, end, *(int(value) for value in row[2:])).row()
