@@ -37,6 +37,8 @@ def _rate_limited() -> None:
 def _rate_limit_headers(response: Response) -> Response:
     response.headers.update(getattr(g, "rate_limit_headers", {}))
     return response
+
+
 POST_ERRORS = (400, 401, 404, 409, 413, 422, 429)
 
 
