@@ -39,6 +39,8 @@ bench: $(VENV)/.dev-deps
 	$(BIN)/python bench/refresh.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/ingest.py --database-url $(BENCH_DATABASE_URL)
+	$(BIN)/python bench/export.py
+	$(BIN)/python bench/export.py --database-url $(BENCH_DATABASE_URL)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -105,13 +105,23 @@ def server_env(port: int, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def serving(command: list[str], env: dict[str, str], probe_path: str, log_path: Path):
-    """Start a server in its own process group, wait until it answers, always stop it."""
+def serving(
+    command: list[str],
+    env: dict[str, str],
+    probe_path: str,
+    log_path: Path,
+    pids: dict[str, int] | None = None,
+):
+    """Start a server in its own process group, wait until it answers, always stop it.
+
+    `pids["server"]` gets the server's process id (gunicorn's master after the `exec`)."""
     base = f"http://127.0.0.1:{env['PORT']}"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=log_file, stderr=log_file, start_new_session=True
         )
+        if pids is not None:
+            pids["server"] = process.pid
         try:
             deadline = time.monotonic() + 60
             while True:

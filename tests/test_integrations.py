@@ -366,3 +366,21 @@ def test_limits_are_shared_through_redis_when_configured(make_app):
 
 def test_iso_times_in_exports_are_utc(app):
     assert iso(datetime(2026, 1, 1, 12, tzinfo=UTC)) == "2026-01-01T12:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/integrations/calendar/ical"),
+        ("GET", "/api/integrations/calendar/feeds"),
+        ("POST", "/api/integrations/calendar/feeds"),
+        ("DELETE", "/api/integrations/calendar/feeds/1"),
+        ("GET", "/api/integrations/lms/moodle/export"),
+        ("GET", "/api/integrations/hr/attendance-summary/1"),
+        ("GET", "/api/integrations/hr/attendance-summary.csv"),
+    ],
+)
+def test_every_integration_route_wants_credentials(client, method, path):
+    """Before anything is read or written (the feed URL's own secret is its credential)."""
+    _guide_error(client.open(path, method=method, json={"name": "x"}), 401)
+    assert client.get("/api/integrations/calendar/feeds/not-a-token.ics").status_code == 404
