@@ -24,7 +24,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         metrics,
         models,  # noqa: F401 - registers every table on db.metadata
     )
-    from autocheckin.api import accounts, discord, events, root, v1, webhooks
+    from autocheckin.api import accounts, discord, events, integrations, root, v1, webhooks
     from autocheckin.api.errors import register_error_handlers
     from autocheckin.api.security import init_security
     from autocheckin.auth import cli as users_cli
@@ -71,6 +71,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(accounts.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(discord.bp)
+    app.register_blueprint(integrations.bp)
     app.cli.add_command(webhook_cli.webhooks)
     app.cli.add_command(users_cli.users)
     app.cli.add_command(users_cli.discord)

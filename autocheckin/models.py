@@ -2,6 +2,7 @@
 
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.jobs.models import JobRun, Lease
+from autocheckin.outbound.models import Delivery, DeliveryAttempt, OutboxEntry, Subscription
 from autocheckin.state import StateEntry
 from autocheckin.sync.models import CheckInSession, Enrolment
 from autocheckin.webhooks.models import WebhookRequest
@@ -9,11 +10,15 @@ from autocheckin.webhooks.models import WebhookRequest
 __all__ = [
     "Attendance",
     "CheckInSession",
+    "Delivery",
+    "DeliveryAttempt",
     "Enrolment",
     "Event",
     "JobRun",
     "Lease",
+    "OutboxEntry",
     "StateEntry",
     "Student",
+    "Subscription",
     "WebhookRequest",
 ]

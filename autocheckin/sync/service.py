@@ -23,6 +23,7 @@ from autocheckin.attendance.errors import DomainError, NotConfigured, NotFound
 from autocheckin.attendance.models import Attendance, Event, Student, normalize_key
 from autocheckin.database import dialect_insert, write_transaction
 from autocheckin.extensions import db
+from autocheckin.outbound import announcements
 from autocheckin.sync.client import CheckOutClient, CheckOutError, CheckOutSettings
 from autocheckin.sync.models import CheckInSession, Enrolment
 from autocheckin.times import iso, parse_iso, utcnow
@@ -219,6 +220,7 @@ class EventCache:
         if not fresh:
             return
         table = Event.__table__
+        earlier = announcements.sessions_before_sync(session, list(fresh))
         rows = [
             {**fields, "source": "checkout", "description": "", "updated_at": now}
             for fields in fresh.values()
@@ -230,6 +232,7 @@ class EventCache:
         ).returning(table.c.external_id, table.c.id)
         for external_id, event_id in session.execute(statement, rows):
             self._known[external_id] = (tuple(fresh[external_id].values()), event_id)
+        announcements.sessions_synced(session, earlier, fresh, self.event_id)
 
     def event_id(self, external_id: str) -> int:
         return self._known[external_id][1]
@@ -272,12 +275,14 @@ def _store_batch(batch: list[Fetched], now: datetime, events: EventCache) -> lis
             for event_id in set(ids) - _enrolled(records.get(student_id))
         ]
         if enrolments:
-            session.execute(
-                dialect_insert(session)(Enrolment.__table__).on_conflict_do_nothing(
-                    index_elements=["student_id", "event_id"]
-                ),
+            table = Enrolment.__table__
+            added = session.execute(
+                dialect_insert(session)(table)
+                .on_conflict_do_nothing(index_elements=["student_id", "event_id"])
+                .returning(table.c.student_id, table.c.event_id),
                 enrolments,
-            )
+            ).all()
+            announcements.enrolments_synced(session, added, batch, parsed, events.event_id)
         wanted = {event_id for ids in event_ids.values() for event_id in ids}
         attendances = (
             {
