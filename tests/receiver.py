@@ -53,12 +53,15 @@ class Receiver:
                 answer = receiver.answer(got)
                 if answer.delay:
                     time.sleep(answer.delay)
-                self.send_response(answer.status)
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(answer.body)))
-                self.end_headers()
-                self.wfile.write(answer.body)
+                try:
+                    self.send_response(answer.status)
+                    for name, value in answer.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(answer.body)))
+                    self.end_headers()
+                    self.wfile.write(answer.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the sender gave up, or died
 
             def log_message(self, *_args: Any) -> None:
                 return

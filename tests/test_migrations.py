@@ -135,3 +135,25 @@ def test_three_replicas_upgrading_at_once_all_succeed(empty_database_url):
         versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
     engine.dispose()
     assert len(versions) == 1
+
+
+def test_0006_adds_the_outbound_tables_and_takes_them_away_again(empty_database_url):
+    from flask_migrate import downgrade
+
+    outbound = {
+        "outbound_subscriptions",
+        "outbound_outbox",
+        "outbound_deliveries",
+        "outbound_attempts",
+    }
+    app = create_app(base_config(empty_database_url))
+    with app.app_context():
+        upgrade(revision="0006_outbound_webhooks")
+        with db.engine.connect() as connection:
+            assert outbound <= set(inspect(connection).get_table_names())
+        downgrade(revision="0005_security")
+        with db.engine.connect() as connection:
+            tables = set(inspect(connection).get_table_names())
+        db.engine.dispose()
+    assert not outbound & tables
+    assert {"students", "webhook_requests"} <= tables

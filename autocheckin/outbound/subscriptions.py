@@ -78,6 +78,7 @@ def create_subscription(
     *, fields: Mapping[str, Any], allow_private: bool
 ) -> tuple[Subscription, str]:
     """A new subscription and its secret (generated when none is given), shown only now."""
+    headers = check_headers(fields.get("headers") or {})
     ssrf.destination(fields["url"], allow_private=allow_private)
     secret = fields.get("secret") or new_secret()
     with write_transaction() as session:
@@ -86,7 +87,7 @@ def create_subscription(
             url=fields["url"],
             event_type=fields["event_type"],
             secret=secret,
-            headers=check_headers(fields.get("headers") or {}),
+            headers=headers,
             is_active=fields.get("is_active", True),
             retry_count=fields.get("retry_count", 3),
             timeout_seconds=fields.get("timeout_seconds", 10.0),
@@ -119,6 +120,8 @@ def update_subscription(
     unknown = set(changes) - set(FIELDS)
     if unknown:
         raise Invalid(f"Unknown webhook fields: {', '.join(sorted(unknown))}")
+    if changes.get("headers") is not None:
+        changes = {**changes, "headers": check_headers(changes["headers"])}
     if "url" in changes:
         ssrf.destination(changes["url"], allow_private=allow_private)
     now = utcnow()
@@ -126,7 +129,7 @@ def update_subscription(
         subscription = get_subscription(subscription_id)
         was_active = subscription.is_active
         for name, value in changes.items():
-            setattr(subscription, name, check_headers(value) if name == "headers" else value)
+            setattr(subscription, name, value)
         if subscription.is_active and not was_active:
             subscription.disabled_reason = subscription.disabled_at = None
             subscription.consecutive_failures = 0
