@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, exists, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, insert, or_, select, update
 
 from autocheckin.database import write_transaction
 from autocheckin.extensions import db
@@ -127,16 +127,19 @@ def exchange(
     backoff: Backoff,
     now: datetime | None = None,
 ) -> Exchanged:
-    """One write transaction: record `results`, fan the outbox out, claim due deliveries."""
+    """One write transaction: record `results`, fan the outbox out, claim due deliveries.
+
+    The fan-out's bodies and ids are built beforehand, outside the write lock; inside it,
+    deleting an outbox row is what makes its deliveries ours (a row another sender deleted
+    first is skipped).
+    """
     now = now or utcnow()
     exchanged = Exchanged()
+    fanned = _prepare_fan_out(now)
     with write_transaction() as session:
         connection = session.connection()
-        for result in results:
-            disabled = _record(connection, result, holder=holder, backoff=backoff, now=now)
-            if disabled is not None:
-                exchanged.disabled.append(disabled)
-        exchanged.fanned_out = _fan_out(connection, now)
+        exchanged.disabled = _record(connection, results, holder=holder, backoff=backoff, now=now)
+        exchanged.fanned_out = _apply_fan_out(connection, fanned)
         if claim_limit > 0:
             exchanged.claimed = _claim(connection, holder, claim_limit, busy_subscriptions, now=now)
     if exchanged.disabled:
@@ -144,39 +147,52 @@ def exchange(
     return exchanged
 
 
-def _fan_out(connection: Connection, now: datetime) -> int:
-    """Outbox rows into deliveries, one per item and active subscription; rows deleted."""
-    rows = connection.execute(
+def _prepare_fan_out(now: datetime) -> list[tuple[int, list[dict[str, Any]]]]:
+    """(outbox row id, its deliveries) for the oldest outbox rows; a read, no lock."""
+    rows = db.session.execute(
         select(OUTBOX.c.id, OUTBOX.c.event_type, OUTBOX.c.occurred_at, OUTBOX.c["items"])
         .order_by(OUTBOX.c.id)
         .limit(FAN_OUT_ROWS)
-        .with_for_update(skip_locked=True)
     ).all()
-    if not rows:
-        return 0
-    wanted = {row.event_type for row in rows}
     subscribers: dict[str, list[Any]] = {}
-    for subscription in connection.execute(
-        select(SUBSCRIPTIONS.c.id, SUBSCRIPTIONS.c.event_type, SUBSCRIPTIONS.c.retry_count).where(
-            SUBSCRIPTIONS.c.event_type.in_(wanted),
-            SUBSCRIPTIONS.c.is_active.is_(True),
-            SUBSCRIPTIONS.c.deleted_at.is_(None),
-        )
-    ):
-        subscribers.setdefault(subscription.event_type, []).append(subscription)
-    deliveries = []
+    if rows:
+        for subscription in db.session.execute(
+            select(
+                SUBSCRIPTIONS.c.id, SUBSCRIPTIONS.c.event_type, SUBSCRIPTIONS.c.retry_count
+            ).where(
+                SUBSCRIPTIONS.c.event_type.in_({row.event_type for row in rows}),
+                SUBSCRIPTIONS.c.is_active.is_(True),
+                SUBSCRIPTIONS.c.deleted_at.is_(None),
+            )
+        ):
+            subscribers.setdefault(subscription.event_type, []).append(subscription)
+    db.session.commit()  # end the read: the write transaction starts afresh
+    fanned = []
     for row in rows:
+        deliveries = []
         for data in json.loads(row._mapping["items"]):
             body = envelope(row.event_type, row.occurred_at, data)
-            for subscription in subscribers.get(row.event_type, []):
-                deliveries.append(
-                    new_delivery(
-                        subscription.id, row.event_type, body, subscription.retry_count, now
-                    )
-                )
+            deliveries.extend(
+                new_delivery(subscription.id, row.event_type, body, subscription.retry_count, now)
+                for subscription in subscribers.get(row.event_type, [])
+            )
+        fanned.append((row.id, deliveries))
+    return fanned
+
+
+def _apply_fan_out(connection: Connection, fanned: list[tuple[int, list[dict[str, Any]]]]) -> int:
+    if not fanned:
+        return 0
+    taken = set(
+        connection.execute(
+            delete(OUTBOX)
+            .where(OUTBOX.c.id.in_([outbox_id for outbox_id, _ in fanned]))
+            .returning(OUTBOX.c.id)
+        ).scalars()
+    )
+    deliveries = [delivery for outbox_id, made in fanned if outbox_id in taken for delivery in made]
     if deliveries:
         connection.execute(insert(DELIVERIES), deliveries)
-    connection.execute(delete(OUTBOX).where(OUTBOX.c.id.in_([row.id for row in rows])))
     return len(deliveries)
 
 
@@ -235,12 +251,32 @@ def _claim(
                 SUBSCRIPTIONS.c.secret,
                 SUBSCRIPTIONS.c.headers,
                 SUBSCRIPTIONS.c.timeout_seconds,
-            ).where(SUBSCRIPTIONS.c.id.in_({row.subscription_id for row in rows}))
+            ).where(
+                SUBSCRIPTIONS.c.id.in_({row.subscription_id for row in rows}),
+                SUBSCRIPTIONS.c.is_active.is_(True),
+                SUBSCRIPTIONS.c.deleted_at.is_(None),
+            )
         )
     }
+    orphaned = [row.id for row in rows if row.subscription_id not in subscriptions]
+    if orphaned:
+        # Fanned out just as their subscription was turned off: never sent.
+        connection.execute(
+            update(DELIVERIES)
+            .where(DELIVERIES.c.id.in_(orphaned))
+            .values(
+                status=CANCELLED,
+                completed_at=now,
+                last_error="cancelled: subscription no longer active",
+                claimed_by=None,
+                claimed_until=None,
+            )
+        )
     claimed = []
     for row in sorted(rows, key=lambda row: row.id):
-        subscription = subscriptions[row.subscription_id]
+        subscription = subscriptions.get(row.subscription_id)
+        if subscription is None:
+            continue
         claimed.append(
             Claimed(
                 delivery_id=row.id,
@@ -260,7 +296,7 @@ def _claim(
 
 
 def release(delivery_ids: list[int], *, holder: str) -> None:
-    """Give claims back unattempted (this sender took more than it can start now)."""
+    """Give claims back unattempted (a sender stopping with claims it never started)."""
     if not delivery_ids:
         return
     with write_transaction() as session:
@@ -271,68 +307,114 @@ def release(delivery_ids: list[int], *, holder: str) -> None:
         )
 
 
+_MINE = (
+    DELIVERIES.c.id == bindparam("b_id"),
+    DELIVERIES.c.claimed_by == bindparam("b_holder"),
+    DELIVERIES.c.status == PENDING,
+)
+_OUTCOME = {
+    "attempts": bindparam("b_attempts"),
+    "last_status_code": bindparam("b_status_code"),
+    "last_error": bindparam("b_error"),
+    "claimed_by": None,
+    "claimed_until": None,
+}
+_SUCCEEDED = (
+    update(DELIVERIES)
+    .where(*_MINE)
+    .values(status=SUCCEEDED, completed_at=bindparam("b_now"), **_OUTCOME)
+)
+_FAILED = (
+    update(DELIVERIES)
+    .where(*_MINE)
+    .values(status=FAILED, completed_at=bindparam("b_now"), **_OUTCOME)
+)
+_RETRY = update(DELIVERIES).where(*_MINE).values(next_attempt_at=bindparam("b_next"), **_OUTCOME)
+
+
 def _record(
     connection: Connection,
-    result: AttemptResult,
+    results: list[AttemptResult],
     *,
     holder: str,
     backoff: Backoff,
     now: datetime,
-) -> int | None:
-    """Store one attempt and move its delivery on; the subscription id when it got disabled."""
+) -> list[int]:
+    """Store attempts and move their deliveries on, a statement for many where possible;
+    returns the subscriptions this disabled. Only the claim's holder moves a delivery."""
+    if not results:
+        return []
     connection.execute(
         insert(ATTEMPTS),
-        {
-            "delivery_id": result.delivery_id,
-            "attempt": result.attempt,
-            "started_at": result.started_at,
-            "duration_ms": result.duration_ms,
-            "status_code": result.status_code,
-            "error": result.error,
-            "response_body": result.response_body,
-            "sender": holder,
-        },
+        [
+            {
+                "delivery_id": result.delivery_id,
+                "attempt": result.attempt,
+                "started_at": result.started_at,
+                "duration_ms": result.duration_ms,
+                "status_code": result.status_code,
+                "error": result.error,
+                "response_body": result.response_body,
+                "sender": holder,
+            }
+            for result in results
+        ],
     )
-    mine = (
-        DELIVERIES.c.id == result.delivery_id,
-        DELIVERIES.c.claimed_by == holder,
-        DELIVERIES.c.status == PENDING,
-    )
-    common = {
-        "attempts": result.attempt,
-        "last_status_code": result.status_code,
-        "last_error": result.error,
-        "claimed_by": None,
-        "claimed_until": None,
-    }
-    if result.outcome == SUCCESS:
-        moved = connection.execute(
-            update(DELIVERIES).where(*mine).values(status=SUCCEEDED, completed_at=now, **common)
-        ).rowcount
-        if moved:
-            connection.execute(
-                update(SUBSCRIPTIONS)
-                .where(
-                    SUBSCRIPTIONS.c.id == result.subscription_id,
-                    SUBSCRIPTIONS.c.consecutive_failures != 0,
-                )
-                .values(consecutive_failures=0)
-            )
-        return None
-    if result.outcome == FAILURE and result.attempt < result.max_attempts:
+
+    def params(result: AttemptResult, **extra: Any) -> dict[str, Any]:
+        return {
+            "b_id": result.delivery_id,
+            "b_holder": holder,
+            "b_attempts": result.attempt,
+            "b_status_code": result.status_code,
+            "b_error": result.error,
+            **extra,
+        }
+
+    succeeded = [result for result in results if result.outcome == SUCCESS]
+    if succeeded:
+        connection.execute(_SUCCEEDED, [params(result, b_now=now) for result in succeeded])
         connection.execute(
-            update(DELIVERIES)
-            .where(*mine)
-            .values(
-                next_attempt_at=now + backoff.delay(result.attempt, result.retry_after), **common
+            update(SUBSCRIPTIONS)
+            .where(
+                SUBSCRIPTIONS.c.id.in_({result.subscription_id for result in succeeded}),
+                SUBSCRIPTIONS.c.consecutive_failures != 0,
             )
+            .values(consecutive_failures=0)
         )
-        return None
-    moved = connection.execute(
-        update(DELIVERIES).where(*mine).values(status=FAILED, completed_at=now, **common)
-    ).rowcount
-    if not moved:
-        return None
+    retried = [
+        result
+        for result in results
+        if result.outcome == FAILURE and result.attempt < result.max_attempts
+    ]
+    if retried:
+        connection.execute(
+            _RETRY,
+            [
+                params(result, b_next=now + backoff.delay(result.attempt, result.retry_after))
+                for result in retried
+            ],
+        )
+    moved_on = {result.delivery_id for result in succeeded + retried}
+    disabled = []
+    for result in results:
+        if result.delivery_id not in moved_on:
+            if _give_up(connection, result, params(result, b_now=now), backoff, now):
+                disabled.append(result.subscription_id)
+    return disabled
+
+
+def _give_up(
+    connection: Connection,
+    result: AttemptResult,
+    params: dict[str, Any],
+    backoff: Backoff,
+    now: datetime,
+) -> bool:
+    """A delivery failed for good; True when that disabled its subscription (410, or
+    OUTBOUND_DISABLE_AFTER failed deliveries in a row)."""
+    if not connection.execute(_FAILED, params).rowcount:
+        return False
     if result.outcome == GONE:
         reason = "the receiver answered 410 Gone"
     else:
@@ -343,10 +425,9 @@ def _record(
             .returning(SUBSCRIPTIONS.c.consecutive_failures)
         ).scalar_one()
         if failures < backoff.disable_after:
-            return None
+            return False
         reason = f"{failures} deliveries in a row failed"
-    is_disabled = disable(connection, result.subscription_id, reason, now)
-    return result.subscription_id if is_disabled else None
+    return disable(connection, result.subscription_id, reason, now)
 
 
 def disable(connection: Connection, subscription_id: int, reason: str, now: datetime) -> bool:

@@ -5,8 +5,9 @@ OUTBOUND_CONCURRENCY threads. The dispatcher alone talks to the database — one
 transaction records finished attempts, fans the outbox out and claims due deliveries —
 and hands claims to the pool; a subscription never holds more than half the pool, so a
 slow receiver delays only its own deliveries. It is woken right after a commit that
-announced something in this process, after each finished attempt, and otherwise polls
-every OUTBOUND_POLL_INTERVAL (a read first, so an idle poll takes no write lock).
+announced something in this process and after each finished attempt (then gathers for
+GATHER_SECONDS, so a burst costs one transaction), and otherwise polls every
+OUTBOUND_POLL_INTERVAL (a read first, so an idle poll takes no write lock).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,6 +42,7 @@ log = logging.getLogger("autocheckin.outbound")
 
 PREVIEW_BYTES = 1024
 PRUNE_EVERY = 3600.0
+GATHER_SECONDS = 0.05
 
 
 # --- one attempt --------------------------------------------------------------------------------
@@ -211,7 +214,8 @@ class Sender:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._results: queue.SimpleQueue[AttemptResult] = queue.SimpleQueue()
-        self._in_flight: dict[int, int] = {}
+        self._running: dict[int, int] = {}  # attempts under way, by subscription
+        self._waiting: dict[int, deque[Claimed]] = {}  # claimed, waiting for a slot
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="outbound")
         self._http = http_session(self.settings.concurrency)
@@ -246,6 +250,10 @@ class Sender:
                 finally:
                     db.session.remove()
             is_woken = self._wake.wait(self.settings.poll_interval)
+            if is_woken:
+                # Let a burst of commits and finished attempts gather: one transaction then
+                # serves them all, instead of one each competing with ingest for the lock.
+                self._stopping.wait(GATHER_SECONDS)
             self._wake.clear()
 
     def cycle(self, *, is_woken: bool) -> None:
@@ -256,8 +264,9 @@ class Sender:
         while not self._stopping.is_set():
             results = self._drain()
             with self._lock:
-                free = self.settings.concurrency - sum(self._in_flight.values())
-                busy = {sid for sid, n in self._in_flight.items() if n >= self.per_subscription}
+                held = sum(self._running.values()) + sum(map(len, self._waiting.values()))
+                free = self.settings.concurrency - held
+                busy = {sid for sid, n in self._running.items() if n >= self.per_subscription}
             if not results and free <= 0:
                 return
             exchanged = dispatch.exchange(
@@ -283,18 +292,17 @@ class Sender:
                 return results
 
     def _start_attempts(self, claimed: list[Claimed]) -> None:
-        """Hand claims to the pool, at most `per_subscription` in flight each; give back
-        the rest at once so another sender (or the next cycle) can take them."""
-        surplus = []
+        """Hand claims to the pool, at most `per_subscription` running each; the rest wait
+        here, still claimed, for their subscription's next free slot."""
         for delivery in claimed:
+            subscription_id = delivery.subscription_id
             with self._lock:
-                running = self._in_flight.get(delivery.subscription_id, 0)
+                running = self._running.get(subscription_id, 0)
                 if running >= self.per_subscription:
-                    surplus.append(delivery.delivery_id)
+                    self._waiting.setdefault(subscription_id, deque()).append(delivery)
                     continue
-                self._in_flight[delivery.subscription_id] = running + 1
+                self._running[subscription_id] = running + 1
             self._pool.submit(self._attempt, delivery)
-        dispatch.release(surplus, holder=self.holder)
 
     def _attempt(self, claimed: Claimed) -> None:
         try:
@@ -311,12 +319,20 @@ class Sender:
                 outcome=FAILURE,
                 error=f"internal error: {type(error).__name__}",
             )
+        subscription_id = claimed.subscription_id
         with self._lock:
-            left = self._in_flight.get(claimed.subscription_id, 1) - 1
-            if left > 0:
-                self._in_flight[claimed.subscription_id] = left
-            else:
-                self._in_flight.pop(claimed.subscription_id, None)
+            waiting = self._waiting.get(subscription_id)
+            following = waiting.popleft() if waiting else None
+            if waiting is not None and not waiting:
+                del self._waiting[subscription_id]
+            if following is None:
+                left = self._running.get(subscription_id, 1) - 1
+                if left > 0:
+                    self._running[subscription_id] = left
+                else:
+                    self._running.pop(subscription_id, None)
+        if following is not None:
+            self._pool.submit(self._attempt, following)
         self._results.put(result)
         self._wake.set()
 
@@ -339,7 +355,10 @@ class Sender:
             self._thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
         results = self._drain()
-        if results:
+        with self._lock:
+            unstarted = [d.delivery_id for queued in self._waiting.values() for d in queued]
+            self._waiting.clear()
+        if results or unstarted:
             with self.app.app_context():
                 try:
                     dispatch.exchange(
@@ -350,6 +369,7 @@ class Sender:
                         backoff=self.settings.backoff,
                         now=self.clock(),
                     )
+                    dispatch.release(unstarted, holder=self.holder)
                 except Exception:  # noqa: BLE001 - best effort at exit; claims expire anyway
                     log.warning("outbound: could not record %s attempts at exit", len(results))
                 finally:
