@@ -5,8 +5,9 @@ own `webhook-id`), and claims due deliveries.
 Claims are `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`, so
 concurrent senders on PostgreSQL skip each other's rows; on SQLite the same statement runs
 under the write lock (`BEGIN IMMEDIATE`, the writer gate), which serializes claimers. A
-claim lasts CLAIM_SECONDS: a sender that dies mid-send leaves a claim that expires, and the
-delivery is sent again with the same `webhook-id`. A result is stored only by the claim's
+claim lasts CLAIM_SECONDS and its holder renews it in every transaction while it holds it:
+a sender that dies leaves claims that expire, and those deliveries are sent again with the
+same `webhook-id`. A result is stored only by the claim's
 holder, so a late answer never overwrites what another sender recorded since.
 """
 
@@ -41,6 +42,9 @@ ATTEMPTS = DeliveryAttempt.__table__
 CLAIM_SECONDS = 90
 RETRY_AFTER_CAP = timedelta(hours=24)
 FAN_OUT_ROWS = 100
+# A transaction fans out at most about this many deliveries (a 1,000-item batch is one row):
+# the write lock is held while they are inserted.
+FAN_OUT_DELIVERIES = 2000
 
 
 @dataclass(frozen=True)
@@ -126,8 +130,10 @@ def exchange(
     busy_subscriptions: set[int],
     backoff: Backoff,
     now: datetime | None = None,
+    renew: list[int] | None = None,
 ) -> Exchanged:
-    """One write transaction: record `results`, fan the outbox out, claim due deliveries.
+    """One write transaction: record `results`, renew the claims still `renew`ed (held,
+    not finished), fan the outbox out, claim due deliveries.
 
     The fan-out's bodies and ids are built beforehand, outside the write lock; inside it,
     deleting an outbox row is what makes its deliveries ours (a row another sender deleted
@@ -139,6 +145,12 @@ def exchange(
     with write_transaction() as session:
         connection = session.connection()
         exchanged.disabled = _record(connection, results, holder=holder, backoff=backoff, now=now)
+        if renew:
+            connection.execute(
+                update(DELIVERIES)
+                .where(DELIVERIES.c.id.in_(renew), DELIVERIES.c.claimed_by == holder)
+                .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+            )
         exchanged.fanned_out = _apply_fan_out(connection, fanned)
         if claim_limit > 0:
             exchanged.claimed = _claim(connection, holder, claim_limit, busy_subscriptions, now=now)
@@ -167,8 +179,10 @@ def _prepare_fan_out(now: datetime) -> list[tuple[int, list[dict[str, Any]]]]:
         ):
             subscribers.setdefault(subscription.event_type, []).append(subscription)
     db.session.commit()  # end the read: the write transaction starts afresh
-    fanned = []
+    fanned, count = [], 0
     for row in rows:
+        if count >= FAN_OUT_DELIVERIES:
+            break
         deliveries = []
         for data in json.loads(row._mapping["items"]):
             body = envelope(row.event_type, row.occurred_at, data)
@@ -177,6 +191,7 @@ def _prepare_fan_out(now: datetime) -> list[tuple[int, list[dict[str, Any]]]]:
                 for subscription in subscribers.get(row.event_type, [])
             )
         fanned.append((row.id, deliveries))
+        count += len(deliveries)
     return fanned
 
 

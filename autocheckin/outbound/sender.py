@@ -2,9 +2,10 @@
 
 Each process that sends runs one dispatcher thread and a bounded pool of
 OUTBOUND_CONCURRENCY threads. The dispatcher alone talks to the database — one
-transaction records finished attempts, fans the outbox out and claims due deliveries —
-and hands claims to the pool; a subscription never holds more than half the pool, so a
-slow receiver delays only its own deliveries. It is woken right after a commit that
+transaction records finished attempts, renews the claims it holds, fans the outbox out
+and claims due deliveries, a few per worker ahead — and hands claims to the pool; a
+subscription never runs on more than half the pool nor holds more than half the claims,
+so a slow receiver delays only its own deliveries. It is woken right after a commit that
 announced something in this process and after each finished attempt (then gathers for
 GATHER_SECONDS, so a burst costs one transaction), and otherwise polls every
 OUTBOUND_POLL_INTERVAL (a read first, so an idle poll takes no write lock).
@@ -18,7 +19,7 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -214,6 +215,10 @@ class Sender:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._results: queue.SimpleQueue[AttemptResult] = queue.SimpleQueue()
+        # Claims are taken a few per worker ahead, so workers never wait for the dispatcher;
+        # one subscription may hold at most half of them.
+        self.buffer = 4 * self.settings.concurrency
+        self._held: dict[int, int] = {}  # claimed and not finished: delivery → subscription
         self._running: dict[int, int] = {}  # attempts under way, by subscription
         self._waiting: dict[int, deque[Claimed]] = {}  # claimed, waiting for a slot
         self._lock = threading.Lock()
@@ -257,18 +262,19 @@ class Sender:
             self._wake.clear()
 
     def cycle(self, *, is_woken: bool) -> None:
-        """Record what finished, fan out, claim what fits; again while there is more."""
+        """Record what finished, renew what is held, fan out, claim what fits; again while
+        there is more. An idle poll with nothing held is one read."""
         self._prune_now_and_then()
-        if not is_woken and self._results.empty() and not dispatch.has_work(now=self.clock()):
-            return
+        if not (is_woken or self._held or not self._results.empty()):
+            if not dispatch.has_work(now=self.clock()):
+                return
         while not self._stopping.is_set():
             results = self._drain()
             with self._lock:
-                held = sum(self._running.values()) + sum(map(len, self._waiting.values()))
-                free = self.settings.concurrency - held
-                busy = {sid for sid, n in self._running.items() if n >= self.per_subscription}
-            if not results and free <= 0:
-                return
+                held = dict(self._held)
+            by_subscription = Counter(held.values())
+            free = max(0, self.buffer - len(held))
+            busy = {sid for sid, n in by_subscription.items() if n >= self.buffer // 2}
             exchanged = dispatch.exchange(
                 results,
                 holder=self.holder,
@@ -276,11 +282,13 @@ class Sender:
                 busy_subscriptions=busy,
                 backoff=self.settings.backoff,
                 now=self.clock(),
+                renew=list(held),
             )
             for subscription_id in exchanged.disabled:
                 log.warning("outbound: subscription %s disabled", subscription_id)
             self._start_attempts(exchanged.claimed)
-            if len(exchanged.claimed) < free and exchanged.fanned_out == 0:
+            is_more_due = free > 0 and len(exchanged.claimed) == free
+            if not (is_more_due or exchanged.fanned_out):
                 return
 
     def _drain(self) -> list[AttemptResult]:
@@ -297,6 +305,7 @@ class Sender:
         for delivery in claimed:
             subscription_id = delivery.subscription_id
             with self._lock:
+                self._held[delivery.delivery_id] = subscription_id
                 running = self._running.get(subscription_id, 0)
                 if running >= self.per_subscription:
                     self._waiting.setdefault(subscription_id, deque()).append(delivery)
@@ -321,6 +330,7 @@ class Sender:
             )
         subscription_id = claimed.subscription_id
         with self._lock:
+            self._held.pop(claimed.delivery_id, None)
             waiting = self._waiting.get(subscription_id)
             following = waiting.popleft() if waiting else None
             if waiting is not None and not waiting:
@@ -358,6 +368,8 @@ class Sender:
         with self._lock:
             unstarted = [d.delivery_id for queued in self._waiting.values() for d in queued]
             self._waiting.clear()
+            for delivery_id in unstarted:
+                self._held.pop(delivery_id, None)
         if results or unstarted:
             with self.app.app_context():
                 try:
