@@ -941,3 +941,85 @@ def test_a_killed_process_loses_nothing_and_doubles_nothing(
     assert held <= set(sent_again)  # the dead process's claims went again, same webhook-id
     for delivery in made:
         assert delivery.status == "succeeded" and delivery.attempts == 1
+
+
+def test_a_held_claim_is_renewed_and_a_lost_one_records_nothing(outbound_app, start_sender):
+    from autocheckin.outbound.dispatch import AttemptResult
+    from autocheckin.times import utcnow
+
+    slow = Receiver(lambda _got: Answer(200, delay=1.5)).start()
+    try:
+        client = outbound_app.test_client()
+        subscribe(client, slow.url, timeout_seconds=5)
+        with outbound_app.app_context():
+            make_student(identifier="a1")
+            make_event(name="E")
+        start_sender()
+        check_in(client, "a1", "E")
+        (first,) = wait_until(lambda: [d for d in deliveries(outbound_app) if d.claimed_until])
+        wait_until(
+            lambda: deliveries(outbound_app)[0].claimed_until > first.claimed_until,
+            what="the claim renewed while the receiver is slow",
+        )
+        wait_until(lambda: deliveries(outbound_app, status="succeeded"))
+    finally:
+        slow.stop()
+    (delivery,) = deliveries(outbound_app)
+    late = AttemptResult(
+        delivery_id=delivery.id,
+        subscription_id=delivery.subscription_id,
+        attempt=1,
+        max_attempts=4,
+        started_at=utcnow(),
+        duration_ms=1.0,
+        outcome="failure",
+        error="HTTP 500",
+        status_code=500,
+    )
+    with outbound_app.app_context():
+        dispatch.exchange(
+            [late],
+            holder="a-sender-whose-claim-expired",
+            claim_limit=0,
+            busy_subscriptions=set(),
+            backoff=dispatch.Backoff(1, 1, 10),
+        )
+    (after,) = deliveries(outbound_app)
+    assert (after.status, after.attempts, after.last_status_code) == ("succeeded", 1, 200)
+    assert [a.status_code for a in attempts_of(outbound_app)] == [200, 500]  # still recorded
+
+
+def test_the_worker_process_delivers(outbound_app, database_url, receiver):
+    """`python -m autocheckin.outbound`: a process that only sends (its poll finds the
+    outbox row, since no sender in this process is woken)."""
+    import subprocess
+    import sys
+
+    from tests.servers import ROOT, free_port, server_env, stop
+
+    client = outbound_app.test_client()
+    subscribe(client, receiver.url)
+    with outbound_app.app_context():
+        make_student(identifier="a1")
+        make_event(name="E")
+    env = server_env(
+        free_port(),
+        database_url,
+        OUTBOUND_WEBHOOKS_ALLOW_PRIVATE="true",
+        OUTBOUND_POLL_INTERVAL="0.1",
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "autocheckin.outbound"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        check_in(client, "a1", "E")
+        (got,) = wait_until(receiver.snapshot, seconds=20, what="the worker's delivery")
+    finally:
+        stop(worker)
+    assert json.loads(got.body)["event_type"] == "attendance.marked"
+    assert worker.returncode == 0  # SIGTERM: a clean stop
