@@ -19,6 +19,7 @@ from autocheckin.outbound.sender import Sender
 from tests.conftest import API_KEY
 from tests.factories import make_event, make_student
 from tests.receiver import Answer, Receiver, wait_until
+from tests.test_accounts import bearer, login, register
 
 KEY = {"x-checkout-key": API_KEY}
 LOCAL = "http://127.0.0.1:9/hook"  # resolves without DNS; tests allow private addresses
@@ -60,6 +61,12 @@ def start_sender(outbound_app):
     yield start
     for sender in senders:
         sender.stop()
+
+
+def web_user(client, email="web@example.com") -> dict[str, str]:
+    """A registered, logged-in web user's Authorization header."""
+    register(client, email=email, name="Web User")
+    return bearer(login(client, email=email).get_json()["access_token"])
 
 
 def subscribe(client, url, event_type="attendance.marked", **fields):
@@ -208,14 +215,7 @@ def test_every_way_in_announces_its_check_ins(outbound_app, receiver, start_send
     )
     assert register.status_code == 200
     assert client.post(f"/discord/attend/{event.id}?discord_user_id=42").get_json()["success"]
-    client.post(
-        "/auth/register",
-        json={"email": "web@example.com", "name": "Web User", "password": "a long password"},
-    )
-    token = client.post(
-        "/auth/login", json={"email": "web@example.com", "password": "a long password"}
-    ).get_json()["access_token"]
-    attend = client.post(f"/events/{event.id}/attend", headers={"Authorization": f"Bearer {token}"})
+    attend = client.post(f"/events/{event.id}/attend", headers=web_user(client))
     assert attend.status_code == 200, attend.get_json()
     start_sender()
     got = wait_until(lambda: len(receiver.snapshot()) >= 6 and receiver.snapshot())
@@ -282,14 +282,7 @@ def test_sessions_created_and_updated_by_every_way_in(outbound_app, receiver):
             "data": {"event_identifier": "Hooked", "location": "Room 5"},
         },
     )
-    client.post(
-        "/auth/register",
-        json={"email": "web@example.com", "name": "Web User", "password": "a long password"},
-    )
-    token = client.post(
-        "/auth/login", json={"email": "web@example.com", "password": "a long password"}
-    ).get_json()["access_token"]
-    bearer = {"Authorization": f"Bearer {token}"}
+    bearer = web_user(client)
     created = client.post(
         "/events/",
         json={
@@ -634,20 +627,14 @@ def test_every_route_needs_the_key_or_an_admin(app, client, runner, method, path
     assert anonymous.get_json()["status_code"] == 401
     wrong = client.open(path, method=method, json={}, headers={"x-checkout-key": "guess"})
     assert wrong.status_code == 401
-    client.post(
-        "/auth/register",
-        json={"email": "user@example.com", "name": "Plain User", "password": "a long password"},
-    )
-    token = client.post(
-        "/auth/login", json={"email": "user@example.com", "password": "a long password"}
-    ).get_json()["access_token"]
-    plain = client.open(path, method=method, json={}, headers={"Authorization": f"Bearer {token}"})
+    as_user = web_user(client, "user@example.com")
+    plain = client.open(path, method=method, json={}, headers=as_user)
     assert plain.status_code == 403
     assert plain.get_json()["detail"] == "Only admins may manage webhooks"
     bad_token = client.open(path, method=method, json={}, headers={"Authorization": "Bearer x"})
     assert bad_token.status_code == 401
     assert runner.invoke(args=["users", "promote", "user@example.com"]).exit_code == 0
-    admin = client.open(path, method=method, json={}, headers={"Authorization": f"Bearer {token}"})
+    admin = client.open(path, method=method, json={}, headers=as_user)
     assert admin.status_code not in (401, 403)
 
 
