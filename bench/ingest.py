@@ -110,39 +110,8 @@ def server_env(port: int, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def serving(command: list[str], env: dict[str, str], probe_path: str, log_path: Path):
-    """Start a server in its own process group, wait until it answers, always stop it."""
-    base = f"http://127.0.0.1:{env['PORT']}"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log_file, stderr=log_file, start_new_session=True
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    raise SystemExit(f"{command} exited with {process.returncode}; see {log_path}")
-                try:
-                    requests.get(base + probe_path, timeout=2)
-                    break
-                except requests.RequestException:
-                    if time.monotonic() > deadline:
-                        raise SystemExit(f"{base} did not answer in 60 s; see {log_path}") from None
-                    time.sleep(0.1)
-            yield base
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-
-
-@contextmanager
 def background(command: list[str], env: dict[str, str], log_path: Path):
-    """A process with no port to probe (the outbound worker); always stopped."""
+    """Start a process in its own process group; always stop it (TERM, then KILL)."""
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=log_file, stderr=log_file, start_new_session=True
@@ -157,6 +126,25 @@ def background(command: list[str], env: dict[str, str], log_path: Path):
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
+
+
+@contextmanager
+def serving(command: list[str], env: dict[str, str], probe_path: str, log_path: Path):
+    """Start a server in the background, wait until it answers, always stop it."""
+    base = f"http://127.0.0.1:{env['PORT']}"
+    with background(command, env, log_path) as process:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"{command} exited with {process.returncode}; see {log_path}")
+            try:
+                requests.get(base + probe_path, timeout=2)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{base} did not answer in 60 s; see {log_path}") from None
+                time.sleep(0.1)
+        yield base
 
 
 def wipe_database(database_url: str) -> bool:
