@@ -43,7 +43,7 @@ log = logging.getLogger("autocheckin.outbound")
 
 PREVIEW_BYTES = 1024
 PRUNE_EVERY = 3600.0
-GATHER_SECONDS = 0.05
+GATHER_SECONDS = 0.02
 
 
 # --- one attempt --------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ class Sender:
         self._results: queue.SimpleQueue[AttemptResult] = queue.SimpleQueue()
         # Claims are taken a few per worker ahead, so workers never wait for the dispatcher;
         # one subscription may hold at most half of them.
-        self.buffer = 4 * self.settings.concurrency
+        self.buffer = 8 * self.settings.concurrency
         self._held: dict[int, int] = {}  # claimed and not finished: delivery → subscription
         self._running: dict[int, int] = {}  # attempts under way, by subscription
         self._waiting: dict[int, deque[Claimed]] = {}  # claimed, waiting for a slot
