@@ -43,7 +43,8 @@ def child_exit(server, worker):
 
 
 def post_worker_init(worker):
-    """Start the scheduler in each worker, after fork; the leader lease picks one to run jobs.
+    """Start the scheduler and the outbound sender in each worker, after fork (threads do
+    not survive it); the leader lease picks one scheduler to run jobs.
 
     The app's own objects (SQLAlchemy's metadata, compiled statements, Flask's maps) never
     die: `gc.freeze()` takes them out of the collector's sight, which cut the garbage
@@ -52,13 +53,18 @@ def post_worker_init(worker):
     import gc
 
     from autocheckin.jobs import start_scheduler
+    from autocheckin.outbound.sender import start_sender
 
     gc.freeze()
     start_scheduler(worker.wsgi)
+    start_sender(worker.wsgi)
 
 
 def worker_exit(server, worker):
-    """Hand the leader lease back on a clean exit, so another worker takes over at once."""
+    """Hand the leader lease back on a clean exit, so another worker takes over at once;
+    record the outbound attempts that finished."""
     from autocheckin.jobs import stop_scheduler
+    from autocheckin.outbound.sender import stop_sender
 
     stop_scheduler()
+    stop_sender()

@@ -25,7 +25,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         models,  # noqa: F401 - registers every table on db.metadata
         settings,
     )
-    from autocheckin.api import accounts, discord, events, integrations, root, v1, webhooks
+    from autocheckin.api import (
+        accounts,
+        discord,
+        events,
+        integrations,
+        outbound_webhooks,
+        root,
+        v1,
+        webhooks,
+    )
     from autocheckin.api.errors import (
         DETAIL_PREFIXES,
         INTEGRATION_PREFIXES,
@@ -86,6 +95,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(events.bp)
     app.register_blueprint(discord.bp)
     app.register_blueprint(integrations.bp)
+    app.register_blueprint(outbound_webhooks.bp)
     app.cli.add_command(webhook_cli.webhooks)
     app.cli.add_command(users_cli.users)
     app.cli.add_command(users_cli.discord)

@@ -237,4 +237,14 @@ def load_config(environ: Mapping[str, Any], *, instance_path: str) -> dict[str, 
         "INTEGRATION_USER_RATE": env_rate(environ, "INTEGRATION_USER_RATE", "100/hour"),
         "INTEGRATION_ADMIN_RATE": env_rate(environ, "INTEGRATION_ADMIN_RATE", "1000/hour"),
         "WEBHOOK_RATE_LIMIT": env_rate(environ, "WEBHOOK_RATE_LIMIT", None),
+        "OUTBOUND_SENDER_ENABLED": env_bool(environ, "OUTBOUND_SENDER_ENABLED", True),
+        "OUTBOUND_CONCURRENCY": env_int(environ, "OUTBOUND_CONCURRENCY", 8, minimum=1, maximum=256),
+        "OUTBOUND_POLL_INTERVAL": env_seconds(environ, "OUTBOUND_POLL_INTERVAL", 1, minimum=0.05),
+        "OUTBOUND_BACKOFF_BASE": env_seconds(environ, "OUTBOUND_BACKOFF_BASE", 10, minimum=0.01),
+        "OUTBOUND_BACKOFF_MAX": env_seconds(environ, "OUTBOUND_BACKOFF_MAX", 3600, minimum=0.01),
+        "OUTBOUND_DISABLE_AFTER": env_int(environ, "OUTBOUND_DISABLE_AFTER", 10, minimum=1),
+        "OUTBOUND_WEBHOOKS_ALLOW_PRIVATE": env_bool(
+            environ, "OUTBOUND_WEBHOOKS_ALLOW_PRIVATE", False
+        ),
+        "OUTBOUND_RETENTION_DAYS": env_int(environ, "OUTBOUND_RETENTION_DAYS", 30, minimum=1),
     }

@@ -3,6 +3,7 @@
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.integrations.models import CalendarFeed
 from autocheckin.jobs.models import JobRun, Lease
+from autocheckin.outbound.models import Delivery, DeliveryAttempt, OutboxEntry, Subscription
 from autocheckin.state import StateEntry
 from autocheckin.sync.models import Enrolment, RosterEntry, UserRefresh
 from autocheckin.webhooks.models import WebhookRequest
@@ -10,13 +11,17 @@ from autocheckin.webhooks.models import WebhookRequest
 __all__ = [
     "Attendance",
     "CalendarFeed",
+    "Delivery",
+    "DeliveryAttempt",
     "Enrolment",
     "Event",
     "JobRun",
     "Lease",
+    "OutboxEntry",
     "RosterEntry",
     "StateEntry",
     "Student",
+    "Subscription",
     "UserRefresh",
     "WebhookRequest",
 ]

@@ -7,8 +7,9 @@ measures what AutoCheckin adds over Flask and gunicorn themselves.
 from flask import Flask, request
 
 app = Flask(__name__)
-# gunicorn.conf.py starts AutoCheckin's scheduler per worker unless this says no.
+# gunicorn.conf.py starts AutoCheckin's scheduler and sender per worker unless these say no.
 app.config["SCHEDULER_ENABLED"] = False
+app.config["OUTBOUND_SENDER_ENABLED"] = False
 
 
 @app.post("/api/webhook/<path:endpoint>")

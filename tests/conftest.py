@@ -73,6 +73,8 @@ def base_config(database_url: str, **overrides: Any) -> dict[str, Any]:
         "DISCORD_ALLOW_KEYLESS": "true",
         "SCHEDULER_ENABLED": "false",
         "STATE_COUNTS_MAX_AGE": "0",
+        # Receivers in the tests listen on 127.0.0.1; the SSRF tests turn this off again.
+        "OUTBOUND_WEBHOOKS_ALLOW_PRIVATE": "true",
         "TESTING": True,
         **overrides,
     }

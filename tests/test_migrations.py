@@ -235,3 +235,25 @@ def test_0007_carries_sessions_enrolments_and_the_roster_over(empty_database_url
         {"email": "ann@x.io", "student_identifier": "a1", "first_name": "Ann"},
     ]
     assert rows == 2
+
+
+def test_0009_adds_the_outbound_tables_and_takes_them_away_again(empty_database_url):
+    from flask_migrate import downgrade
+
+    outbound = {
+        "outbound_subscriptions",
+        "outbound_outbox",
+        "outbound_deliveries",
+        "outbound_attempts",
+    }
+    app = create_app(base_config(empty_database_url))
+    with app.app_context():
+        upgrade(revision="0009_outbound_webhooks")
+        with db.engine.connect() as connection:
+            assert outbound <= set(inspect(connection).get_table_names())
+        downgrade(revision="0008_calendar_feeds")
+        with db.engine.connect() as connection:
+            tables = set(inspect(connection).get_table_names())
+        db.engine.dispose()
+    assert not outbound & tables
+    assert {"students", "webhook_requests"} <= tables

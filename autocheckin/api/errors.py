@@ -76,6 +76,7 @@ def status_table() -> dict[type[ServiceError], int]:
     )
     from autocheckin.auth.errors import Forbidden, Unauthorized
     from autocheckin.jobs.runner import JobBusy
+    from autocheckin.outbound.ssrf import RefusedDestination
     from autocheckin.sync.connection import UpstreamFailed
     from autocheckin.webhooks.signatures import SignatureError, UnreadableSignedBody
 
@@ -88,6 +89,7 @@ def status_table() -> dict[type[ServiceError], int]:
         OutsideWindow: 400,
         Unprocessable: 422,
         UnreadableSignedBody: 400,
+        RefusedDestination: 400,
         SignatureError: 401,
         Unauthorized: 401,
         Forbidden: 403,
@@ -119,8 +121,10 @@ def render_detail_error(status: int, message: str, code: str, details: str | Non
     return response
 
 
-# The integration guide's shape, for its families (integrations, its login).
-INTEGRATION_PREFIXES = ("/api/integrations", "/api/auth")
+# The integration guide's shape, for its families (integrations, its login, and the
+# outbound webhook subscriptions: `/api/webhooks` is longer than the inbound family's
+# `/api/webhook`, so the longest-prefix rule gives it this shape).
+INTEGRATION_PREFIXES = ("/api/integrations", "/api/auth", "/api/webhooks")
 
 
 def render_integration_error(status: int, message: str, code: str, details: str | None) -> Response:

@@ -65,3 +65,18 @@ def refuse_control_characters(values: Any) -> None:
     field = field_with_control_character(values)
     if field is not None:
         raise Unprocessable(f"Invalid value for {field}: control characters are not allowed")
+
+
+def parse_json(model: type[ModelT]) -> ModelT:
+    """The JSON body validated against `model`, refused with 400 naming the field: the
+    integration guide's families answer 400 for every invalid parameter."""
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        raise Invalid("Request body must be a JSON object", code="invalid_json")
+    field = field_with_control_character(payload)
+    if field is not None:
+        raise Invalid(f"Invalid value for {field}: control characters are not allowed")
+    try:
+        return model.model_validate(payload)
+    except ValidationError as error:
+        raise invalid_from(error) from None

@@ -36,6 +36,11 @@ class _Computed:
         return self._computed[name] if name in self._computed else getattr(self._obj, name)
 
 
+def with_computed(obj: Any, **computed: Any) -> Any:
+    """`obj` as `from_attributes` reads it, with these attributes added or replaced."""
+    return _Computed(obj, **computed)
+
+
 # --- users -----------------------------------------------------------------------------------
 
 

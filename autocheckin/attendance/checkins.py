@@ -32,6 +32,7 @@ from autocheckin.attendance.windows import (
     pick_event,
 )
 from autocheckin.database import MAX_DB_INTEGER, dialect_insert, write_transaction
+from autocheckin.outbound import announcements
 from autocheckin.times import utcnow
 
 STUDENTS = Student.__table__
@@ -39,6 +40,7 @@ EVENTS = Event.__table__
 ATTENDANCES = Attendance.__table__
 _STUDENT_COLUMNS = (
     STUDENTS.c.id,
+    STUDENTS.c.identifier,
     STUDENTS.c.identifier_key,
     STUDENTS.c.email_key,
     STUDENTS.c.email,
@@ -256,6 +258,36 @@ def _recorded(planned: _Planned, attendance_id: int) -> Recorded:
     )
 
 
+def _marked(plans: Iterable[_Planned | DomainError], stored: dict[tuple[int, int], int]):
+    """The `attendance.marked` data of the plans that were stored, built when asked."""
+
+    def build() -> list[dict[str, Any]]:
+        items = []
+        for plan in plans:
+            if not isinstance(plan, _Planned):
+                continue
+            attendance_id = stored.get((plan.student.id, plan.event.id))
+            if attendance_id is not None:
+                student = plan.student
+                items.append(
+                    announcements.attendance_marked(
+                        attendance_id=attendance_id,
+                        student_id=student.id,
+                        student_identifier=student.identifier,
+                        student_email=student.email,
+                        student_name=f"{student.first_name} {student.last_name}".strip(),
+                        session_id=plan.event.id,
+                        session_name=plan.event.name,
+                        status=plan.status,
+                        method=plan.values["source"],
+                        checked_in_at=plan.moment,
+                    )
+                )
+        return items
+
+    return build
+
+
 def _insert(connection: Connection, rows: Sequence[dict[str, Any]]) -> dict[tuple[int, int], int]:
     """Insert the new pairs; returns the id of each pair that was not stored already.
 
@@ -283,6 +315,7 @@ def record_check_in(check_in: CheckIn, *, arrived_at: datetime, rules: CheckInRu
         attendance_id = stored.get((planned.student.id, planned.event.id))
         if attendance_id is None:
             raise AlreadyCheckedIn("Student already checked in to this event")
+        announcements.attendances_marked(session, _marked([planned], stored))
         return _recorded(planned, attendance_id)
 
 
@@ -324,6 +357,8 @@ def record_check_ins(
             plans.append(planned)
         to_insert = [plan.values for plan in plans if isinstance(plan, _Planned)]
         stored = _insert(connection, to_insert) if to_insert else {}
+        if stored:
+            announcements.attendances_marked(session, _marked(plans, stored))
     results: list[Recorded | DomainError] = []
     for plan in plans:
         if isinstance(plan, DomainError):

@@ -32,6 +32,7 @@ from autocheckin.attendance.windows import (
 )
 from autocheckin.database import MAX_DB_INTEGER, write_transaction
 from autocheckin.extensions import db
+from autocheckin.outbound import announcements
 
 STUDENT_FIELDS = ("identifier", "email", "first_name", "last_name", "is_admin")
 EVENT_FIELDS = (
@@ -210,6 +211,7 @@ def create_event(
             created_by_id=created_by_id,
         )
         session.add(event)
+        announcements.session_created(session, event)
     return event
 
 
@@ -219,13 +221,15 @@ def update_event(*, ref: str, at: datetime, changes: dict[str, Any], rules: Chec
     unknown = set(changes) - set(EVENT_FIELDS)
     if unknown:
         raise Invalid(f"Unknown event fields: {', '.join(sorted(unknown))}")
-    with write_transaction():
+    with write_transaction() as session:
         event = resolve_event(ref, at=at, rules=rules)
         _check_times(
             changes.get("start_time", event.start_time), changes.get("end_time", event.end_time)
         )
+        changed = [field for field, value in changes.items() if getattr(event, field) != value]
         for field, value in changes.items():
             setattr(event, field, value)
+        announcements.session_updated(session, event, changed)
     return event
 
 
@@ -311,6 +315,7 @@ def attend(
                 source=source,
                 metadata=metadata,
             )
+            announcements.attendance_recorded(session, attendance)
     except IntegrityError:
         raise AlreadyCheckedIn("Student already checked in to this event") from None
     return attendance

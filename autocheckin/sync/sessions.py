@@ -23,6 +23,7 @@ from autocheckin.attendance.errors import NotFound
 from autocheckin.attendance.models import Attendance, Event, Student, normalize_key
 from autocheckin.database import dialect_insert, write_transaction
 from autocheckin.extensions import db
+from autocheckin.outbound import announcements
 from autocheckin.sync import reports, users
 from autocheckin.sync.client import CheckOutClient, CheckOutError
 from autocheckin.sync.connection import Breaker, UpstreamFailed, never_open
@@ -132,6 +133,7 @@ class EventCache:
         if not fresh:
             return
         table = Event.__table__
+        earlier = announcements.sessions_before_sync(session, list(fresh))
         rows = [
             {**fields, "source": SOURCE, "description": "", "updated_at": now}
             for fields in fresh.values()
@@ -143,6 +145,7 @@ class EventCache:
         ).returning(table.c.external_id, table.c.id)
         for external_id, event_id in session.execute(statement, rows):
             self._known[external_id] = (tuple(fresh[external_id].values()), event_id)
+        announcements.sessions_synced(session, earlier, fresh, self.event_id)
 
     def event_id(self, external_id: str) -> int:
         return self._known[external_id][1]
@@ -229,7 +232,8 @@ def _store_batch(batch: list[Fetched], now: datetime, events: EventCache) -> lis
             for student_id, valid in answered.items()
             for fields in valid
         }
-        _sync_enrolments(session, list(answered), expected)
+        added = _sync_enrolments(session, list(answered), expected)
+        announcements.enrolments_synced(session, added, batch, answered, events.event_id)
         for user in batch:
             refresh = refreshes.get(user.student_id)
             if refresh is None:
@@ -260,22 +264,31 @@ _DROP_ENROLMENT = (
 )
 
 
-def _sync_enrolments(session: Any, student_ids: list[int], expected: set[tuple[int, int]]) -> None:
-    """Make these students' upstream enrolments exactly `expected` (student, event) pairs."""
+def _sync_enrolments(
+    session: Any, student_ids: list[int], expected: set[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """Make these students' upstream enrolments exactly `expected` (student, event) pairs;
+    the pairs inserted (not those another source had already)."""
     if not student_ids:
-        return
+        return []
     current = {tuple(row) for row in session.execute(_ENROLMENTS_OF, {"students": student_ids})}
-    added = expected - current
-    if added:
-        session.execute(
-            dialect_insert(session)(Enrolment.__table__).on_conflict_do_nothing(
-                index_elements=["student_id", "event_id"]
-            ),
-            [{"student_id": s, "event_id": e, "source": SOURCE} for s, e in sorted(added)],
-        )
+    added: list[tuple[int, int]] = []
+    missing = expected - current
+    if missing:
+        table = Enrolment.__table__
+        added = [
+            (row.student_id, row.event_id)
+            for row in session.execute(
+                dialect_insert(session)(table)
+                .on_conflict_do_nothing(index_elements=["student_id", "event_id"])
+                .returning(table.c.student_id, table.c.event_id),
+                [{"student_id": s, "event_id": e, "source": SOURCE} for s, e in sorted(missing)],
+            )
+        ]
     dropped = current - expected
     if dropped:
         session.execute(_DROP_ENROLMENT, [{"s": s, "e": e} for s, e in sorted(dropped)])
+    return added
 
 
 def _reports_due(stored: list[Stored]) -> list[reports.Report]:

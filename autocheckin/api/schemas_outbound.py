@@ -1,0 +1,140 @@
+"""Bodies and answers of the outbound webhook subscriptions (`/api/webhooks`), also their
+/openapi.json; answers are read from the ORM objects' attributes."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from autocheckin.api.representations import Representation, with_computed
+from autocheckin.outbound import subscriptions
+from autocheckin.outbound.models import DELIVERY_STATUSES, EVENT_TYPES, Delivery, DeliveryAttempt
+from autocheckin.outbound.signing import secret_hint
+from autocheckin.times import IsoTime
+
+EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+DeliveryStatus = Literal[DELIVERY_STATUSES]  # type: ignore[valid-type]
+
+
+class _Body(BaseModel):
+    """Strict: a string where a number belongs, or a misspelt field, is a 400 naming it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+
+class WebhookCreate(_Body):
+    name: str = Field(min_length=1, max_length=200)
+    url: str = Field(min_length=1, max_length=2048)
+    event_type: EventType
+    secret: str | None = Field(None, min_length=16, max_length=255)
+    headers: dict[str, str] = Field(default_factory=dict)
+    is_active: bool = True
+    retry_count: int = Field(3, ge=0, le=10)
+    timeout_seconds: float = Field(10.0, ge=0.5, le=30)
+
+
+class WebhookUpdate(_Body):
+    """Only the fields sent change; `headers` replaces the whole set."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    url: str | None = Field(None, min_length=1, max_length=2048)
+    event_type: EventType | None = None
+    secret: str | None = Field(None, min_length=16, max_length=255)
+    headers: dict[str, str] | None = None
+    is_active: bool | None = None
+    retry_count: int | None = Field(None, ge=0, le=10)
+    timeout_seconds: float | None = Field(None, ge=0.5, le=30)
+
+
+class DeliveryQuery(BaseModel):
+    status: DeliveryStatus | None = None
+    limit: int = Field(50, ge=1, le=500)
+
+
+class WebhookOut(Representation):
+    """A subscription: never its secret, credentials in its headers masked."""
+
+    id: int
+    name: str
+    url: str
+    event_type: str
+    headers: dict[str, str]
+    is_active: bool
+    retry_count: int
+    timeout_seconds: float
+    consecutive_failures: int
+    disabled_reason: str | None
+    disabled_at: IsoTime | None
+    secret_hint: str | None = Field(
+        validation_alias="secret", description="A fingerprint of the secret, to compare"
+    )
+    created_at: IsoTime | None
+    updated_at: IsoTime | None
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _masked(cls, headers: dict[str, str] | None) -> dict[str, str]:
+        return subscriptions.masked_headers(headers or {})
+
+    @field_validator("secret_hint", mode="before")
+    @classmethod
+    def _hint(cls, secret: str | None) -> str | None:
+        return secret_hint(secret) if secret else None
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="Shown once, in this answer only")
+
+    @classmethod
+    def of(cls, subscription: Any, secret: str) -> WebhookCreated:
+        shown = WebhookOut.model_validate(subscription).model_dump()
+        return cls.model_validate({**shown, "secret_hint": secret_hint(secret), "secret": secret})
+
+
+class WebhookList(Representation):
+    webhooks: list[WebhookOut]
+    count: int
+
+
+class AttemptOut(Representation):
+    attempt: int
+    started_at: IsoTime | None
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    response_body: str | None
+
+
+class DeliveryOut(Representation):
+    id: int
+    webhook_id: int = Field(validation_alias="subscription_id")
+    message_id: str = Field(description="The webhook-id header: the same on every attempt")
+    event_type: str
+    status: str
+    attempts: int
+    max_attempts: int
+    next_attempt_at: IsoTime | None = Field(description="while pending only")
+    last_status_code: int | None
+    last_error: str | None
+    created_at: IsoTime | None
+    completed_at: IsoTime | None
+    payload: dict[str, Any]
+    history: list[AttemptOut]
+
+    @classmethod
+    def of(cls, delivery: Delivery, attempts: list[DeliveryAttempt]) -> DeliveryOut:
+        pending = delivery.status == "pending"
+        return cls.model_validate(
+            with_computed(
+                delivery,
+                next_attempt_at=delivery.next_attempt_at if pending else None,
+                payload=subscriptions.payload_of(delivery),
+                history=attempts,
+            )
+        )
+
+
+class DeliveryList(Representation):
+    deliveries: list[DeliveryOut]
+    count: int

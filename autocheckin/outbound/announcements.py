@@ -1,0 +1,221 @@
+"""What each event's `data` carries, built from what the announcing code has at hand.
+
+The source document names `student_id`, `session_id`, `status` and `method`; a session is
+what this service calls an event, and `method` is the way the check-in came in (the
+check-in app's `source`, `web`, `discord` …). The rest is what else is known, so a
+receiver rarely has to call back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from autocheckin.attendance.models import Event
+from autocheckin.outbound import outbox
+from autocheckin.outbound.models import (
+    ATTENDANCE_MARKED,
+    SESSION_CREATED,
+    SESSION_UPDATED,
+    STUDENT_ENROLLED,
+)
+from autocheckin.times import iso
+
+EVENTS = Event.__table__
+
+
+def attendance_marked(
+    *,
+    attendance_id: int,
+    student_id: int,
+    student_identifier: str | None,
+    student_email: str | None,
+    student_name: str,
+    session_id: int,
+    session_name: str,
+    status: str,
+    method: str | None,
+    checked_in_at: datetime,
+) -> dict[str, Any]:
+    return {
+        "attendance_id": attendance_id,
+        "student_id": student_id,
+        "student_identifier": student_identifier,
+        "student_email": student_email,
+        "student_name": student_name,
+        "session_id": session_id,
+        "session_name": session_name,
+        "status": status,
+        "method": method,
+        "checked_in_at": iso(checked_in_at),
+    }
+
+
+def session_data(event: Any, *, changed: Iterable[str] | None = None) -> dict[str, Any]:
+    """An event (ORM object or row) as a session; `changed` names what an update changed."""
+    data = {
+        "session_id": event.id,
+        "name": event.name,
+        "start_time": iso(event.start_time),
+        "end_time": iso(event.end_time),
+        "event_type": event.event_type,
+        "points": event.points,
+        "description": event.description,
+        "location": event.location,
+        "is_active": event.is_active,
+        "discord_channel_id": event.discord_channel_id,
+        "external_id": event.external_id,
+        "source": event.source,
+    }
+    if changed is not None:
+        data["changed"] = sorted(changed)
+    return data
+
+
+def student_enrolled(
+    *,
+    student_id: int,
+    student_identifier: str | None,
+    student_email: str | None,
+    session_id: int,
+    session_name: str,
+    source: str,
+) -> dict[str, Any]:
+    return {
+        "student_id": student_id,
+        "student_identifier": student_identifier,
+        "student_email": student_email,
+        "session_id": session_id,
+        "session_name": session_name,
+        "source": source,
+    }
+
+
+def session_created(session: Session, event: Any) -> None:
+    """Announce a new event; flushes first so that it has its id."""
+    if outbox.is_subscribed(session, SESSION_CREATED):
+        session.flush()
+        outbox.announce(session, SESSION_CREATED, [session_data(event)])
+
+
+def session_updated(session: Session, event: Any, changed: Iterable[str]) -> None:
+    changed = list(changed)
+    if changed:
+        outbox.announce(session, SESSION_UPDATED, lambda: [session_data(event, changed=changed)])
+
+
+def attendance_recorded(session: Session, attendance: Any) -> None:
+    """Announce a check-in made through the ORM (web, Discord); flushes for its id."""
+    if not outbox.is_subscribed(session, ATTENDANCE_MARKED):
+        return
+    session.flush()
+    student, event = attendance.student, attendance.event
+    item = attendance_marked(
+        attendance_id=attendance.id,
+        student_id=student.id,
+        student_identifier=student.identifier,
+        student_email=student.email,
+        student_name=student.name,
+        session_id=event.id,
+        session_name=event.name,
+        status=attendance.status,
+        method=attendance.source,
+        checked_in_at=attendance.checked_in_at,
+    )
+    outbox.announce(session, ATTENDANCE_MARKED, [item])
+
+
+def attendances_marked(session: Session, items: Any) -> None:
+    """`items`: the check-ins' data, or a function building them (only when subscribed)."""
+    outbox.announce(session, ATTENDANCE_MARKED, items)
+
+
+def students_enrolled(session: Session, items: Any) -> None:
+    outbox.announce(session, STUDENT_ENROLLED, items)
+
+
+# --- sync: what an upsert of upstream sessions created or changed -----------------------------
+
+
+def sessions_before_sync(session: Session, external_ids: list[str]) -> dict[str, Any] | None:
+    """The stored rows of these upstream sessions, to tell new from changed after the upsert;
+    None (and no query) when nobody subscribes to either."""
+    if not (
+        outbox.is_subscribed(session, SESSION_CREATED)
+        or outbox.is_subscribed(session, SESSION_UPDATED)
+    ):
+        return None
+    rows = session.execute(select(EVENTS).where(EVENTS.c.external_id.in_(external_ids)))
+    return {row.external_id: row for row in rows}
+
+
+def sessions_synced(
+    session: Session,
+    earlier: dict[str, Any] | None,
+    synced: dict[str, dict[str, Any]],
+    event_id: Callable[[str], int],
+) -> None:
+    """Announce the sessions the upsert created, and those whose synced fields changed."""
+    if earlier is None:
+        return
+    created: list[int] = []
+    updated: dict[int, list[str]] = {}
+    for external_id, fields in synced.items():
+        before = earlier.get(external_id)
+        if before is None:
+            created.append(event_id(external_id))
+            continue
+        changed = [name for name, value in fields.items() if getattr(before, name) != value]
+        if changed:
+            updated[event_id(external_id)] = changed
+    if not created and not updated:
+        return
+    rows = {
+        row.id: row
+        for row in session.execute(select(EVENTS).where(EVENTS.c.id.in_(created + list(updated))))
+    }
+    if created:
+        outbox.announce(session, SESSION_CREATED, [session_data(rows[i]) for i in created])
+    if updated:
+        outbox.announce(
+            session,
+            SESSION_UPDATED,
+            [session_data(rows[i], changed=names) for i, names in updated.items()],
+        )
+
+
+def enrolments_synced(
+    session: Session,
+    added: list[Any],
+    users: list[Any],
+    sessions_by_student: dict[int, list[dict[str, Any]]],
+    event_id: Callable[[str], int],
+) -> None:
+    """Announce the enrolments a sync inserted (`added`: (student_id, event_id) rows)."""
+    if not added:
+        return
+
+    def build() -> list[dict[str, Any]]:
+        students = {user.student_id: user for user in users}
+        names = {
+            event_id(fields["external_id"]): fields["name"]
+            for valid in sessions_by_student.values()
+            for fields in valid
+        }
+        return [
+            student_enrolled(
+                student_id=student_id,
+                student_identifier=students[student_id].identifier,
+                student_email=students[student_id].email,
+                session_id=session_id,
+                session_name=names.get(session_id, ""),
+                source="checkout",
+            )
+            for student_id, session_id in added
+        ]
+
+    outbox.announce(session, STUDENT_ENROLLED, build)

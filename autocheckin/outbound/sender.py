@@ -1,0 +1,414 @@
+"""Delivering: one HTTP attempt (`attempt`), and the sender that runs them (`Sender`).
+
+Each process that sends runs one dispatcher thread and a bounded pool of
+OUTBOUND_CONCURRENCY threads. The dispatcher alone talks to the database — one
+transaction records finished attempts, renews the claims it holds, fans the outbox out
+and claims due deliveries, a few per worker ahead — and hands claims to the pool; a
+subscription never runs on more than half the pool nor holds more than half the claims,
+so a slow receiver delays only its own deliveries. It is woken right after a commit that
+announced something in this process and after each finished attempt (then gathers for
+GATHER_SECONDS, so a burst costs one transaction), and otherwise polls every
+OUTBOUND_POLL_INTERVAL (a read first, so an idle poll takes no write lock).
+"""
+
+from __future__ import annotations
+
+import atexit
+import email.utils
+import logging
+import queue
+import threading
+import time
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+from flask import Flask
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from autocheckin.attendance.errors import Invalid
+from autocheckin.database import UNAVAILABLE_ERRORS, outage_summary
+from autocheckin.extensions import db
+from autocheckin.jobs.runner import process_identity
+from autocheckin.outbound import dispatch, outbox, ssrf
+from autocheckin.outbound.dispatch import FAILURE, GONE, SUCCESS, AttemptResult, Backoff, Claimed
+from autocheckin.outbound.signing import signed_headers
+from autocheckin.times import utcnow
+
+log = logging.getLogger("autocheckin.outbound")
+
+PREVIEW_BYTES = 1024
+PRUNE_EVERY = 3600.0
+GATHER_SECONDS = 0.02
+
+
+# --- one attempt --------------------------------------------------------------------------------
+
+
+class PinnedAdapter(HTTPAdapter):
+    """Connects to the address `ssrf.destination` checked, never to a fresh DNS answer.
+
+    TLS still names and verifies the URL's host (SNI and certificate), and the Host header
+    carries it, so the receiver sees an ordinary request for its name.
+    """
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        pinned = getattr(request, "pinned_address", None)
+        if pinned is None:
+            raise ValueError("no checked address to connect to")
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = host_params["host"]
+            pool_kwargs["assert_hostname"] = host_params["host"]
+        host_params["host"] = pinned
+        return host_params, pool_kwargs
+
+
+def http_session(pool_size: int) -> requests.Session:
+    """No proxies from the environment, no retries of its own: every attempt is ours."""
+    session = requests.Session()
+    session.trust_env = False
+    adapter = PinnedAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """Retry-After as seconds or an HTTP date; None when absent or unreadable."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(int(value))
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - now).total_seconds())
+
+
+def _host_header(target: ssrf.Destination) -> str:
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    is_default_port = target.port == ssrf.SCHEMES[target.scheme]
+    return host if is_default_port else f"{host}:{target.port}"
+
+
+def attempt(claimed: Claimed, *, http: requests.Session, allow_private: bool) -> AttemptResult:
+    """POST the delivery once, signed, to the checked address; never raises."""
+    started_at = utcnow()
+    started = time.perf_counter()
+
+    def result(outcome: str, **fields: Any) -> AttemptResult:
+        return AttemptResult(
+            delivery_id=claimed.delivery_id,
+            subscription_id=claimed.subscription_id,
+            attempt=claimed.attempt,
+            max_attempts=claimed.max_attempts,
+            started_at=started_at,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            outcome=outcome,
+            **fields,
+        )
+
+    try:
+        target = ssrf.destination(claimed.url, allow_private=allow_private)
+    except (Invalid, ssrf.RefusedDestination) as error:
+        return result(FAILURE, error=error.message)
+    body = claimed.body.encode("utf-8")
+    headers = {
+        **claimed.headers,
+        **signed_headers(
+            body=body,
+            secret=claimed.secret,
+            message_id=claimed.message_id,
+            event_type=claimed.event_type,
+            timestamp=int(started_at.timestamp()),
+        ),
+        "Host": _host_header(target),
+    }
+    prepared = requests.Request("POST", claimed.url, data=body, headers=headers).prepare()
+    prepared.pinned_address = target.address  # type: ignore[attr-defined]
+    timeout = claimed.timeout_seconds
+    try:
+        response = http.send(
+            prepared, allow_redirects=False, timeout=(timeout, timeout), stream=True, verify=True
+        )
+    except requests.Timeout:
+        return result(FAILURE, error=f"timed out after {timeout:g} s")
+    except (requests.RequestException, Urllib3Error, OSError, ValueError) as error:
+        return result(FAILURE, error=f"{type(error).__name__}: {error}"[:500])
+    preview, is_read_whole = b"", False
+    try:
+        preview = response.raw.read(PREVIEW_BYTES + 1, decode_content=True) or b""
+        is_read_whole = len(preview) <= PREVIEW_BYTES
+    except (requests.RequestException, Urllib3Error, OSError):
+        is_read_whole = False
+    finally:
+        if is_read_whole:
+            response.raw.release_conn()  # read to the end: the connection can be reused
+        else:
+            response.close()
+    status = response.status_code
+    fields: dict[str, Any] = {
+        "status_code": status,
+        "response_body": preview[:PREVIEW_BYTES].decode("utf-8", errors="replace"),
+    }
+    if 200 <= status < 300:
+        return result(SUCCESS, **fields)
+    if status == 410:
+        return result(GONE, error="410 Gone: the subscription is disabled", **fields)
+    if 300 <= status < 400:
+        where = response.headers.get("Location", "")
+        return result(FAILURE, error=f"redirect {status} to {where[:200]!r} not followed", **fields)
+    retry_after = None
+    if status in (429, 503):
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"), utcnow())
+    return result(FAILURE, error=f"HTTP {status}", retry_after=retry_after, **fields)
+
+
+# --- the sender ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    concurrency: int
+    poll_interval: float
+    allow_private: bool
+    backoff: Backoff
+    retention: timedelta
+
+    @classmethod
+    def from_config(cls, config: Any) -> SenderSettings:
+        return cls(
+            concurrency=config["OUTBOUND_CONCURRENCY"],
+            poll_interval=config["OUTBOUND_POLL_INTERVAL"],
+            allow_private=config["OUTBOUND_WEBHOOKS_ALLOW_PRIVATE"],
+            backoff=Backoff(
+                base_seconds=config["OUTBOUND_BACKOFF_BASE"],
+                max_seconds=config["OUTBOUND_BACKOFF_MAX"],
+                disable_after=config["OUTBOUND_DISABLE_AFTER"],
+            ),
+            retention=timedelta(days=config["OUTBOUND_RETENTION_DAYS"]),
+        )
+
+
+class Sender:
+    """One process's dispatcher thread and worker pool."""
+
+    def __init__(self, app: Flask, *, holder: str | None = None, clock=utcnow):
+        self.app = app
+        self.settings = SenderSettings.from_config(app.config)
+        self.holder = holder or f"{process_identity()}:outbound"
+        self.clock = clock
+        self.per_subscription = max(1, self.settings.concurrency // 2)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._results: queue.SimpleQueue[AttemptResult] = queue.SimpleQueue()
+        # Claims are taken a few per worker ahead, so workers never wait for the dispatcher;
+        # one subscription may hold at most half of them.
+        self.buffer = 8 * self.settings.concurrency
+        self._held: dict[int, int] = {}  # claimed and not finished: delivery → subscription
+        self._running: dict[int, int] = {}  # attempts under way, by subscription
+        self._waiting: dict[int, deque[Claimed]] = {}  # claimed, waiting for a slot
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="outbound")
+        self._http = http_session(self.settings.concurrency)
+        self._thread: threading.Thread | None = None
+        self._forget_wake = None
+        self._pruned_at = float("-inf")
+        self._was_unavailable = False
+
+    def start(self) -> Sender:
+        self._forget_wake = outbox.on_commit_wake(self.notify)
+        self._thread = threading.Thread(target=self.run, name="outbound-dispatcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def run(self) -> None:
+        """The dispatcher loop, until `stop`; a database outage is one log line a cycle."""
+        is_woken = True
+        while not self._stopping.is_set():
+            with self.app.app_context():
+                try:
+                    self.cycle(is_woken=is_woken)
+                    self._was_unavailable = False
+                except UNAVAILABLE_ERRORS as error:
+                    if not self._was_unavailable:
+                        log.error("outbound: database unavailable: %s", outage_summary(error))
+                    self._was_unavailable = True
+                except Exception:  # noqa: BLE001 - the sender must outlive any one bad cycle
+                    log.exception("outbound: dispatcher cycle failed")
+                finally:
+                    db.session.remove()
+            is_woken = self._wake.wait(self.settings.poll_interval)
+            if is_woken:
+                # Let a burst of commits and finished attempts gather: one transaction then
+                # serves them all, instead of one each competing with ingest for the lock.
+                self._stopping.wait(GATHER_SECONDS)
+            self._wake.clear()
+
+    def cycle(self, *, is_woken: bool) -> None:
+        """Record what finished, renew what is held, fan out, claim what fits; again while
+        there is more. An idle poll with nothing held is one read."""
+        self._prune_now_and_then()
+        if not (is_woken or self._held or not self._results.empty()):
+            if not dispatch.has_work(now=self.clock()):
+                return
+        while not self._stopping.is_set():
+            results = self._drain()
+            with self._lock:
+                held = dict(self._held)
+            by_subscription = Counter(held.values())
+            free = max(0, self.buffer - len(held))
+            busy = {sid for sid, n in by_subscription.items() if n >= self.buffer // 2}
+            exchanged = dispatch.exchange(
+                results,
+                holder=self.holder,
+                claim_limit=free,
+                busy_subscriptions=busy,
+                backoff=self.settings.backoff,
+                now=self.clock(),
+                renew=list(held),
+            )
+            for subscription_id in exchanged.disabled:
+                log.warning("outbound: subscription %s disabled", subscription_id)
+            self._start_attempts(exchanged.claimed)
+            is_more_due = free > 0 and len(exchanged.claimed) == free
+            if not (is_more_due or exchanged.fanned_out):
+                return
+
+    def _drain(self) -> list[AttemptResult]:
+        results = []
+        while True:
+            try:
+                results.append(self._results.get_nowait())
+            except queue.Empty:
+                return results
+
+    def _start_attempts(self, claimed: list[Claimed]) -> None:
+        """Hand claims to the pool, at most `per_subscription` running each; the rest wait
+        here, still claimed, for their subscription's next free slot."""
+        for delivery in claimed:
+            subscription_id = delivery.subscription_id
+            with self._lock:
+                self._held[delivery.delivery_id] = subscription_id
+                running = self._running.get(subscription_id, 0)
+                if running >= self.per_subscription:
+                    self._waiting.setdefault(subscription_id, deque()).append(delivery)
+                    continue
+                self._running[subscription_id] = running + 1
+            self._pool.submit(self._attempt, delivery)
+
+    def _attempt(self, claimed: Claimed) -> None:
+        try:
+            result = attempt(claimed, http=self._http, allow_private=self.settings.allow_private)
+        except Exception as error:  # noqa: BLE001 - a bug here must still end the claim
+            log.exception("outbound: attempt at delivery %s failed", claimed.delivery_id)
+            result = AttemptResult(
+                delivery_id=claimed.delivery_id,
+                subscription_id=claimed.subscription_id,
+                attempt=claimed.attempt,
+                max_attempts=claimed.max_attempts,
+                started_at=utcnow(),
+                duration_ms=0.0,
+                outcome=FAILURE,
+                error=f"internal error: {type(error).__name__}",
+            )
+        subscription_id = claimed.subscription_id
+        with self._lock:
+            self._held.pop(claimed.delivery_id, None)
+            waiting = self._waiting.get(subscription_id)
+            following = waiting.popleft() if waiting else None
+            if waiting is not None and not waiting:
+                del self._waiting[subscription_id]
+            if following is None:
+                left = self._running.get(subscription_id, 1) - 1
+                if left > 0:
+                    self._running[subscription_id] = left
+                else:
+                    self._running.pop(subscription_id, None)
+        if following is not None:
+            self._pool.submit(self._attempt, following)
+        self._results.put(result)
+        self._wake.set()
+
+    def _prune_now_and_then(self) -> None:
+        if time.monotonic() - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = time.monotonic()
+        removed = dispatch.prune(retention=self.settings.retention, now=self.clock())
+        if removed:
+            log.info("outbound: pruned %s finished deliveries", removed)
+
+    def stop(self, *, timeout: float = 5.0) -> None:
+        """Stop claiming; record what has finished. Attempts still running are abandoned:
+        their claims expire and the deliveries go again, with the same webhook-id."""
+        self._stopping.set()
+        self._wake.set()
+        if self._forget_wake is not None:
+            self._forget_wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        results = self._drain()
+        with self._lock:
+            unstarted = [d.delivery_id for queued in self._waiting.values() for d in queued]
+            self._waiting.clear()
+            for delivery_id in unstarted:
+                self._held.pop(delivery_id, None)
+        if results or unstarted:
+            with self.app.app_context():
+                try:
+                    dispatch.exchange(
+                        results,
+                        holder=self.holder,
+                        claim_limit=0,
+                        busy_subscriptions=set(),
+                        backoff=self.settings.backoff,
+                        now=self.clock(),
+                    )
+                    dispatch.release(unstarted, holder=self.holder)
+                except Exception:  # noqa: BLE001 - best effort at exit; claims expire anyway
+                    log.warning("outbound: could not record %s attempts at exit", len(results))
+                finally:
+                    db.session.remove()
+        self._http.close()
+
+
+class _Process:
+    lock = threading.Lock()
+    sender: Sender | None = None
+
+
+def start_sender(app: Flask) -> Sender | None:
+    """This process's sender, started once, when OUTBOUND_SENDER_ENABLED."""
+    if not app.config["OUTBOUND_SENDER_ENABLED"]:
+        log.info("outbound sender disabled (OUTBOUND_SENDER_ENABLED=false)")
+        return None
+    with _Process.lock:
+        if _Process.sender is None:
+            _Process.sender = Sender(app).start()
+            atexit.register(stop_sender)
+            log.info("outbound sender started as %s", _Process.sender.holder)
+        return _Process.sender
+
+
+def stop_sender() -> None:
+    with _Process.lock:
+        sender, _Process.sender = _Process.sender, None
+    if sender is not None:
+        sender.stop()

@@ -1,0 +1,238 @@
+"""Subscriptions and their deliveries, as the API manages them.
+
+Every write raises the subscription's `revision`, so each process notices the change the
+next time it announces something (the local cache is dropped at once). Deleting only marks
+a subscription deleted and wipes its secret: its deliveries keep their history.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select, update
+
+from autocheckin.attendance.errors import Conflict, Invalid, NotFound
+from autocheckin.database import write_transaction
+from autocheckin.extensions import db
+from autocheckin.outbound import dispatch, outbox, ssrf
+from autocheckin.outbound.models import (
+    PENDING,
+    PING,
+    Delivery,
+    DeliveryAttempt,
+    Subscription,
+)
+from autocheckin.outbound.signing import RESERVED_HEADERS, new_secret
+from autocheckin.times import utcnow
+
+MAX_HEADERS = 20
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
+# Header values shown masked: they are credentials the receiver asked for.
+SENSITIVE_HEADER = re.compile(r"authorization|cookie|key|token|secret|signature|password", re.I)
+FIELDS = (
+    "name",
+    "url",
+    "event_type",
+    "secret",
+    "headers",
+    "is_active",
+    "retry_count",
+    "timeout_seconds",
+)
+
+
+def check_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Custom headers a receiver wants: plain names, none of ours, a bounded number."""
+    if len(headers) > MAX_HEADERS:
+        raise Invalid(f"Invalid value for headers: at most {MAX_HEADERS} headers")
+    for name in headers:
+        if not HEADER_NAME.fullmatch(name):
+            raise Invalid(f"Invalid value for headers: {name!r} is not a header name")
+        if name.lower() in RESERVED_HEADERS:
+            raise Invalid(
+                f"Invalid value for headers: {name} is set by AutoCheckin on every delivery"
+            )
+    return dict(headers)
+
+
+def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name: ("********" if SENSITIVE_HEADER.search(name) else value)
+        for name, value in headers.items()
+    }
+
+
+def _changed(subscription: Subscription) -> None:
+    subscription.revision = (subscription.revision or 0) + 1
+    subscription.updated_at = utcnow()
+
+
+def _forget_types() -> None:
+    outbox.forget_subscribed_types(db.engine)
+
+
+def create_subscription(
+    *, fields: Mapping[str, Any], allow_private: bool
+) -> tuple[Subscription, str]:
+    """A new subscription and its secret (generated when none is given), shown only now."""
+    headers = check_headers(fields.get("headers") or {})
+    ssrf.destination(fields["url"], allow_private=allow_private)
+    secret = fields.get("secret") or new_secret()
+    with write_transaction() as session:
+        subscription = Subscription(
+            name=fields["name"],
+            url=fields["url"],
+            event_type=fields["event_type"],
+            secret=secret,
+            headers=headers,
+            is_active=fields.get("is_active", True),
+            retry_count=fields.get("retry_count", 3),
+            timeout_seconds=fields.get("timeout_seconds", 10.0),
+        )
+        session.add(subscription)
+    _forget_types()
+    return subscription, secret
+
+
+def list_subscriptions() -> list[Subscription]:
+    return list(
+        db.session.scalars(
+            select(Subscription).where(Subscription.deleted_at.is_(None)).order_by(Subscription.id)
+        )
+    )
+
+
+def get_subscription(subscription_id: int) -> Subscription:
+    subscription = db.session.get(Subscription, subscription_id)
+    if subscription is None or subscription.deleted_at is not None:
+        raise NotFound(f"Webhook {subscription_id} not found", code="webhook_not_found")
+    return subscription
+
+
+def update_subscription(
+    subscription_id: int, *, changes: Mapping[str, Any], allow_private: bool
+) -> Subscription:
+    """Change the given fields. Turning a disabled subscription back on clears why it was
+    disabled; turning one off cancels what it had pending."""
+    unknown = set(changes) - set(FIELDS)
+    if unknown:
+        raise Invalid(f"Unknown webhook fields: {', '.join(sorted(unknown))}")
+    if changes.get("headers") is not None:
+        changes = {**changes, "headers": check_headers(changes["headers"])}
+    if "url" in changes:
+        ssrf.destination(changes["url"], allow_private=allow_private)
+    now = utcnow()
+    with write_transaction() as session:
+        subscription = get_subscription(subscription_id)
+        was_active = subscription.is_active
+        for name, value in changes.items():
+            setattr(subscription, name, value)
+        if subscription.is_active and not was_active:
+            subscription.disabled_reason = subscription.disabled_at = None
+            subscription.consecutive_failures = 0
+        if was_active and not subscription.is_active:
+            subscription.disabled_reason, subscription.disabled_at = "turned off by PATCH", now
+            dispatch.cancel_pending(
+                session.connection(), subscription.id, "cancelled: subscription turned off", now
+            )
+        _changed(subscription)
+    _forget_types()
+    return subscription
+
+
+def delete_subscription(subscription_id: int) -> None:
+    now = utcnow()
+    with write_transaction() as session:
+        subscription = get_subscription(subscription_id)
+        subscription.deleted_at = now
+        subscription.is_active = False
+        subscription.secret = ""
+        _changed(subscription)
+        dispatch.cancel_pending(
+            session.connection(), subscription.id, "cancelled: subscription deleted", now
+        )
+    _forget_types()
+
+
+def list_deliveries(
+    subscription_id: int, *, status: str | None = None, limit: int = 50
+) -> list[tuple[Delivery, list[DeliveryAttempt]]]:
+    """Newest first, each with its attempts in order."""
+    get_subscription(subscription_id)
+    query = select(Delivery).where(Delivery.subscription_id == subscription_id)
+    if status is not None:
+        query = query.where(Delivery.status == status)
+    deliveries = list(db.session.scalars(query.order_by(Delivery.id.desc()).limit(limit)))
+    attempts: dict[int, list[DeliveryAttempt]] = {delivery.id: [] for delivery in deliveries}
+    if deliveries:
+        for attempt in db.session.scalars(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id.in_(list(attempts)))
+            .order_by(DeliveryAttempt.id)
+        ):
+            attempts[attempt.delivery_id].append(attempt)
+    return [(delivery, attempts[delivery.id]) for delivery in deliveries]
+
+
+def _active(subscription: Subscription) -> None:
+    if not subscription.is_active:
+        raise Conflict(
+            f"Webhook {subscription.id} is disabled ({subscription.disabled_reason}); "
+            "PATCH it with is_active=true first",
+            code="webhook_disabled",
+        )
+
+
+def redeliver(subscription_id: int, delivery_id: int) -> Delivery:
+    """Send a finished delivery again, same body and same webhook-id, with a fresh set of
+    retries."""
+    now = utcnow()
+    with write_transaction() as session:
+        subscription = get_subscription(subscription_id)
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None or delivery.subscription_id != subscription.id:
+            raise NotFound(
+                f"Delivery {delivery_id} of webhook {subscription_id} not found",
+                code="delivery_not_found",
+            )
+        _active(subscription)
+        moved = session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery.id, Delivery.status != PENDING)
+            .values(
+                status=PENDING,
+                next_attempt_at=now,
+                max_attempts=delivery.attempts + 1 + subscription.retry_count,
+                completed_at=None,
+                claimed_by=None,
+                claimed_until=None,
+            )
+        ).rowcount
+        if not moved:
+            raise Conflict(f"Delivery {delivery_id} is still pending", code="delivery_pending")
+        outbox.wake_after_commit(session)
+    db.session.refresh(delivery)
+    return delivery
+
+
+def send_ping(subscription_id: int) -> Delivery:
+    """Queue one `ping` delivery (a single attempt) to check the receiver and its secret."""
+    now = utcnow()
+    with write_transaction() as session:
+        subscription = get_subscription(subscription_id)
+        _active(subscription)
+        data = {"webhook_id": subscription.id, "message": "Test delivery from AutoCheckin"}
+        values = dispatch.new_delivery(
+            subscription.id, PING, dispatch.envelope(PING, now, data), 0, now
+        )
+        delivery = Delivery(**values)
+        session.add(delivery)
+        outbox.wake_after_commit(session)
+    return delivery
+
+
+def payload_of(delivery: Delivery) -> Any:
+    return json.loads(delivery.body)
