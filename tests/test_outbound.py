@@ -846,6 +846,36 @@ def test_a_thousand_check_ins_are_a_thousand_deliveries(outbound_app, receiver, 
     assert senders <= {"sender-one", "sender-two"}
 
 
+def test_a_sender_with_a_stale_read_never_takes_a_newer_outbox_row(outbound_app, receiver):
+    """Sender A reads outbox row 1; sender B takes it; a new check-in writes the next row.
+    Had the id been reused (SQLite without AUTOINCREMENT), A would take the new row with
+    the old row's items: one check-in delivered twice, the other never."""
+    from autocheckin.database import write_transaction
+    from autocheckin.times import utcnow
+
+    client = outbound_app.test_client()
+    subscribe(client, receiver.url)
+    make_students(outbound_app, 2, "r")
+    with outbound_app.app_context():
+        make_event(name="Race")
+
+    def check_in(student: str) -> None:
+        body = {"student_identifier": student, "event_identifier": "Race"}
+        assert client.post("/api/webhook/attendance/", json=body).status_code == 201
+
+    check_in("r0")
+    with outbound_app.app_context():
+        stale = dispatch._prepare_fan_out(utcnow())  # sender A's read
+        fresh = dispatch._prepare_fan_out(utcnow())  # sender B's read
+        with write_transaction() as session:  # sender B takes the row
+            assert dispatch._apply_fan_out(session.connection(), fresh) == 1
+    check_in("r1")
+    with outbound_app.app_context():
+        with write_transaction() as session:
+            assert dispatch._apply_fan_out(session.connection(), stale) == 0
+        assert db.session.query(OutboxEntry).count() == 1  # r1's row waits for its turn
+
+
 CHILD = """
 import os, threading
 from autocheckin import create_app

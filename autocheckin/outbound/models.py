@@ -66,6 +66,10 @@ class OutboxEntry(db.Model):
     """
 
     __tablename__ = "outbound_outbox"
+    # Deleting a row is how a sender takes it, so an id must never come back: without
+    # AUTOINCREMENT, SQLite gives an emptied table's next row the id of the one just taken,
+    # and a sender that read the old row would take the new one with the old one's items.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     event_type: Mapped[str] = mapped_column(String(40))

@@ -22,7 +22,8 @@ def upgrade():
     sa.Column('event_type', sa.String(length=40), nullable=False),
     sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('items', sa.Text(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbound_outbox'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbound_outbox')),
+    sqlite_autoincrement=True,  # a taken (deleted) row's id is never reused
     )
     op.create_table('outbound_subscriptions',
     sa.Column('id', sa.Integer(), nullable=False),
