@@ -99,4 +99,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.cli.add_command(webhook_cli.webhooks)
     app.cli.add_command(users_cli.users)
     app.cli.add_command(users_cli.discord)
+    app.cli.add_command(users_cli.keys)
     return app

@@ -1,6 +1,7 @@
 """Every table, imported in one place so Alembic and `create_all` see them all."""
 
 from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.auth.api_keys import ApiKey
 from autocheckin.integrations.models import CalendarFeed
 from autocheckin.jobs.models import JobRun, Lease
 from autocheckin.outbound.models import Delivery, DeliveryAttempt, OutboxEntry, Subscription
@@ -9,6 +10,7 @@ from autocheckin.sync.models import Enrolment, RosterEntry, UserRefresh
 from autocheckin.webhooks.models import WebhookRequest
 
 __all__ = [
+    "ApiKey",
     "Attendance",
     "CalendarFeed",
     "Delivery",

@@ -25,8 +25,8 @@ from autocheckin.api.parsing import UTCDatetime, parse_body, parse_json, parse_q
 from autocheckin.api.representations import Representation, Token, answer
 from autocheckin.api.schemas_web import LoginBody
 from autocheckin.attendance.errors import Invalid, NotFound
+from autocheckin.auth import api_keys
 from autocheckin.auth.errors import Forbidden, Unauthorized
-from autocheckin.auth.keys import key_matches
 from autocheckin.errors import ServiceError
 from autocheckin.integrations import calendar, exports
 from autocheckin.times import IsoTime, utcnow
@@ -59,7 +59,7 @@ def _admitted() -> None:
     config = current_app.config
     key = request.headers.get("x-checkout-key")
     if key is not None:
-        if not key_matches(key, config["CHECKOUT_API_KEY"]):
+        if not api_keys.is_valid(key, config["CHECKOUT_API_KEY"]):
             raise Unauthorized("Invalid x-checkout-key", code="bad_key")
         fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
         g.rate_limit_headers = ratelimits.metered(

@@ -26,8 +26,8 @@ from autocheckin.api.schemas_outbound import (
     WebhookUpdate,
 )
 from autocheckin.attendance.errors import Invalid
+from autocheckin.auth import api_keys
 from autocheckin.auth.errors import Forbidden, Unauthorized
-from autocheckin.auth.keys import key_matches
 from autocheckin.errors import NotConfigured
 from autocheckin.outbound import subscriptions
 
@@ -42,11 +42,11 @@ def require_admin_or_key() -> None:
     """`x-checkout-key`, or a bearer token of a web admin; a plain user is 403."""
     if KEY_HEADER in request.headers:
         configured = current_app.config["CHECKOUT_API_KEY"]
-        if not configured:
+        if api_keys.is_valid(request.headers.get(KEY_HEADER), configured):
+            return
+        if not configured and not api_keys.any_live():
             raise NotConfigured("CHECKOUT_API_KEY is not configured on this server")
-        if not key_matches(request.headers.get(KEY_HEADER), configured):
-            raise Unauthorized("Invalid API key")
-        return
+        raise Unauthorized("Invalid API key")
     if request.headers.get("Authorization", "").lower().startswith("bearer "):
         if not current_user().is_web_admin:
             raise Forbidden("Only admins may manage webhooks", code="admin_required")

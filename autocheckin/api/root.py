@@ -9,6 +9,7 @@ from autocheckin import __version__, metrics
 from autocheckin.api import schemas
 from autocheckin.api.openapi import build_spec, documented
 from autocheckin.api.v1 import success
+from autocheckin.auth import api_keys
 from autocheckin.auth.errors import Unauthorized
 from autocheckin.auth.keys import key_matches
 from autocheckin.database import outage_summary
@@ -53,16 +54,16 @@ def prometheus_metrics() -> Response:
 
 
 def _require_metrics_credentials() -> None:
-    """The API key, or the scraper's own token: the metrics name routes and volumes."""
+    """An API key, or the scraper's own token: the metrics name routes and volumes."""
     config = current_app.config
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if config["METRICS_TOKEN"] and scheme.lower() == "bearer":
         if key_matches(token.strip(), config["METRICS_TOKEN"]):
             return
-    elif config["CHECKOUT_API_KEY"]:
-        if key_matches(request.headers.get("x-checkout-key"), config["CHECKOUT_API_KEY"]):
+    elif request.headers.get("x-checkout-key"):
+        if api_keys.is_valid(request.headers.get("x-checkout-key"), config["CHECKOUT_API_KEY"]):
             return
-    elif not config["METRICS_TOKEN"]:
+    elif not (config["CHECKOUT_API_KEY"] or config["METRICS_TOKEN"] or api_keys.any_live()):
         raise NotConfigured("Set CHECKOUT_API_KEY or METRICS_TOKEN to read the metrics")
     raise Unauthorized("Send x-checkout-key or Authorization: Bearer METRICS_TOKEN")
 

@@ -12,7 +12,7 @@ from autocheckin.api import schemas
 from autocheckin.api.errors import error_response
 from autocheckin.api.openapi import documented
 from autocheckin.api.parsing import parse_query
-from autocheckin.auth.keys import key_matches
+from autocheckin.auth import api_keys
 from autocheckin.config import open_setups, weak_settings
 from autocheckin.jobs.runner import run_recorded
 from autocheckin.sync import connection, sessions
@@ -37,20 +37,20 @@ def require_checkout_key() -> Response | None:
     if request.endpoint in OPEN_ENDPOINTS:
         return None
     configured = current_app.config["CHECKOUT_API_KEY"]
-    if not configured:
-        return error_response(503, "CHECKOUT_API_KEY is not configured on this server")
     provided = request.headers.get(KEY_HEADER)
+    if provided and api_keys.is_valid(provided, configured):
+        return None
+    if not configured and not api_keys.any_live():
+        return error_response(503, "CHECKOUT_API_KEY is not configured on this server")
     if not provided:
         return error_response(401, f"Missing {KEY_HEADER} header")
-    if not key_matches(provided, configured):
-        return error_response(401, "Invalid API key")
-    return None
+    return error_response(401, "Invalid API key")
 
 
 @bp.route("/auth/test", methods=["GET", "POST"])
 @documented("Test an API key", response=schemas.AuthTestResponse, security=("checkoutKey",))
 def auth_test() -> Response:
-    authenticated = key_matches(
+    authenticated = api_keys.is_valid(
         request.headers.get(KEY_HEADER), current_app.config["CHECKOUT_API_KEY"]
     )
     return success("Authentication Test Result", {"authenticated": authenticated})

@@ -7,8 +7,9 @@ import click
 from flask.cli import AppGroup
 
 from autocheckin.attendance.models import WEB_ADMIN, WEB_USER
-from autocheckin.auth import accounts
+from autocheckin.auth import accounts, api_keys
 from autocheckin.errors import ServiceError
+from autocheckin.times import iso
 
 users = AppGroup("users", help="Web users' roles.")
 
@@ -60,3 +61,40 @@ def grant_command(discord_user_id: str) -> None:
 def revoke_command(discord_user_id: str) -> None:
     """Make the Discord user a plain user again."""
     _set_discord_role(discord_user_id, WEB_USER)
+
+
+keys = AppGroup("keys", help="Integration API keys (accepted as x-checkout-key).")
+
+
+@keys.command("create")
+@click.argument("name")
+def create_key_command(name: str) -> None:
+    """Create a key named NAME and print it: it is shown this once, and stored as a hash."""
+    try:
+        record, key = api_keys.create_key(name)
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"{record.name}: {key}")
+    click.echo("Keep it now: only its hash is stored.", err=True)
+
+
+@keys.command("list")
+def list_keys_command() -> None:
+    """Every key: name, first characters, created, last used, revoked."""
+    for record in api_keys.list_keys():
+        click.echo(
+            f"{record.name}\t{record.hint}…\tcreated {iso(record.created_at)}\t"
+            f"last used {iso(record.last_used_at) or 'never'}\t"
+            f"{'revoked ' + iso(record.revoked_at) if record.revoked_at else 'live'}"
+        )
+
+
+@keys.command("revoke")
+@click.argument("name")
+def revoke_key_command(name: str) -> None:
+    """Revoke the key named NAME: it stops working at once."""
+    try:
+        record = api_keys.revoke_key(name)
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"{record.name}: revoked {iso(record.revoked_at)}")
