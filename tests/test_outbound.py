@@ -1040,3 +1040,31 @@ def test_the_worker_process_delivers(outbound_app, database_url, receiver):
         stop(worker)
     assert json.loads(got.body)["event_type"] == "attendance.marked"
     assert worker.returncode == 0  # SIGTERM: a clean stop
+
+
+def test_results_survive_a_database_blip(outbound_app, receiver, start_sender, monkeypatch):
+    """The transaction that would record an attempt fails once: the result waits for the
+    next cycle, and the delivery is recorded once, not sent again."""
+    from sqlalchemy.exc import OperationalError
+
+    real_exchange = dispatch.exchange
+    failures = []
+
+    def flaky_exchange(results, **kwargs):
+        if results and not failures:
+            failures.append(len(results))
+            raise OperationalError("SELECT 1", {}, Exception("database is restarting"))
+        return real_exchange(results, **kwargs)
+
+    monkeypatch.setattr(dispatch, "exchange", flaky_exchange)
+    client = outbound_app.test_client()
+    subscribe(client, receiver.url)
+    with outbound_app.app_context():
+        make_student(identifier="a1")
+        make_event(name="E")
+    start_sender()
+    check_in(client, "a1", "E")
+    wait_until(lambda: deliveries(outbound_app, status="succeeded"))
+    assert failures == [1]
+    assert len(receiver.snapshot()) == 1
+    assert [attempt.status_code for attempt in attempts_of(outbound_app)] == [200]

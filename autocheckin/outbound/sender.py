@@ -275,15 +275,20 @@ class Sender:
             by_subscription = Counter(held.values())
             free = max(0, self.buffer - len(held))
             busy = {sid for sid, n in by_subscription.items() if n >= self.buffer // 2}
-            exchanged = dispatch.exchange(
-                results,
-                holder=self.holder,
-                claim_limit=free,
-                busy_subscriptions=busy,
-                backoff=self.settings.backoff,
-                now=self.clock(),
-                renew=list(held),
-            )
+            try:
+                exchanged = dispatch.exchange(
+                    results,
+                    holder=self.holder,
+                    claim_limit=free,
+                    busy_subscriptions=busy,
+                    backoff=self.settings.backoff,
+                    now=self.clock(),
+                    renew=list(held),
+                )
+            except Exception:
+                for result in results:  # recorded by the next cycle that reaches the database
+                    self._results.put(result)
+                raise
             for subscription_id in exchanged.disabled:
                 log.warning("outbound: subscription %s disabled", subscription_id)
             self._start_attempts(exchanged.claimed)
