@@ -48,6 +48,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from autocheckin.config import ConfigError, load_config
     from autocheckin.database import configure_sqlite
     from autocheckin.extensions import db, migrate
+    from autocheckin.jobs import cli as jobs_cli
     from autocheckin.webhooks import cli as webhook_cli
 
     app = Flask(__name__, instance_relative_config=True, static_folder=None)
@@ -100,4 +101,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.cli.add_command(users_cli.users)
     app.cli.add_command(users_cli.discord)
     app.cli.add_command(users_cli.keys)
+    app.cli.add_command(users_cli.create_admin_command)
+    for command in jobs_cli.COMMANDS:
+        app.cli.add_command(command)
     return app

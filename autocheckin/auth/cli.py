@@ -4,10 +4,12 @@ rights of web and Discord accounts; no webhook can."""
 from __future__ import annotations
 
 import click
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
+from autocheckin.attendance.errors import AlreadyExists
 from autocheckin.attendance.models import WEB_ADMIN, WEB_USER
 from autocheckin.auth import accounts, api_keys
+from autocheckin.auth.passwords import weakness
 from autocheckin.errors import ServiceError
 from autocheckin.times import iso
 
@@ -98,3 +100,22 @@ def revoke_key_command(name: str) -> None:
     except ServiceError as error:
         raise click.ClickException(error.message) from None
     click.echo(f"{record.name}: revoked {iso(record.revoked_at)}")
+
+
+@click.command("create-admin")
+@with_appcontext
+@click.argument("email")
+@click.option("--name", help="The admin's name (default: the email's local part).")
+@click.password_option(help="Prompted for (twice) when not given.")
+def create_admin_command(email: str, name: str | None, password: str) -> None:
+    """Create a web admin with EMAIL (the password is prompted for), or promote that user."""
+    problem = weakness(password)
+    if problem:
+        raise click.ClickException(f"password {problem}")
+    try:
+        accounts.register_user(email=email, name=name or email.split("@")[0], password=password)
+    except AlreadyExists:
+        click.echo(f"{email} has an account already; making it an admin", err=True)
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+    _set_role(email, WEB_ADMIN)

@@ -10,6 +10,7 @@ manual trigger run the very same code.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -339,7 +340,12 @@ def refresh_one(client: CheckOutClient, email: str) -> UserSessions:
 
 
 def refresh_all(
-    app: Flask, client: CheckOutClient, *, concurrency: int, breaker_threshold: int = 5
+    app: Flask,
+    client: CheckOutClient,
+    *,
+    concurrency: int,
+    breaker_threshold: int = 5,
+    on_progress: Callable[[int], None] | None = None,
 ) -> RefreshResult:
     """Refresh everyone on the roster: `concurrency` threads call upstream, this thread stores.
 
@@ -367,6 +373,8 @@ def refresh_all(
                 pool.submit(reports.send, client, due, breaker) for due in _reports_due(stored)
             ]
             described.extend(_user_sessions(*entry) for entry in stored)
+            if on_progress is not None:
+                on_progress(len(batch))
         reports.remember([future.result() for future in sent])
     if breaker.is_open:
         state.set(BREAKER_KEY, {"opened_at": iso(utcnow()), "reason": breaker.opened_by})

@@ -1,0 +1,83 @@
+"""The operator's commands: create-admin, fetch-users, refresh (with progress), prune."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from autocheckin.auth import accounts
+from autocheckin.extensions import db
+from autocheckin.jobs.models import JobRun
+from autocheckin.sync.models import UserRefresh
+from autocheckin.times import iso, utcnow
+
+PASSWORD = "correct horse battery staple 42"
+
+
+def test_create_admin_prompts_for_a_strong_password_and_makes_an_admin(app):
+    runner = app.test_cli_runner()
+    weak = runner.invoke(args=["create-admin", "boss@example.com"], input="password\npassword\n")
+    assert weak.exit_code != 0 and "password" in weak.output
+    made = runner.invoke(
+        args=["create-admin", "boss@example.com"], input=f"{PASSWORD}\n{PASSWORD}\n"
+    )
+    assert made.exit_code == 0, made.output
+    assert "boss@example.com: admin" in made.output
+    with app.app_context():
+        user = accounts.authenticate(email="boss@example.com", password=PASSWORD)
+        assert user is not None and user.is_web_admin
+    again = runner.invoke(
+        args=["create-admin", "boss@example.com"], input=f"{PASSWORD}\n{PASSWORD}\n"
+    )
+    assert again.exit_code == 0 and "already" in again.output
+
+
+def test_fetch_users_and_refresh_run_the_jobs_with_their_records(sync_app, checkout):
+    now = utcnow()
+    for n in range(3):
+        checkout.add_user(
+            f"u{n}@example.com",
+            [
+                {
+                    "id": "s1",
+                    "name": "Lab",
+                    "start_time": iso(now),
+                    "end_time": iso(now + timedelta(hours=1)),
+                }
+            ],
+        )
+    runner = sync_app.test_cli_runner()
+    fetched = runner.invoke(args=["fetch-users"])
+    assert fetched.exit_code == 0, fetched.output
+    assert "3 users: 3 new, 0 updated" in fetched.output
+    refreshed = runner.invoke(args=["refresh"])
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "ok: {'users': 3, 'ok': 3, 'failed': 0}" in refreshed.output
+    one = runner.invoke(args=["refresh", "--email", "u1@example.com"])
+    assert one.exit_code == 0 and "u1@example.com: 1 sessions, ok=True" in one.output
+    with sync_app.app_context():
+        assert db.session.query(UserRefresh).count() == 3
+        triggers = {(run.job, run.trigger, run.holder) for run in db.session.query(JobRun)}
+    assert ("refresh_sessions", "manual", "cli") in triggers
+    assert ("fetch_users", "manual", "cli") in triggers
+
+
+def test_refresh_with_upstream_down_says_failed_and_exits_nonzero(sync_app, checkout):
+    checkout.add_user("u@example.com")
+    runner = sync_app.test_cli_runner()
+    runner.invoke(args=["fetch-users"])
+    checkout.failing["/sessions"] = 404
+    failed = runner.invoke(args=["refresh"])
+    assert failed.exit_code == 1
+    assert "failed" in failed.output
+
+
+def test_without_upstream_the_sync_commands_say_so(app):
+    answer = app.test_cli_runner().invoke(args=["fetch-users"])
+    assert answer.exit_code != 0
+    assert "CheckOut API not configured" in answer.output
+
+
+def test_prune(app):
+    answer = app.test_cli_runner().invoke(args=["prune"])
+    assert answer.exit_code == 0, answer.output
+    assert "webhook_requests: 0 removed" in answer.output
