@@ -134,10 +134,6 @@ def attendances_marked(session: Session, items: Any) -> None:
     outbox.announce(session, ATTENDANCE_MARKED, items)
 
 
-def students_enrolled(session: Session, items: Any) -> None:
-    outbox.announce(session, STUDENT_ENROLLED, items)
-
-
 # --- sync: what an upsert of upstream sessions created or changed -----------------------------
 
 
