@@ -21,6 +21,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     No network, no migrations, no scheduler: `main.py` starts what runs in the background.
     """
     from autocheckin import (
+        demo,
         metrics,
         models,  # noqa: F401 - registers every table on db.metadata
         settings,
@@ -102,6 +103,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.cli.add_command(users_cli.discord)
     app.cli.add_command(users_cli.keys)
     app.cli.add_command(users_cli.create_admin_command)
+    app.cli.add_command(demo.demo_command)
     for command in jobs_cli.COMMANDS:
         app.cli.add_command(command)
     return app

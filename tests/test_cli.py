@@ -81,3 +81,23 @@ def test_prune(app):
     answer = app.test_cli_runner().invoke(args=["prune"])
     assert answer.exit_code == 0, answer.output
     assert "webhook_requests: 0 removed" in answer.output
+
+
+def test_demo_fills_a_living_data_set_once(app, auth_headers):
+    runner = app.test_cli_runner()
+    filled = runner.invoke(args=["demo"])
+    assert filled.exit_code == 0, filled.output
+    assert "40 students, 6 events" in filled.output
+    data = app.test_client().get("/api/v1/state", headers=auth_headers).get_json()["data"]
+    assert data["counts"]["students"] == 40
+    assert data["counts"]["events"] == 6
+    assert data["counts"]["attendances"] > 60
+    assert data["users_page"]["total"] == 40
+    deliveries = app.test_client().get(
+        "/api/v1/webhooks/deliveries?status=failed", headers=auth_headers
+    )
+    assert deliveries.get_json()["data"]["count"] >= 3
+    statuses = {e["status"] for e in app.test_client().get("/events/").get_json()}
+    assert statuses == {"ended", "active", "upcoming"}
+    again = runner.invoke(args=["demo"])
+    assert again.exit_code != 0 and "already" in again.output

@@ -1,0 +1,174 @@
+"""`flask demo`: a realistic data set, so that a fresh `make run` shows a living service.
+
+Students on the roster, events that ended, one running now and some to come, enrolments,
+check-ins (some late, some missing), and a few webhook requests that failed or wait
+unmatched. Written through the same services and webhook pipeline as real traffic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import random
+from datetime import timedelta
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import insert, select
+
+from autocheckin.attendance import service
+from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.database import write_transaction
+from autocheckin.extensions import db
+from autocheckin.sync.models import Enrolment, RosterEntry
+from autocheckin.times import iso, utcnow
+
+FIRST = ["Ana", "Ben", "Chloé", "Dev", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jon"]
+LAST = ["Silva", "Okafor", "Martin", "Patel", "Kim", "Haddad", "Lee", "Moreau", "Costa", "Berg"]
+EVENTS = [  # (name, hours from now to its start, length in hours, location)
+    ("Intro to Databases", -72, 2, "Room 101"),
+    ("Networks Lab", -48, 3, "Lab B"),
+    ("Career Talk", -24, 1, "Auditorium"),
+    ("Algorithms Seminar", -0.25, 1.5, "Room 204"),
+    ("Project Kick-off", 24, 2, "Room 101"),
+    ("Security Workshop", 72, 3, "Lab B"),
+]
+STUDENTS = 40
+
+
+@click.command("demo")
+@click.option("--seed", default=7, show_default=True, help="The random seed: same data each time.")
+@with_appcontext
+def demo_command(seed: int) -> None:
+    """Fill a realistic demo data set (refused when it is there already)."""
+    if db.session.scalar(select(Student.id).where(Student.identifier_key == "demo0001")):
+        raise click.ClickException("the demo data is there already")
+    chance = random.Random(seed)  # noqa: S311 - demo data, repeatable on purpose
+    now = utcnow()
+    steps = ("students", "events", "enrolments", "check-ins", "webhooks")
+    with click.progressbar(steps, label="Filling the demo", item_show_func=str) as bar:
+        for step in bar:
+            if step == "students":
+                students = _students()
+            elif step == "events":
+                events = _events(now)
+            elif step == "enrolments":
+                _enrol(students, events)
+            elif step == "check-ins":
+                counts = _check_ins(chance, students, events, now)
+            else:
+                webhooks = _webhooks(events)
+    click.echo(
+        f"{len(students)} students, {len(events)} events, {counts['present']} present, "
+        f"{counts['late']} late, {counts['absent']} absent; {webhooks}"
+    )
+
+
+def _students() -> list[Student]:
+    made = []
+    for n in range(1, STUDENTS + 1):
+        first, last = FIRST[n % len(FIRST)], LAST[(n * 3) % len(LAST)]
+        made.append(
+            service.create_student(
+                identifier=f"DEMO{n:04d}",
+                email=f"{first.lower()}.{last.lower()}{n}@demo.example",
+                first_name=first,
+                last_name=last,
+                source="demo",
+            )
+        )
+    with write_transaction() as session:
+        session.execute(
+            insert(RosterEntry),
+            [
+                {"student_id": s.id, "position": i, "listed_at": utcnow()}
+                for i, s in enumerate(made)
+            ],
+        )
+    return made
+
+
+def _events(now) -> list[Event]:
+    return [
+        service.create_event(
+            name=name,
+            start_time=now + timedelta(hours=start),
+            end_time=now + timedelta(hours=start + length),
+            location=location,
+            description=f"{name}: a demo event",
+            source="demo",
+        )
+        for name, start, length, location in EVENTS
+    ]
+
+
+def _enrol(students: list[Student], events: list[Event]) -> None:
+    with write_transaction() as session:
+        session.execute(
+            insert(Enrolment),
+            [
+                {"student_id": s.id, "event_id": e.id, "source": "demo", "created_at": utcnow()}
+                for s in students
+                for e in events
+            ],
+        )
+
+
+def _check_ins(chance, students, events, now) -> dict[str, int]:
+    """Ended events: most present, some late, some absent; the running one: half so far."""
+    late_after = timedelta(seconds=current_app.config["LATE_AFTER"])
+    counts = {"present": 0, "late": 0, "absent": 0}
+    rows = []
+    for event in events:
+        if event.start_time > now:
+            continue
+        running = event.end_time > now
+        for student in students:
+            roll = chance.random()
+            if running and roll > 0.5 or not running and roll > 0.85:
+                counts["absent"] += 0 if running else 1
+                continue
+            is_late = not running and roll > 0.75
+            minutes = chance.uniform(12, 30) if is_late else chance.uniform(-5, 8)
+            moment = min(event.start_time + timedelta(minutes=minutes), now)
+            status = "late" if moment - event.start_time > late_after else "present"
+            counts[status] += 1
+            rows.append(
+                {
+                    "student_id": student.id,
+                    "event_id": event.id,
+                    "checked_in_at": moment,
+                    "status": status,
+                    "source": chance.choice(["onetap_checkin", "scanner_app", "web", "discord"]),
+                    "check_in_metadata": {},
+                    "created_at": moment,
+                }
+            )
+    with write_transaction() as session:
+        session.execute(insert(Attendance), rows)
+    return counts
+
+
+def _webhooks(events: list[Event]) -> str:
+    """A few requests as a scanner would send them: unknown students wait unmatched, a
+    malformed one failed. Signed with WEBHOOK_SECRET when one is set."""
+    client = current_app.test_client()
+    secret = current_app.config["WEBHOOK_SECRET"]
+    bodies = [
+        {"student_identifier": "NEWSTUDENT1", "event_identifier": str(events[3].id)},
+        {"student_identifier": "NEWSTUDENT2", "event_identifier": str(events[3].id)},
+        {"student_identifier": "DEMO0001", "event_identifier": "No such event"},
+        {"student_identifier": "DEMO0002"},
+    ]
+    answered = []
+    for body in bodies:
+        raw = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if secret:
+            digest = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+            headers["X-Webhook-Signature"] = f"sha256={digest}"
+        answered.append(client.post("/api/webhook/attendance/", data=raw, headers=headers))
+    refused = sum(1 for answer in answered if answer.status_code >= 400)
+    return f"{refused} webhook requests failed or wait unmatched (at {iso(utcnow())})"
