@@ -14,7 +14,7 @@ import ipaddress
 import math
 import time
 
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, g, request
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
@@ -114,3 +114,11 @@ def metered(rate: str, *identifiers: str) -> dict[str, str]:
         refusal.rate_limit_headers = headers  # type: ignore[attr-defined]
         raise refusal
     return headers
+
+
+def with_rate_limit_headers(response: Response) -> Response:
+    """After a request: the `X-RateLimit-*` headers `metered` left for it, if any."""
+    headers = g.get("rate_limit_headers")
+    if headers:
+        response.headers.update(headers)
+    return response

@@ -87,10 +87,7 @@ def admitted(view: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
-@bp.after_request
-def _rate_limit_headers(response: Response) -> Response:
-    response.headers.update(getattr(g, "rate_limit_headers", {}))
-    return response
+bp.after_request(ratelimits.with_rate_limit_headers)
 
 
 # --- the login ------------------------------------------------------------------------------

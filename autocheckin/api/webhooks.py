@@ -33,10 +33,7 @@ def _rate_limited() -> None:
         g.rate_limit_headers = ratelimits.metered(rate, "webhook", ratelimits.client_address())
 
 
-@bp.after_request
-def _rate_limit_headers(response: Response) -> Response:
-    response.headers.update(getattr(g, "rate_limit_headers", {}))
-    return response
+bp.after_request(ratelimits.with_rate_limit_headers)
 
 
 POST_ERRORS = (400, 401, 404, 409, 413, 422, 429)
