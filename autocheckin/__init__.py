@@ -43,10 +43,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         register_error_renderer,
         render_detail_error,
         render_integration_error,
+        render_page_error,
     )
     from autocheckin.api.security import init_security
     from autocheckin.auth import cli as users_cli
     from autocheckin.config import ConfigError, load_config
+    from autocheckin.dashboard import views as dashboard_views
     from autocheckin.database import configure_sqlite
     from autocheckin.extensions import db, migrate
     from autocheckin.jobs import cli as jobs_cli
@@ -63,6 +65,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         print(f"autocheckin: configuration error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     app.config.update(loaded)
+    # The dashboard's session cookie: HttpOnly (Flask's default), SameSite=Lax, Secure when
+    # SESSION_COOKIE_SECURE (the default on Railway, behind HTTPS); 12 hours at most.
+    app.config.update(SESSION_COOKIE_SAMESITE="Lax", PERMANENT_SESSION_LIFETIME=12 * 3600)
     if config is not None:
         app.config.update({k: v for k, v in config.items() if k not in loaded})
     # The 500's log line must never print SQL parameters (password hashes, bodies).
@@ -90,6 +95,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         register_error_renderer(app, prefix, render_detail_error)
     for prefix in INTEGRATION_PREFIXES:
         register_error_renderer(app, prefix, render_integration_error)
+    register_error_renderer(app, "/dashboard", render_page_error)
     app.register_blueprint(root.bp)
     app.register_blueprint(v1.bp)
     app.register_blueprint(webhooks.bp)
@@ -98,6 +104,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(discord.bp)
     app.register_blueprint(integrations.bp)
     app.register_blueprint(outbound_webhooks.bp)
+    app.register_blueprint(dashboard_views.bp)
     app.cli.add_command(webhook_cli.webhooks)
     app.cli.add_command(users_cli.users)
     app.cli.add_command(users_cli.discord)

@@ -226,6 +226,9 @@ def load_config(environ: Mapping[str, Any], *, instance_path: str) -> dict[str, 
         "IDEMPOTENCY_TTL": env_seconds(environ, "IDEMPOTENCY_TTL", 24 * 3600),
         "JWT_SECRET_KEY": env_secret(environ, "JWT_SECRET_KEY"),
         "SECRET_KEY": env_secret(environ, "SECRET_KEY"),
+        "SESSION_COOKIE_SECURE": env_bool(
+            environ, "SESSION_COOKIE_SECURE", bool(env_str(environ, "RAILWAY_ENVIRONMENT"))
+        ),
         "JWT_EXPIRES": env_seconds(environ, "JWT_EXPIRES", 24 * 3600, minimum=60),
         "EVENT_CREATE_ROLE": _choice(environ, "EVENT_CREATE_ROLE", ("user", "admin"), "user"),
         "DISCORD_API_KEY": env_str(environ, "DISCORD_API_KEY"),

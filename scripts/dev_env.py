@@ -21,5 +21,7 @@ BASIC_SETUP = """
 WEBHOOK_REQUIRE_SIGNATURE=false
 DISCORD_ALLOW_KEYLESS=true
 """
-target.write_text(example.replace("# JWT_SECRET_KEY=", secret, 1) + BASIC_SETUP)
+session_secret = f"SECRET_KEY={secrets.token_urlsafe(48)}"
+filled = example.replace("# JWT_SECRET_KEY=", secret, 1).replace("# SECRET_KEY=", session_secret, 1)
+target.write_text(filled + BASIC_SETUP)
 print(f"wrote {target.name} from .env.example (CHECKOUT_API_KEY=change-me; edit it)")

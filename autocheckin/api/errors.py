@@ -137,6 +137,18 @@ def render_integration_error(status: int, message: str, code: str, details: str 
     return response
 
 
+def render_page_error(status: int, message: str, code: str, details: str | None) -> Response:
+    """The dashboard's errors: a small HTML page a person can read."""
+    from markupsafe import escape
+
+    page = (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{status}</title>"
+        f"</head><body><h1>{status}</h1><p>{escape(message)}</p>"
+        "<p><a href='/dashboard/'>Dashboard</a></p></body></html>"
+    )
+    return Response(page, status=status, content_type="text/html; charset=utf-8")
+
+
 def register_error_renderer(app: Flask, prefix: str, renderer: ErrorRenderer) -> None:
     """Use `renderer` for every error under `prefix` in `app` (longest prefix wins)."""
     renderers = app.extensions.setdefault("error_renderers", {})

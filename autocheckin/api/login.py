@@ -42,12 +42,20 @@ def current_user() -> Student:
 
 
 def log_in(email: str, password: str) -> str:
-    """A bearer token for these credentials, for `/auth/login` and `/api/auth/login` alike.
+    """A bearer token for these credentials, for `/auth/login` and `/api/auth/login` alike."""
+    secret = jwt_secret()
+    user = authenticated(email, password)
+    return issue_token(
+        user_id=user.id, token_key=user.token_key, secret=secret, lifetime=token_lifetime()
+    )
+
+
+def authenticated(email: str, password: str) -> Student:
+    """The account these credentials open, for every sign-in (the logins, the dashboard).
 
     Only failures count against the limits: per account and address, and per account
     from anywhere (guesses spread over many addresses).
     """
-    secret = jwt_secret()
     account, client = normalize_key(email) or "", ratelimits.client_address()
     ratelimits.ensure_allowed(ratelimits.LOGIN_FAILURES, "login", account, client)
     ratelimits.ensure_allowed(ratelimits.LOGIN_FAILURES_PER_ACCOUNT, "login", account)
@@ -56,6 +64,4 @@ def log_in(email: str, password: str) -> str:
         ratelimits.count_quietly(ratelimits.LOGIN_FAILURES, "login", account, client)
         ratelimits.count_quietly(ratelimits.LOGIN_FAILURES_PER_ACCOUNT, "login", account)
         raise Unauthorized("Incorrect email or password", code="bad_credentials")
-    return issue_token(
-        user_id=user.id, token_key=user.token_key, secret=secret, lifetime=token_lifetime()
-    )
+    return user

@@ -1,0 +1,162 @@
+"""`/dashboard`: sign-in for admins (a session cookie, CSRF-protected forms), and the
+overview page. The numbers come from `overview.state_report` and the core's queries, the
+same services the API answers from."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, current_app, redirect, render_template, session, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select
+from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
+from werkzeug.wrappers import Response
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired, Length
+
+from autocheckin import overview
+from autocheckin.api.login import authenticated
+from autocheckin.api.openapi import documented
+from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.auth import accounts, api_keys
+from autocheckin.auth.errors import Unauthorized
+from autocheckin.extensions import db
+from autocheckin.sync.models import Enrolment
+from autocheckin.times import utcnow
+from autocheckin.webhooks import request_log
+
+bp = Blueprint(
+    "dashboard",
+    __name__,
+    url_prefix="/dashboard",
+    template_folder="templates",
+    static_folder="static",
+)
+RECENT = 20
+
+
+class SignInForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+
+
+class SignOutForm(FlaskForm):
+    """Only a token: signing out is a POST, so another site cannot sign anyone out."""
+
+
+@bp.before_request
+def _needs_a_secret_key() -> None:
+    if not current_app.config["SECRET_KEY"]:
+        raise ServiceUnavailable("Set SECRET_KEY (32+ bytes) to use the dashboard")
+
+
+def _admin() -> Student | None:
+    """The signed-in admin; None when nobody is, or the account changed since."""
+    user_id, token_key = session.get("user_id"), session.get("token_key")
+    if user_id is None or not token_key:
+        return None
+    user = accounts.get_user(user_id)
+    if user is None or not user.is_active or not user.is_web_admin or not user.token_key:
+        return None
+    if not hmac.compare_digest(user.token_key.encode(), token_key.encode()):
+        return None  # the password changed, or the role was taken away and given back
+    return user
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@documented("The dashboard's sign-in page (admins)", produces="text/html", errors=(400, 503))
+def login() -> str | Response:
+    form = SignInForm()
+    problem = None
+    if form.validate_on_submit():
+        try:
+            user = authenticated(form.email.data or "", form.password.data or "")
+        except Unauthorized:
+            problem = "Incorrect email or password."
+        except TooManyRequests as refusal:
+            problem = refusal.description
+        else:
+            if user.is_web_admin:
+                session.clear()
+                session.permanent = True
+                session["user_id"], session["token_key"] = user.id, user.token_key
+                return redirect(url_for(".index"))
+            problem = "Only admins may use the dashboard."
+    elif form.is_submitted():
+        problem = "The form expired or was incomplete; please try again."
+    status = 400 if problem else 200
+    return render_template("dashboard/login.html", form=form, problem=problem), status
+
+
+@bp.post("/logout")
+@documented("Sign out (a form with the page's CSRF token)", status=302)
+def logout() -> Response:
+    if SignOutForm().validate_on_submit():
+        session.clear()
+    return redirect(url_for(".login"))
+
+
+@bp.get("/")
+@documented("The dashboard (a signed-in admin; else a redirect to sign in)", produces="text/html")
+def index() -> str | Response:
+    admin = _admin()
+    if admin is None:
+        return redirect(url_for(".login"))
+    config = current_app.config
+    report = overview.state_report(
+        upstream_configured=bool(config["CHECKOUT_API_URL"]),
+        counts_max_age=config["STATE_COUNTS_MAX_AGE"],
+        users_limit=0,
+        users_offset=0,
+    )
+    return render_template(
+        "dashboard/index.html",
+        admin=admin,
+        report=report,
+        events=_events_of_today(),
+        recent=_recent_check_ins(),
+        failed=request_log.list_requests(outcome="failed", limit=10),
+        keys=api_keys.list_keys(),
+        sign_out=SignOutForm(),
+    )
+
+
+def _events_of_today() -> list[dict[str, Any]]:
+    """Events running now or starting today, with check-ins against the expected."""
+    now = utcnow()
+    start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    found = db.session.scalars(
+        select(Event)
+        .where(Event.start_time < start_of_day + timedelta(days=1))
+        .where((Event.end_time > now) | (Event.start_time >= start_of_day))
+        .order_by(Event.start_time)
+        .limit(20)
+    ).all()
+    ids = [event.id for event in found]
+    checked = _count_by_event(Attendance.event_id, ids)
+    expected = _count_by_event(Enrolment.event_id, ids)
+    return [
+        {
+            "event": event,
+            "checked_in": checked.get(event.id, 0),
+            "expected": expected.get(event.id, 0),
+        }
+        for event in found
+    ]
+
+
+def _count_by_event(column: Any, ids: list[int]) -> dict[int, int]:
+    if not ids:
+        return {}
+    rows = db.session.execute(select(column, func.count()).where(column.in_(ids)).group_by(column))
+    return dict(rows.all())
+
+
+def _recent_check_ins() -> list[Attendance]:
+    return list(
+        db.session.scalars(
+            select(Attendance).order_by(Attendance.checked_in_at.desc()).limit(RECENT)
+        )
+    )
