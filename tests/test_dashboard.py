@@ -96,3 +96,49 @@ def test_without_a_secret_key_the_dashboard_says_so(make_app):
     assert answer.status_code == 503
     assert answer.content_type.startswith("text/html")
     assert "SECRET_KEY" in answer.get_data(as_text=True)
+
+
+def _page(client) -> str:
+    return client.get("/dashboard/").get_data(as_text=True)
+
+
+def test_replay_and_resolve_buttons(site):
+    client = site.test_client()
+    _sign_in(client, "boss@example.com")
+    body = {"student_identifier": "later", "event_identifier": "Later event"}
+    assert client.post("/api/webhook/attendance/", json=body).status_code == 404
+    page = _page(client)
+    request_id = int(re.search(r"/dashboard/webhooks/(\d+)/replay", page).group(1))
+    forged = client.post(f"/dashboard/webhooks/{request_id}/replay", data={})
+    assert "expired" in _page(client)  # nothing done without the page's token
+    assert forged.status_code == 302
+    client.post(f"/dashboard/webhooks/{request_id}/replay", data={"csrf_token": _token(page)})
+    assert f"Request {request_id} replayed: unmatched" in _page(client)
+    with site.app_context():
+        from tests.factories import make_event, make_student
+
+        make_student(identifier="later", email="later@example.com")
+        make_event(name="Later event")
+    client.post("/dashboard/webhooks/resolve", data={"csrf_token": _token(_page(client))})
+    assert "1 of 1 unmatched check-ins resolved" in _page(client)
+
+
+def test_keys_are_made_and_revoked_from_the_page(site):
+    client = site.test_client()
+    _sign_in(client, "boss@example.com")
+    made = client.post("/dashboard/keys", data={"name": "lms", "csrf_token": _token(_page(client))})
+    assert made.status_code == 201
+    key = re.search(r"<code>(ack_[^<]+)</code>", made.get_data(as_text=True)).group(1)
+    assert "Set-Cookie" not in made.headers or key not in made.headers["Set-Cookie"]
+    assert client.get("/api/v1/status", headers={"x-checkout-key": key}).status_code == 200
+    assert key not in _page(client)  # shown once
+    client.post("/dashboard/keys/lms/revoke", data={"csrf_token": _token(_page(client))})
+    assert "Key lms revoked" in _page(client)
+    assert client.get("/api/v1/status", headers={"x-checkout-key": key}).status_code == 401
+
+
+def test_the_buttons_need_a_signed_in_admin(site):
+    client = site.test_client()
+    for path in ("/dashboard/webhooks/1/replay", "/dashboard/webhooks/resolve", "/dashboard/keys"):
+        answer = client.post(path, data={})
+        assert answer.status_code == 302 and answer.headers["Location"].endswith("/login")

@@ -8,24 +8,34 @@ import hmac
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    session,
+    url_for,
+)
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 from werkzeug.wrappers import Response
-from wtforms import EmailField, PasswordField
+from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from autocheckin import overview
+from autocheckin import overview, settings
 from autocheckin.api.login import authenticated
 from autocheckin.api.openapi import documented
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.auth import accounts, api_keys
 from autocheckin.auth.errors import Unauthorized
+from autocheckin.errors import ServiceError
 from autocheckin.extensions import db
 from autocheckin.sync.models import Enrolment
 from autocheckin.times import utcnow
-from autocheckin.webhooks import request_log
+from autocheckin.webhooks import receive, request_log
 
 bp = Blueprint(
     "dashboard",
@@ -44,6 +54,14 @@ class SignInForm(FlaskForm):
 
 class SignOutForm(FlaskForm):
     """Only a token: signing out is a POST, so another site cannot sign anyone out."""
+
+
+class ActionForm(FlaskForm):
+    """Only a token: every button that changes something posts one."""
+
+
+class NewKeyForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=100)])
 
 
 @bp.before_request
@@ -98,12 +116,73 @@ def logout() -> Response:
     return redirect(url_for(".login"))
 
 
+def _act(action: Any) -> Response:
+    """Run a button's action for a signed-in admin with the page's token; say how it went."""
+    if _admin() is None:
+        return redirect(url_for(".login"))
+    if not ActionForm().validate_on_submit():
+        flash("The page expired; nothing was done. Please try again.")
+        return redirect(url_for(".index"))
+    try:
+        flash(action())
+    except ServiceError as error:
+        flash(error.message)
+    return redirect(url_for(".index"))
+
+
+@bp.post("/webhooks/<int:request_id>/replay")
+@documented("Replay a failed or unmatched webhook request (the page's form)", status=302)
+def replay(request_id: int) -> Response:
+    def run() -> str:
+        record = receive.replay(request_id, settings.current().webhooks)
+        return f"Request {request_id} replayed: {record.outcome}"
+
+    return _act(run)
+
+
+@bp.post("/webhooks/resolve")
+@documented("Replay every unmatched check-in (the page's form)", status=302)
+def resolve() -> Response:
+    def run() -> str:
+        tally = receive.resolve_unmatched(settings.current().webhooks)
+        return f"{tally['resolved']} of {tally['checked']} unmatched check-ins resolved"
+
+    return _act(run)
+
+
+@bp.post("/keys")
+@documented("Create an integration key (shown once on the page)", status=302)
+def create_key() -> Response | tuple[str, int]:
+    if _admin() is None:
+        return redirect(url_for(".login"))
+    form = NewKeyForm()
+    if not form.validate_on_submit():
+        flash("A key needs a name (and the page's token); nothing was made.")
+        return redirect(url_for(".index"))
+    try:
+        record, key = api_keys.create_key(form.name.data or "")
+    except ServiceError as error:
+        flash(error.message)
+        return redirect(url_for(".index"))
+    # Shown in this answer only: never in a redirect's flash, which would travel in the cookie.
+    return _overview(created=(record.name, key)), 201
+
+
+@bp.post("/keys/<name>/revoke")
+@documented("Revoke an integration key (the page's form)", status=302)
+def revoke_key(name: str) -> Response:
+    return _act(lambda: f"Key {api_keys.revoke_key(name).name} revoked")
+
+
 @bp.get("/")
 @documented("The dashboard (a signed-in admin; else a redirect to sign in)", produces="text/html")
 def index() -> str | Response:
-    admin = _admin()
-    if admin is None:
+    if _admin() is None:
         return redirect(url_for(".login"))
+    return _overview()
+
+
+def _overview(created: tuple[str, str] | None = None) -> str:
     config = current_app.config
     report = overview.state_report(
         upstream_configured=bool(config["CHECKOUT_API_URL"]),
@@ -113,13 +192,17 @@ def index() -> str | Response:
     )
     return render_template(
         "dashboard/index.html",
-        admin=admin,
+        admin=_admin(),
+        created=created,
         report=report,
         events=_events_of_today(),
         recent=_recent_check_ins(),
         failed=request_log.list_requests(outcome="failed", limit=10),
         keys=api_keys.list_keys(),
         sign_out=SignOutForm(),
+        action=ActionForm(),
+        new_key=NewKeyForm(),
+        notes=get_flashed_messages(),
     )
 
 
