@@ -142,3 +142,26 @@ def test_the_buttons_need_a_signed_in_admin(site):
     for path in ("/dashboard/webhooks/1/replay", "/dashboard/webhooks/resolve", "/dashboard/keys"):
         answer = client.post(path, data={})
         assert answer.status_code == 302 and answer.headers["Location"].endswith("/login")
+
+
+def test_the_live_table_reads_the_latest_check_ins(site):
+    client = site.test_client()
+    assert client.get("/dashboard/recent.json").status_code == 401
+    _sign_in(client, "boss@example.com")
+    with site.app_context():
+        from tests.factories import make_event, make_student
+
+        make_student(identifier="a1", email="a1@example.com", first_name="Ann", last_name="Lee")
+        make_event(name="Lab")
+    body = {"student_identifier": "a1", "event_identifier": "Lab", "source": "scanner"}
+    assert client.post("/api/webhook/attendance/", json=body).status_code == 201
+    live = client.get("/dashboard/recent.json")
+    assert live.headers["Cache-Control"] == "no-store"
+    (row,) = live.get_json()["checkins"]
+    assert (row["student"], row["event"], row["source"]) == ("Ann Lee", "Lab", "scanner")
+    page = _page(client)
+    assert 'src="/dashboard/static/dashboard.js"' in page
+    script = client.get("/dashboard/static/dashboard.js")
+    assert script.status_code == 200
+    script.close()
+    assert "script-src 'self'" in client.get("/dashboard/").headers["Content-Security-Policy"]

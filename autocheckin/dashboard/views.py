@@ -19,6 +19,7 @@ from flask import (
     url_for,
 )
 from flask_wtf import FlaskForm
+from pydantic import BaseModel
 from sqlalchemy import func, select
 from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 from werkzeug.wrappers import Response
@@ -28,13 +29,14 @@ from wtforms.validators import DataRequired, Length
 from autocheckin import overview, settings
 from autocheckin.api.login import authenticated
 from autocheckin.api.openapi import documented
+from autocheckin.api.representations import answer
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.auth import accounts, api_keys
 from autocheckin.auth.errors import Unauthorized
 from autocheckin.errors import ServiceError
 from autocheckin.extensions import db
 from autocheckin.sync.models import Enrolment
-from autocheckin.times import utcnow
+from autocheckin.times import IsoTime, utcnow
 from autocheckin.webhooks import receive, request_log
 
 bp = Blueprint(
@@ -235,6 +237,42 @@ def _count_by_event(column: Any, ids: list[int]) -> dict[int, int]:
         return {}
     rows = db.session.execute(select(column, func.count()).where(column.in_(ids)).group_by(column))
     return dict(rows.all())
+
+
+class RecentCheckIn(BaseModel):
+    checked_in_at: IsoTime
+    student: str
+    event: str
+    status: str
+    source: str | None
+
+
+class RecentCheckIns(BaseModel):
+    checkins: list[RecentCheckIn]
+
+
+@bp.get("/recent.json")
+@documented(
+    "The latest check-ins, for the page's live table (a signed-in admin)",
+    response=RecentCheckIns,
+    errors=(401, 503),
+)
+def recent_json() -> Response:
+    if _admin() is None:
+        raise Unauthorized("Sign in to the dashboard first")
+    rows = [
+        RecentCheckIn(
+            checked_in_at=attendance.checked_in_at,
+            student=attendance.student.name,
+            event=attendance.event.name,
+            status=attendance.status,
+            source=attendance.source,
+        )
+        for attendance in _recent_check_ins()
+    ]
+    response = answer(RecentCheckIns(checkins=rows))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _recent_check_ins() -> list[Attendance]:
