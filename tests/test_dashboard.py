@@ -165,3 +165,59 @@ def test_the_live_table_reads_the_latest_check_ins(site):
     assert script.status_code == 200
     script.close()
     assert "script-src 'self'" in client.get("/dashboard/").headers["Content-Security-Policy"]
+
+
+def test_an_events_page_lists_attendees_with_a_chart_and_a_csv(site):
+    from datetime import timedelta
+
+    from autocheckin.attendance.models import Attendance
+    from autocheckin.extensions import db
+    from autocheckin.sync.models import Enrolment
+    from autocheckin.times import utcnow
+    from tests.factories import make_event, make_student
+
+    now = utcnow()
+    with site.app_context():
+        ann = make_student(
+            identifier="a1", email="a1@example.com", first_name="Ann", last_name="Lee"
+        )
+        bob = make_student(
+            identifier="b2", email="b2@example.com", first_name="Bob", last_name="Ray"
+        )
+        cy = make_student(identifier="c3", email="c3@example.com", first_name="Cy", last_name="Ng")
+        lab = make_event(
+            name="Lab", start_time=now - timedelta(hours=2), end_time=now - timedelta(hours=1)
+        )
+        db.session.add_all(
+            [
+                Attendance(
+                    student_id=ann.id,
+                    event_id=lab.id,
+                    checked_in_at=lab.start_time,
+                    status="present",
+                ),
+                Attendance(
+                    student_id=bob.id,
+                    event_id=lab.id,
+                    checked_in_at=lab.start_time + timedelta(minutes=20),
+                    status="late",
+                ),
+                *(
+                    Enrolment(student_id=s.id, event_id=lab.id, source="checkout")
+                    for s in (ann, bob, cy)
+                ),
+            ]
+        )
+        db.session.commit()
+        lab_id = lab.id
+    client = site.test_client()
+    assert client.get(f"/dashboard/events/{lab_id}").status_code == 302
+    _sign_in(client, "boss@example.com")
+    page = client.get(f"/dashboard/events/{lab_id}").get_data(as_text=True)
+    assert "1 present, 1 late, 1 absent, 0 pending" in page
+    assert page.count("<rect ") == 24 and "Cy Ng" in page
+    csv_answer = client.get(f"/dashboard/events/{lab_id}.csv")
+    rows = csv_answer.get_data(as_text=True).splitlines()
+    assert rows[0] == "Student ID,Student Email,Session ID,Status,Timestamp,Method"
+    assert sorted(row.split(",")[3] for row in rows[1:]) == ["absent", "late", "present"]
+    assert client.get("/dashboard/events/999999").status_code == 404

@@ -16,6 +16,7 @@ from flask import (
     redirect,
     render_template,
     session,
+    stream_with_context,
     url_for,
 )
 from flask_wtf import FlaskForm
@@ -30,11 +31,13 @@ from autocheckin import overview, settings
 from autocheckin.api.login import authenticated
 from autocheckin.api.openapi import documented
 from autocheckin.api.representations import answer
+from autocheckin.attendance import queries
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.auth import accounts, api_keys
 from autocheckin.auth.errors import Unauthorized
 from autocheckin.errors import ServiceError
 from autocheckin.extensions import db
+from autocheckin.integrations import exports
 from autocheckin.sync.models import Enrolment
 from autocheckin.times import IsoTime, utcnow
 from autocheckin.webhooks import receive, request_log
@@ -280,4 +283,94 @@ def _recent_check_ins() -> list[Attendance]:
         db.session.scalars(
             select(Attendance).order_by(Attendance.checked_in_at.desc()).limit(RECENT)
         )
+    )
+
+
+# --- an event's page ------------------------------------------------------------------------
+
+CHART_BARS = 24
+
+
+@bp.get("/events/<int:event_id>")
+@documented("An event: attendees with their status, and check-ins over time", produces="text/html")
+def event_page(event_id: int) -> str | Response:
+    if _admin() is None:
+        return redirect(url_for(".login"))
+    event = queries.get_event(event_id)
+    now = utcnow()
+    attended = {a.student_id: a for a in queries.attendees(event_id)}
+    expected = set(
+        db.session.scalars(select(Enrolment.student_id).where(Enrolment.event_id == event_id))
+    )
+    people = {
+        student.id: student
+        for student in db.session.scalars(
+            select(Student).where(Student.id.in_(expected | set(attended)))
+        )
+    }
+    ended = event.end_time is not None and event.end_time < now
+    rows = sorted(
+        (
+            {
+                "student": people[student_id],
+                "attendance": attended.get(student_id),
+                "status": attended[student_id].status
+                if student_id in attended
+                else ("absent" if ended else "pending"),
+            }
+            for student_id in people
+        ),
+        key=lambda row: (row["status"], row["student"].name),
+    )
+    tally = {
+        name: sum(1 for r in rows if r["status"] == name)
+        for name in ("present", "late", "absent", "pending")
+    }
+    return render_template(
+        "dashboard/event.html",
+        admin=_admin(),
+        event=event,
+        rows=rows,
+        tally=tally,
+        chart=_chart([a.checked_in_at for a in attended.values()], event),
+    )
+
+
+def _chart(moments: list, event: Event) -> dict[str, Any]:
+    """Check-ins per time slot from the window's opening to the event's end (or the last
+    check-in), as bars for an SVG the template draws: no chart library, no script."""
+    rules = settings.current().rules
+    start = event.start_time - rules.opens_before
+    end = max([event.end_time or event.start_time + timedelta(hours=1), *moments])
+    slot = max((end - start) / CHART_BARS, timedelta(minutes=1))
+    counts = [0] * CHART_BARS
+    for moment in moments:
+        counts[min(CHART_BARS - 1, max(0, int((moment - start) / slot)))] += 1
+    tallest = max(counts) or 1
+    return {
+        "bars": [
+            {
+                "x": i * 25,
+                "height": round(count / tallest * 100),
+                "count": count,
+                "at": (start + i * slot).strftime("%H:%M"),
+            }
+            for i, count in enumerate(counts)
+        ],
+        "from": start.strftime("%H:%M"),
+        "to": end.strftime("%H:%M"),
+    }
+
+
+@bp.get("/events/<int:event_id>.csv")
+@documented("An event's attendance as Moodle CSV (a signed-in admin)", produces="text/csv")
+def event_csv(event_id: int) -> Response:
+    if _admin() is None:
+        return redirect(url_for(".login"))
+    queries.get_event(event_id)
+    rows = exports.moodle_rows(period=exports.Period(), event_id=event_id, now=utcnow())
+    return Response(
+        stream_with_context(exports.csv_lines(exports.MOODLE_HEADER, rows)),
+        content_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="event-{event_id}.csv"'},
     )
