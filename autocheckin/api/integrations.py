@@ -15,14 +15,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request, stream_with_context, url_for
+from flask import Blueprint, Response, current_app, g, request, url_for
 from pydantic import BaseModel, Field
 
 from autocheckin import ratelimits
 from autocheckin.api.login import current_user, jwt_secret, log_in
 from autocheckin.api.openapi import documented
 from autocheckin.api.parsing import UTCDatetime, parse_body, parse_json, parse_query
-from autocheckin.api.representations import Representation, Token, answer
+from autocheckin.api.representations import Representation, Token, answer, csv_download
 from autocheckin.api.schemas_web import LoginBody
 from autocheckin.attendance.errors import Invalid, NotFound
 from autocheckin.auth import api_keys
@@ -246,11 +246,7 @@ def calendar_feed(token: str) -> Response:
 def moodle_export() -> Response:
     query = parse_query(MoodleQuery)
     rows = exports.moodle_rows(period=query.period(), event_id=query.session_id, now=utcnow())
-    return Response(
-        stream_with_context(exports.csv_lines(exports.MOODLE_HEADER, rows)),
-        content_type="text/csv; charset=utf-8",
-        headers=_attachment("attendance_moodle.csv"),
-    )
+    return csv_download(exports.MOODLE_HEADER, rows, "attendance_moodle.csv")
 
 
 # --- HR -------------------------------------------------------------------------------------
@@ -308,11 +304,7 @@ def hr_summary(student_ref: str) -> Response:
 def hr_summaries_csv() -> Response:
     start, end = _hr_period()
     rows = exports.summary_rows(start=start, end=end, now=utcnow())
-    return Response(
-        stream_with_context(exports.csv_lines(exports.HR_HEADER, rows)),
-        content_type="text/csv; charset=utf-8",
-        headers=_attachment("attendance_summary.csv"),
-    )
+    return csv_download(exports.HR_HEADER, rows, "attendance_summary.csv")
 
 
 # --- the planned syncs: 501, as the guide says ------------------------------------------------

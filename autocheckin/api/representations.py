@@ -4,14 +4,16 @@ describes it in `/openapi.json` (and a test checks every answer against that sch
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
 
-from flask import Response, jsonify
+from flask import Response, jsonify, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.attendance.windows import CheckInRules, EventStatus, event_status
+from autocheckin.integrations.exports import csv_lines
 from autocheckin.times import IsoTime
 
 
@@ -34,6 +36,15 @@ class _Computed:
 
     def __getattr__(self, name: str) -> Any:
         return self._computed[name] if name in self._computed else getattr(self._obj, name)
+
+
+def csv_download(header: tuple[str, ...], rows: Iterator[tuple], filename: str) -> Response:
+    """Rows streamed as a CSV attachment, chunk by chunk as the database yields them."""
+    return Response(
+        stream_with_context(csv_lines(header, rows)),
+        content_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def with_computed(obj: Any, **computed: Any) -> Any:

@@ -16,7 +16,6 @@ from flask import (
     redirect,
     render_template,
     session,
-    stream_with_context,
     url_for,
 )
 from flask_wtf import FlaskForm
@@ -30,7 +29,7 @@ from wtforms.validators import DataRequired, Length
 from autocheckin import overview, settings
 from autocheckin.api.login import authenticated
 from autocheckin.api.openapi import documented
-from autocheckin.api.representations import answer
+from autocheckin.api.representations import answer, csv_download
 from autocheckin.attendance import queries
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.auth import accounts, api_keys
@@ -369,8 +368,4 @@ def event_csv(event_id: int) -> Response:
         return redirect(url_for(".login"))
     queries.get_event(event_id)
     rows = exports.moodle_rows(period=exports.Period(), event_id=event_id, now=utcnow())
-    return Response(
-        stream_with_context(exports.csv_lines(exports.MOODLE_HEADER, rows)),
-        content_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="event-{event_id}.csv"'},
-    )
+    return csv_download(exports.MOODLE_HEADER, rows, f"event-{event_id}.csv")
