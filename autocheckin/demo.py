@@ -2,7 +2,9 @@
 
 Students on the roster, events that ended, one running now and some to come, enrolments,
 check-ins (some late, some missing), and a few webhook requests that failed or wait
-unmatched. Written through the same services and webhook pipeline as real traffic.
+unmatched. Written through the same services and webhook pipeline as real traffic. And
+an admin to sign in to the dashboard with, whose password is random and printed once:
+no deployment ever has a known demo password.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import hmac
 import json
 import random
+import secrets
 from datetime import timedelta
 
 import click
@@ -19,7 +22,9 @@ from flask.cli import with_appcontext
 from sqlalchemy import insert, select
 
 from autocheckin.attendance import service
+from autocheckin.attendance.errors import AlreadyExists
 from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.auth import accounts
 from autocheckin.database import write_transaction
 from autocheckin.extensions import db
 from autocheckin.sync.models import Enrolment, RosterEntry
@@ -36,6 +41,7 @@ EVENTS = [  # (name, hours from now to its start, length in hours, location)
     ("Security Workshop", 72, 3, "Lab B"),
 ]
 STUDENTS = 40
+DEMO_ADMIN = "admin@demo.example"
 
 
 @click.command("demo")
@@ -47,7 +53,7 @@ def demo_command(seed: int) -> None:
         raise click.ClickException("the demo data is there already")
     chance = random.Random(seed)  # noqa: S311 - demo data, repeatable on purpose
     now = utcnow()
-    steps = ("students", "events", "enrolments", "check-ins", "webhooks")
+    steps = ("students", "events", "enrolments", "check-ins", "webhooks", "admin")
     with click.progressbar(steps, label="Filling the demo", item_show_func=str) as bar:
         for step in bar:
             if step == "students":
@@ -58,18 +64,26 @@ def demo_command(seed: int) -> None:
                 _enrol(students, events)
             elif step == "check-ins":
                 counts = _check_ins(chance, students, events, now)
-            else:
+            elif step == "webhooks":
                 webhooks = _webhooks(events)
+            else:
+                admin_password = _admin()
     click.echo(
         f"{len(students)} students, {len(events)} events, {counts['present']} present, "
         f"{counts['late']} late, {counts['absent']} absent; {webhooks}"
     )
+    if admin_password:
+        click.echo(
+            f"Dashboard: /dashboard/ as {DEMO_ADMIN} with the password {admin_password} "
+            "(shown this once; `flask create-admin` makes your own)"
+        )
 
 
 def _students() -> list[Student]:
     made = []
     for n in range(1, STUDENTS + 1):
-        first, last = FIRST[n % len(FIRST)], LAST[(n * 3) % len(LAST)]
+        # A different surname for each pass through the first names: no two students alike.
+        first, last = FIRST[n % len(FIRST)], LAST[(n * 3 + n // len(FIRST)) % len(LAST)]
         made.append(
             service.create_student(
                 identifier=f"DEMO{n:04d}",
@@ -172,3 +186,14 @@ def _webhooks(events: list[Event]) -> str:
         answered.append(client.post("/api/webhook/attendance/", data=raw, headers=headers))
     refused = sum(1 for answer in answered if answer.status_code >= 400)
     return f"{refused} webhook requests failed or wait unmatched (at {iso(utcnow())})"
+
+
+def _admin() -> str | None:
+    """The demo's admin, with a fresh random password; None when the account exists."""
+    password = secrets.token_urlsafe(12)
+    try:
+        accounts.register_user(email=DEMO_ADMIN, name="Demo admin", password=password)
+    except AlreadyExists:
+        return None
+    accounts.set_web_role(email=DEMO_ADMIN, role="admin")
+    return password

@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import bindparam, create_engine, select, text
@@ -261,7 +261,15 @@ def test_state_shows_each_jobs_last_success_failure_streak_and_run_in_progress(
     ok = _run(app, "refresh_sessions", "ok")
     _run(app, "refresh_sessions", "failed", error="upstream unreachable")
     _run(app, "refresh_sessions", "abandoned")
-    failed = _run(app, "refresh_sessions", "failed", error="still down")
+    began = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    failed = _run(
+        app,
+        "refresh_sessions",
+        "failed",
+        error="still down",
+        started_at=began,
+        finished_at=began + timedelta(seconds=12.5),
+    )
     skipped = _run(app, "refresh_sessions", "skipped", error="busy: running")
     running = _run(app, "refresh_sessions", "running")
     _run(app, "fetch_users", "failed")
@@ -272,6 +280,8 @@ def test_state_shows_each_jobs_last_success_failure_streak_and_run_in_progress(
     assert refresh["running"]["id"] == running
     assert refresh["last_completed"]["id"] == failed
     assert refresh["last_completed"]["error"] == "still down"
+    assert refresh["last_completed"]["duration_seconds"] == 12.5
+    assert refresh["running"]["duration_seconds"] is None
     assert refresh["last_success"]["id"] == ok
     assert refresh["last_skipped"]["id"] == skipped
     assert refresh["consecutive_failures"] == 3  # failed, abandoned, failed since the ok one

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, computed_field, create_model
 
 from autocheckin.times import IsoTime
 from autocheckin.webhooks.schemas import WebhookRequestView
@@ -57,6 +57,13 @@ class JobRunData(BaseModel):
     finished_at: IsoTime | None
     counts: dict[str, Any]
     error: str | None = Field(description="why it failed, or why a tick was skipped")
+
+    @computed_field(description="seconds from start to finish; null while running")
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return round((self.finished_at - self.started_at).total_seconds(), 3)
 
 
 class JobHealthData(BaseModel):
