@@ -5,7 +5,7 @@ same services the API answers from."""
 from __future__ import annotations
 
 import hmac
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import (
@@ -30,7 +30,7 @@ from autocheckin import overview, settings
 from autocheckin.api.login import authenticated
 from autocheckin.api.openapi import documented
 from autocheckin.api.representations import answer, csv_download
-from autocheckin.attendance import queries
+from autocheckin.attendance import queries, windows
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.auth import accounts, api_keys
 from autocheckin.auth.errors import Unauthorized
@@ -38,7 +38,7 @@ from autocheckin.errors import ServiceError
 from autocheckin.extensions import db
 from autocheckin.integrations import exports
 from autocheckin.sync.models import Enrolment
-from autocheckin.times import IsoTime, utcnow
+from autocheckin.times import IsoTime, parse_iso, to_utc, utcnow
 from autocheckin.webhooks import receive, request_log
 
 bp = Blueprint(
@@ -66,6 +66,22 @@ class ActionForm(FlaskForm):
 
 class NewKeyForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=100)])
+
+
+@bp.context_processor
+def _sign_out_form() -> dict[str, Any]:
+    """Every signed-in page's header carries the sign-out form."""
+    return {"sign_out": SignOutForm}
+
+
+@bp.app_template_filter("utc_minute")
+def _utc_minute(moment: datetime | str | None) -> str:
+    """A time as the page shows it: `2026-12-02 09:15`, in UTC (the headings say so)."""
+    if not moment:
+        return ""
+    if isinstance(moment, str):
+        moment = parse_iso(moment)
+    return to_utc(moment).strftime("%Y-%m-%d %H:%M")
 
 
 @bp.before_request
@@ -203,7 +219,6 @@ def _overview(created: tuple[str, str] | None = None) -> str:
         recent=_recent_check_ins(),
         failed=request_log.list_requests(outcome="failed", limit=10),
         keys=api_keys.list_keys(),
-        sign_out=SignOutForm(),
         action=ActionForm(),
         new_key=NewKeyForm(),
         notes=get_flashed_messages(),
@@ -288,6 +303,7 @@ def _recent_check_ins() -> list[Attendance]:
 # --- an event's page ------------------------------------------------------------------------
 
 CHART_BARS = 24
+STATUS_ORDER = ("present", "late", "absent", "pending")
 
 
 @bp.get("/events/<int:event_id>")
@@ -307,7 +323,8 @@ def event_page(event_id: int) -> str | Response:
             select(Student).where(Student.id.in_(expected | set(attended)))
         )
     }
-    ended = event.end_time is not None and event.end_time < now
+    status = windows.event_status(event, now, settings.current().rules)
+    ended = status.status == windows.ENDED
     rows = sorted(
         (
             {
@@ -319,16 +336,14 @@ def event_page(event_id: int) -> str | Response:
             }
             for student_id in people
         ),
-        key=lambda row: (row["status"], row["student"].name),
+        key=lambda row: (STATUS_ORDER.index(row["status"]), row["student"].name),
     )
-    tally = {
-        name: sum(1 for r in rows if r["status"] == name)
-        for name in ("present", "late", "absent", "pending")
-    }
+    tally = {name: sum(1 for r in rows if r["status"] == name) for name in STATUS_ORDER}
     return render_template(
         "dashboard/event.html",
         admin=_admin(),
         event=event,
+        status=status.status,
         rows=rows,
         tally=tally,
         chart=_chart([a.checked_in_at for a in attended.values()], event),
@@ -358,6 +373,7 @@ def _chart(moments: list, event: Event) -> dict[str, Any]:
         ],
         "from": start.strftime("%H:%M"),
         "to": end.strftime("%H:%M"),
+        "tallest": tallest,
     }
 
 
