@@ -221,3 +221,72 @@ def test_an_events_page_lists_attendees_with_a_chart_and_a_csv(site):
     assert rows[0] == "Student ID,Student Email,Session ID,Status,Timestamp,Method"
     assert sorted(row.split(",")[3] for row in rows[1:]) == ["absent", "late", "present"]
     assert client.get("/dashboard/events/999999").status_code == 404
+
+
+def test_outbound_webhooks_and_calendar_feeds_have_their_panels(site):
+    from datetime import timedelta
+
+    from autocheckin.extensions import db
+    from autocheckin.integrations import calendar
+    from autocheckin.outbound import subscriptions
+    from autocheckin.outbound.models import Delivery
+    from autocheckin.times import utcnow
+
+    now = utcnow()
+    with site.app_context():
+        hook, _ = subscriptions.create_subscription(
+            fields={
+                "name": "Slack alerts",
+                "url": "http://127.0.0.1:9/services/T0/B0/secret-path?token=xyz",
+                "event_type": "attendance.marked",
+            },
+            allow_private=True,
+        )
+        db.session.add_all(
+            [
+                *(
+                    Delivery(
+                        subscription_id=hook.id,
+                        message_id=f"msg_{n}",
+                        event_type="attendance.marked",
+                        body="{}",
+                        status=status,
+                        completed_at=done,
+                    )
+                    for n, (status, done) in enumerate(
+                        [
+                            ("succeeded", now - timedelta(minutes=5)),
+                            ("succeeded", now - timedelta(hours=1)),
+                            ("pending", None),
+                            ("failed", now - timedelta(hours=2)),
+                            ("failed", now - timedelta(days=3)),  # older than a day: not counted
+                        ]
+                    )
+                )
+            ]
+        )
+        db.session.commit()
+        feed, token = calendar.create_feed("Staff calendar")
+        hook_id, feed_id = hook.id, feed.id
+    client = site.test_client()
+    _sign_in(client, "boss@example.com")
+    page = _page(client)
+    row = re.search(r"<tr><td>Slack alerts</td>.*?</tr>", page, re.S).group(0)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    assert cells[2] == "http://127.0.0.1:9"  # the path and query can be secrets
+    assert cells[3:6] == ["2", "1", "1"]  # delivered, waiting, failed in the last 24 h
+    assert "secret-path" not in page and "xyz" not in page and token not in page
+    with site.app_context():
+        subscriptions.update_subscription(
+            hook_id, changes={"is_active": False}, allow_private=False
+        )
+    page = _page(client)
+    assert "off</strong>: turned off by PATCH" in page
+    client.post(f"/dashboard/outbound/{hook_id}/enable", data={"csrf_token": _token(page)})
+    page = _page(client)
+    assert "Outbound webhook Slack alerts turned back on" in page
+    assert 'aria-label="Turn Slack alerts back on"' not in page
+    client.post(f"/dashboard/feeds/{feed_id}/revoke", data={"csrf_token": _token(page)})
+    assert "Calendar feed Staff calendar revoked" in _page(client)
+    answer = client.get(f"/api/integrations/calendar/feeds/{token}.ics")
+    assert answer.status_code == 404

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hmac
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -36,7 +37,8 @@ from autocheckin.auth import accounts, api_keys
 from autocheckin.auth.errors import Unauthorized
 from autocheckin.errors import ServiceError
 from autocheckin.extensions import db
-from autocheckin.integrations import exports
+from autocheckin.integrations import calendar, exports
+from autocheckin.outbound import subscriptions
 from autocheckin.sync.models import Enrolment
 from autocheckin.times import IsoTime, parse_iso, to_utc, utcnow
 from autocheckin.webhooks import receive, request_log
@@ -82,6 +84,13 @@ def _utc_minute(moment: datetime | str | None) -> str:
     if isinstance(moment, str):
         moment = parse_iso(moment)
     return to_utc(moment).strftime("%Y-%m-%d %H:%M")
+
+
+@bp.app_template_filter("receiver")
+def _receiver(url: str) -> str:
+    """Only where a webhook goes: a receiver's path or query can be a secret (Slack's are)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 @bp.before_request
@@ -194,6 +203,26 @@ def revoke_key(name: str) -> Response:
     return _act(lambda: f"Key {api_keys.revoke_key(name).name} revoked")
 
 
+@bp.post("/outbound/<int:subscription_id>/enable")
+@documented("Turn a disabled outbound webhook back on (the page's form)", status=302)
+def enable_subscription(subscription_id: int) -> Response:
+    def run() -> str:
+        subscription = subscriptions.update_subscription(
+            subscription_id,
+            changes={"is_active": True},
+            allow_private=current_app.config["OUTBOUND_WEBHOOKS_ALLOW_PRIVATE"],
+        )
+        return f"Outbound webhook {subscription.name} turned back on"
+
+    return _act(run)
+
+
+@bp.post("/feeds/<int:feed_id>/revoke")
+@documented("Revoke a calendar feed URL (the page's form)", status=302)
+def revoke_feed(feed_id: int) -> Response:
+    return _act(lambda: f"Calendar feed {calendar.revoke_feed(feed_id).name} revoked")
+
+
 @bp.get("/")
 @documented("The dashboard (a signed-in admin; else a redirect to sign in)", produces="text/html")
 def index() -> str | Response:
@@ -219,6 +248,9 @@ def _overview(created: tuple[str, str] | None = None) -> str:
         recent=_recent_check_ins(),
         failed=request_log.list_requests(outcome="failed", limit=10),
         keys=api_keys.list_keys(),
+        subscriptions=subscriptions.list_subscriptions(),
+        deliveries=subscriptions.delivery_tally(since=utcnow() - timedelta(hours=24)),
+        feeds=calendar.list_feeds(),
         action=ActionForm(),
         new_key=NewKeyForm(),
         notes=get_flashed_messages(),

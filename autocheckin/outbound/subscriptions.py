@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 
 from autocheckin.attendance.errors import Conflict, Invalid, NotFound
 from autocheckin.database import write_transaction
@@ -21,6 +22,7 @@ from autocheckin.outbound import dispatch, outbox, ssrf
 from autocheckin.outbound.models import (
     PENDING,
     PING,
+    SUCCEEDED,
     Delivery,
     DeliveryAttempt,
     Subscription,
@@ -175,6 +177,29 @@ def list_deliveries(
         ):
             attempts[attempt.delivery_id].append(attempt)
     return [(delivery, attempts[delivery.id]) for delivery in deliveries]
+
+
+def delivery_tally(since: datetime) -> dict[int, dict[str, Any]]:
+    """Per subscription: deliveries pending now, and those finished since `since` by
+    status, with the newest success. Reads the pending ones and the recent ones only (the
+    status and completion indexes), never the whole history."""
+    rows = db.session.execute(
+        select(
+            Delivery.subscription_id,
+            Delivery.status,
+            func.count(),
+            func.max(Delivery.completed_at),
+        )
+        .where(or_(Delivery.status == PENDING, Delivery.completed_at >= since))
+        .group_by(Delivery.subscription_id, Delivery.status)
+    )
+    tally: dict[int, dict[str, Any]] = {}
+    for subscription_id, status, count, newest in rows:
+        counts = tally.setdefault(subscription_id, {"last_success": None})
+        counts[status] = count
+        if status == SUCCEEDED:
+            counts["last_success"] = newest
+    return tally
 
 
 def _active(subscription: Subscription) -> None:
