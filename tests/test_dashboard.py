@@ -290,3 +290,47 @@ def test_outbound_webhooks_and_calendar_feeds_have_their_panels(site):
     assert "Calendar feed Staff calendar revoked" in _page(client)
     answer = client.get(f"/api/integrations/calendar/feeds/{token}.ics")
     assert answer.status_code == 404
+
+
+def test_each_job_shows_its_last_run_outcome_duration_and_last_success(site):
+    from datetime import UTC, datetime, timedelta
+
+    from autocheckin.extensions import db
+    from autocheckin.jobs.models import JobRun
+
+    began = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    with site.app_context():
+        db.session.add_all(
+            [
+                JobRun(
+                    job="refresh_sessions",
+                    trigger="schedule",
+                    holder="me",
+                    status="ok",
+                    started_at=began - timedelta(hours=1),
+                    finished_at=began - timedelta(minutes=59),
+                ),
+                JobRun(
+                    job="refresh_sessions",
+                    trigger="schedule",
+                    holder="me",
+                    status="failed",
+                    error="upstream unreachable",
+                    started_at=began,
+                    finished_at=began + timedelta(seconds=12.5),
+                ),
+            ]
+        )
+        db.session.commit()
+    client = site.test_client()
+    _sign_in(client, "boss@example.com")
+    row = re.search(r'<th scope="row">refresh_sessions</th>.*?</tr>', _page(client), re.S)[0]
+    cells = [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+    assert cells == [
+        "2026-12-02 09:00",
+        "failed: upstream unreachable",
+        "12.5 s",
+        "2026-12-02 08:01",
+        "1",
+        "",
+    ]
