@@ -139,7 +139,14 @@ def test_keys_are_made_and_revoked_from_the_page(site):
 
 def test_the_buttons_need_a_signed_in_admin(site):
     client = site.test_client()
-    for path in ("/dashboard/webhooks/1/replay", "/dashboard/webhooks/resolve", "/dashboard/keys"):
+    for path in (
+        "/dashboard/webhooks/1/replay",
+        "/dashboard/webhooks/resolve",
+        "/dashboard/keys",
+        "/dashboard/keys/lms/revoke",
+        "/dashboard/outbound/1/enable",
+        "/dashboard/feeds/1/revoke",
+    ):
         answer = client.post(path, data={})
         assert answer.status_code == 302 and answer.headers["Location"].endswith("/login")
 
@@ -282,6 +289,15 @@ def test_outbound_webhooks_and_calendar_feeds_have_their_panels(site):
         )
     page = _page(client)
     assert "off</strong>: turned off by PATCH" in page
+    client.post(f"/dashboard/outbound/{hook_id}/enable", data={})  # no token: nothing done
+    client.post(f"/dashboard/feeds/{feed_id}/revoke", data={})
+    page = _page(client)
+    assert "The page expired; nothing was done." in page
+    assert "off</strong>: turned off by PATCH" in page and "revoked" not in page
+    for path in ("/dashboard/outbound/999/enable", "/dashboard/feeds/999/revoke"):
+        assert client.post(path, data={"csrf_token": _token(page)}).status_code == 302
+    page = _page(client)
+    assert "Webhook 999 not found" in page and "Calendar feed 999 not found" in page
     client.post(f"/dashboard/outbound/{hook_id}/enable", data={"csrf_token": _token(page)})
     page = _page(client)
     assert "Outbound webhook Slack alerts turned back on" in page
@@ -334,3 +350,72 @@ def test_each_job_shows_its_last_run_outcome_duration_and_last_success(site):
         "1",
         "",
     ]
+
+
+def test_an_outbound_webhooks_last_success_shows_however_old_it_is(site):
+    from datetime import timedelta
+
+    from autocheckin.extensions import db
+    from autocheckin.outbound import subscriptions
+    from autocheckin.outbound.models import Delivery
+    from autocheckin.times import utcnow
+
+    long_ago = utcnow() - timedelta(days=2)
+    with site.app_context():
+        quiet, _ = subscriptions.create_subscription(
+            fields={"name": "Quiet CRM", "url": "http://127.0.0.1:9/", "event_type": "x.y"},
+            allow_private=True,
+        )
+        db.session.add(
+            Delivery(
+                subscription_id=quiet.id,
+                message_id="msg_old",
+                event_type="x.y",
+                body="{}",
+                status="succeeded",
+                completed_at=long_ago,
+            )
+        )
+        db.session.commit()
+        tally = subscriptions.delivery_tally(since=utcnow() - timedelta(hours=24))
+    assert tally[quiet.id] == {"last_success": long_ago}  # nothing in the last day
+    client = site.test_client()
+    _sign_in(client, "boss@example.com")
+    row = re.search(r"<tr><td>Quiet CRM</td>.*?</tr>", _page(client), re.S)[0]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    assert cells[3:7] == ["0", "0", "0", long_ago.strftime("%Y-%m-%d %H:%M")]
+
+
+def test_a_time_the_page_cannot_read_is_shown_as_it_is(site):
+    from datetime import UTC, datetime, timedelta, timezone
+
+    shown = site.jinja_env.filters["utc_minute"]
+    assert shown("2026-12-02T09:15:42.5Z") == "2026-12-02 09:15"
+    assert shown(datetime(2026, 12, 2, 3, 15, tzinfo=timezone(timedelta(hours=-6)))) == (
+        "2026-12-02 09:15"
+    )
+    assert shown(datetime(2026, 12, 2, 9, 15, tzinfo=UTC)) == "2026-12-02 09:15"
+    assert shown(None) == "" and shown("") == ""
+    assert shown("last Tuesday") == "last Tuesday"
+
+
+def test_todays_events_leave_out_inactive_ones(site):
+    from datetime import timedelta
+
+    from autocheckin.extensions import db
+    from autocheckin.times import utcnow
+    from tests.factories import make_event
+
+    now = utcnow()
+    with site.app_context():
+        make_event(name="Live lab", start_time=now, end_time=now + timedelta(hours=1))
+        cancelled = make_event(
+            name="Cancelled lab", start_time=now, end_time=now + timedelta(hours=1)
+        )
+        cancelled.is_active = False
+        db.session.commit()
+    client = site.test_client()
+    _sign_in(client, "boss@example.com")
+    today = re.search(r'<section aria-labelledby="today">.*?</section>', _page(client), re.S)[0]
+    assert "Live lab" in today and "0 of 0 checked in" in today
+    assert "Cancelled lab" not in today

@@ -82,7 +82,10 @@ def _utc_minute(moment: datetime | str | None) -> str:
     if not moment:
         return ""
     if isinstance(moment, str):
-        moment = parse_iso(moment)
+        try:
+            moment = parse_iso(moment)
+        except ValueError:
+            return moment  # a stored time we cannot read: shown as it is, not a broken page
     return to_utc(moment).strftime("%Y-%m-%d %H:%M")
 
 
@@ -207,11 +210,14 @@ def revoke_key(name: str) -> Response:
 @documented("Turn a disabled outbound webhook back on (the page's form)", status=302)
 def enable_subscription(subscription_id: int) -> Response:
     def run() -> str:
+        was_on = subscriptions.get_subscription(subscription_id).is_active
         subscription = subscriptions.update_subscription(
             subscription_id,
             changes={"is_active": True},
             allow_private=current_app.config["OUTBOUND_WEBHOOKS_ALLOW_PRIVATE"],
         )
+        if was_on:
+            return f"Outbound webhook {subscription.name} was on already"
         return f"Outbound webhook {subscription.name} turned back on"
 
     return _act(run)
@@ -263,6 +269,7 @@ def _events_of_today() -> list[dict[str, Any]]:
     start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     found = db.session.scalars(
         select(Event)
+        .where(Event.is_active.is_(True))
         .where(Event.start_time < start_of_day + timedelta(days=1))
         .where((Event.end_time > now) | (Event.start_time >= start_of_day))
         .order_by(Event.start_time)

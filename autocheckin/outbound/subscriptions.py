@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, union_all, update
 
 from autocheckin.attendance.errors import Conflict, Invalid, NotFound
 from autocheckin.database import write_transaction
@@ -180,25 +180,33 @@ def list_deliveries(
 
 
 def delivery_tally(since: datetime) -> dict[int, dict[str, Any]]:
-    """Per subscription: deliveries pending now, and those finished since `since` by
-    status, with the newest success. Reads the pending ones and the recent ones only (the
-    status and completion indexes), never the whole history."""
-    rows = db.session.execute(
-        select(
-            Delivery.subscription_id,
-            Delivery.status,
-            func.count(),
-            func.max(Delivery.completed_at),
-        )
-        .where(or_(Delivery.status == PENDING, Delivery.completed_at >= since))
-        .group_by(Delivery.subscription_id, Delivery.status)
+    """Per subscription: deliveries pending now, those finished since `since` by status,
+    and when one last succeeded (ever). Each part reads through an index — pending ones by
+    status, recent ones by completion time, the last success backwards from the newest
+    delivery — so the cost does not grow with the history kept."""
+    pending = select(Delivery.subscription_id, Delivery.status).where(Delivery.status == PENDING)
+    recent = select(Delivery.subscription_id, Delivery.status).where(
+        Delivery.completed_at >= since, Delivery.status != PENDING
     )
+    both = union_all(pending, recent).subquery()
     tally: dict[int, dict[str, Any]] = {}
-    for subscription_id, status, count, newest in rows:
-        counts = tally.setdefault(subscription_id, {"last_success": None})
-        counts[status] = count
-        if status == SUCCEEDED:
-            counts["last_success"] = newest
+    for subscription_id, status, count in db.session.execute(
+        select(both.c.subscription_id, both.c.status, func.count()).group_by(
+            both.c.subscription_id, both.c.status
+        )
+    ):
+        tally.setdefault(subscription_id, {})[status] = count
+    last_success = (
+        select(Delivery.completed_at)
+        .where(Delivery.subscription_id == Subscription.id, Delivery.status == SUCCEEDED)
+        .order_by(Delivery.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    for subscription_id, moment in db.session.execute(
+        select(Subscription.id, last_success).where(Subscription.deleted_at.is_(None))
+    ):
+        tally.setdefault(subscription_id, {})["last_success"] = moment
     return tally
 
 
