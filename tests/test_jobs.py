@@ -416,3 +416,23 @@ def _skipped_refresh_reasons(engine) -> list[str]:
         return connection.scalars(
             select(JobRun.error).where(JobRun.job == "refresh_sessions", JobRun.status == "skipped")
         ).all()
+
+
+def test_an_abandoned_run_has_no_duration():
+    """Its finish is when another process found it dead, which says nothing of how long
+    it ran."""
+    from autocheckin.api.schemas import JobRunData
+
+    began = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    fields = {
+        "id": 1,
+        "ok": False,
+        "trigger": "schedule",
+        "holder": "me",
+        "started_at": began,
+        "finished_at": began + timedelta(minutes=15),
+        "counts": {},
+        "error": None,
+    }
+    assert JobRunData(status="failed", **fields).duration_seconds == 900.0
+    assert JobRunData(status="abandoned", **fields).duration_seconds is None

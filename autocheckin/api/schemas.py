@@ -58,10 +58,13 @@ class JobRunData(BaseModel):
     counts: dict[str, Any]
     error: str | None = Field(description="why it failed, or why a tick was skipped")
 
-    @computed_field(description="seconds from start to finish; null while running")
+    @computed_field(
+        description="seconds from start to finish; null while running, and for an abandoned "
+        "run (its finish is when it was found dead, not when it stopped)"
+    )
     @property
     def duration_seconds(self) -> float | None:
-        if self.finished_at is None:
+        if self.finished_at is None or self.status == "abandoned":
             return None
         return round((self.finished_at - self.started_at).total_seconds(), 3)
 
