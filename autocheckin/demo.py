@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import random
 import secrets
 from datetime import timedelta
@@ -46,9 +47,20 @@ DEMO_ADMIN = "admin@demo.example"
 
 @click.command("demo")
 @click.option("--seed", default=7, show_default=True, help="The random seed: same data each time.")
+@click.option(
+    "--on-a-deployment",
+    is_flag=True,
+    help="Fill it even where RAILWAY_ENVIRONMENT says this is a deployment.",
+)
 @with_appcontext
-def demo_command(seed: int) -> None:
+def demo_command(seed: int, on_a_deployment: bool) -> None:
     """Fill a realistic demo data set (refused when it is there already)."""
+    if os.environ.get("RAILWAY_ENVIRONMENT") and not on_a_deployment:
+        raise click.ClickException(
+            "RAILWAY_ENVIRONMENT is set, so this looks like a deployment: the demo would add "
+            "made-up students and check-ins and an admin account to it. Pass "
+            "--on-a-deployment to fill it anyway."
+        )
     if db.session.scalar(select(Student.id).where(Student.identifier_key == "demo0001")):
         raise click.ClickException("the demo data is there already")
     chance = random.Random(seed)  # noqa: S311 - demo data, repeatable on purpose

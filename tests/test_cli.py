@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from autocheckin.attendance.models import Student
 from autocheckin.auth import accounts
@@ -112,3 +112,13 @@ def test_demo_fills_a_living_data_set_once(app, auth_headers):
     assert statuses == {"ended", "active", "upcoming"}
     again = runner.invoke(args=["demo"])
     assert again.exit_code != 0 and "already" in again.output
+
+
+def test_demo_will_not_fill_a_deployment_unless_told(app, monkeypatch):
+    monkeypatch.setenv("RAILWAY_ENVIRONMENT", "production")
+    runner = app.test_cli_runner()
+    refused = runner.invoke(args=["demo"])
+    assert refused.exit_code != 0 and "--on-a-deployment" in refused.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Student)) == 0
+    assert runner.invoke(args=["demo", "--on-a-deployment"]).exit_code == 0
