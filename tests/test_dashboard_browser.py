@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,10 @@ def test_an_operator_signs_in_reads_the_apis_numbers_watches_replays_and_signs_o
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
-    page.clock.install()  # the page's 5 s refresh runs when the test says, not on a timer
+    # The page's clock stands still: its 5 s refresh fires only when the test runs the clock.
+    started = datetime.now(UTC)
+    context.clock.install(time=started)
+    context.clock.pause_at(started + timedelta(seconds=1))
     _sign_in(page, base, password)
 
     # The numbers on the page are the API's.
