@@ -52,6 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from autocheckin.database import configure_sqlite
     from autocheckin.extensions import db, migrate
     from autocheckin.jobs import cli as jobs_cli
+    from autocheckin.outbound import announcements  # noqa: F401 - listens to the core's signals
     from autocheckin.webhooks import cli as webhook_cli
 
     app = Flask(__name__, instance_relative_config=True, static_folder=None)

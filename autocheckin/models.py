@@ -2,6 +2,7 @@
 
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.auth.api_keys import ApiKey
+from autocheckin.auth.models import Account
 from autocheckin.integrations.models import CalendarFeed
 from autocheckin.jobs.models import JobRun, Lease
 from autocheckin.outbound.models import Delivery, DeliveryAttempt, OutboxEntry, Subscription
@@ -10,6 +11,7 @@ from autocheckin.sync.models import Enrolment, RosterEntry, UserRefresh
 from autocheckin.webhooks.models import WebhookRequest
 
 __all__ = [
+    "Account",
     "ApiKey",
     "Attendance",
     "CalendarFeed",

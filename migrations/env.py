@@ -102,6 +102,14 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        is_sqlite = connection.dialect.name == "sqlite"
+        if is_sqlite:
+            # SQLite changes a table by copying it and dropping the old one, and with foreign
+            # keys on, that DROP deletes (cascades to) every row that points at it: a
+            # migration would empty `attendances` by recreating `students`. The pragma is a
+            # no-op inside a transaction, so it is set on the driver's connection before
+            # Alembic begins one, and turned back on (and checked) after.
+            _sqlite_foreign_keys(connection, on=False)
         serialized = connection.dialect.name == "postgresql"
         if serialized:
             # Several replicas start at once on a fresh database: one upgrades, the others
@@ -118,6 +126,23 @@ def run_migrations_online():
                 connection.rollback()
                 connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
                 connection.commit()
+            if is_sqlite:
+                connection.rollback()
+                _sqlite_foreign_keys(connection, on=True)
+
+
+def _sqlite_foreign_keys(connection, *, on):
+    """Set SQLite's foreign_keys pragma outside any transaction; when turning it back on,
+    refuse a migration that left a row pointing nowhere."""
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA foreign_keys = {'ON' if on else 'OFF'}")
+        if on:
+            dangling = cursor.execute("PRAGMA foreign_key_check").fetchall()
+            if dangling:
+                raise RuntimeError(f"the migration left rows pointing nowhere: {dangling[:5]}")
+    finally:
+        cursor.close()
 
 
 if context.is_offline_mode():

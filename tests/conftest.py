@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from autocheckin import create_app
 from autocheckin.config import database_uri
 from autocheckin.extensions import db
+from tests.helpers import PASSWORD, bearer, login, register
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 API_KEY = "test-checkout-key"
@@ -115,6 +116,33 @@ def client(app: Flask):
 @pytest.fixture
 def runner(app: Flask):
     return app.test_cli_runner()
+
+
+class AuthActions:
+    """Sign-ups and log-ins as a web user sends them (flaskr's AuthActions)."""
+
+    def __init__(self, client: Any):
+        self._client = client
+
+    def register(
+        self, email: str = "ann@example.com", name: str = "Ann Lee", password: str = PASSWORD
+    ):
+        return register(self._client, email=email, name=name, password=password)
+
+    def login(self, email: str = "ann@example.com", password: str = PASSWORD):
+        return login(self._client, email=email, password=password)
+
+    def headers(self, email: str = "ann@example.com", name: str = "Ann Lee") -> dict[str, str]:
+        """A bearer header for the account with `email`, registered first if it is new."""
+        self.register(email=email, name=name)
+        answer = self.login(email=email)
+        assert answer.status_code == 200, answer.get_json()
+        return bearer(answer.get_json()["access_token"])
+
+
+@pytest.fixture
+def auth(client: Any) -> AuthActions:
+    return AuthActions(client)
 
 
 @pytest.fixture

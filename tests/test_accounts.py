@@ -7,24 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from autocheckin.attendance.models import Student
+from autocheckin.auth.models import Account
 from autocheckin.auth.tokens import issue_token
 from autocheckin.extensions import db
 from tests.conftest import JWT_SECRET
-
-PASSWORD = "correct horse battery"
-
-
-def register(client, email="ann@example.com", name="Ann Lee", password=PASSWORD):
-    return client.post("/auth/register", json={"email": email, "name": name, "password": password})
-
-
-def login(client, email="ann@example.com", password=PASSWORD):
-    return client.post("/auth/login", json={"email": email, "password": password})
-
-
-def bearer(token):
-    return {"Authorization": f"Bearer {token}"}
+from tests.helpers import PASSWORD, bearer, login, register
 
 
 def test_register_and_the_three_login_forms(client):
@@ -70,7 +57,7 @@ def test_tampered_expired_and_foreign_tokens_are_401(app, client):
     user_id = register(client).get_json()["id"]
     token = login(client).get_json()["access_token"]
     with app.app_context():
-        token_key = db.session.get(Student, user_id).token_key
+        token_key = db.session.get(Account, user_id).token_key
     head, body, signature = token.split(".")
     tampered = (
         f"{head}.{body}.{signature[:-2]}{'A' if signature[-2] != 'A' else 'B'}{signature[-1]}"

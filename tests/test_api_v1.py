@@ -7,7 +7,7 @@ import pytest
 from autocheckin import state
 from autocheckin.extensions import db
 from tests.conftest import API_KEY
-from tests.factories import make_student
+from tests.helpers import make_student
 
 
 def test_index_lists_api_info_and_endpoints(client):

@@ -28,7 +28,7 @@ def test_create_admin_prompts_for_a_strong_password_and_makes_an_admin(app):
     assert "boss@example.com: admin" in made.output
     with app.app_context():
         user = accounts.authenticate(email="boss@example.com", password=PASSWORD)
-        assert user is not None and user.is_web_admin
+        assert user is not None and user.is_admin
     again = runner.invoke(
         args=["create-admin", "boss@example.com"], input=f"{PASSWORD}\n{PASSWORD}\n"
     )
@@ -93,17 +93,17 @@ def test_demo_fills_a_living_data_set_once(app, auth_headers):
     assert filled.exit_code == 0, filled.output
     assert "40 students, 6 events" in filled.output
     data = app.test_client().get("/api/v1/state", headers=auth_headers).get_json()["data"]
-    assert data["counts"]["students"] == 41  # accounts are students too: the demo's admin
+    assert data["counts"]["students"] == 40  # the demo's admin is an account, not a person
     assert data["counts"]["events"] == 6
     assert data["counts"]["attendances"] > 60
     assert data["users_page"]["total"] == 40
     with app.app_context():
         names = {student.name for student in db.session.scalars(select(Student))}
-    assert len(names) == 41  # no two demo students alike on the page
+    assert len(names) == 40  # no two demo students alike on the page
     password = re.search(r"as admin@demo\.example with the password (\S+) ", filled.output)[1]
     with app.app_context():
         admin = accounts.authenticate(email="admin@demo.example", password=password)
-        assert admin is not None and admin.is_web_admin
+        assert admin is not None and admin.is_admin
     deliveries = app.test_client().get(
         "/api/v1/webhooks/deliveries?status=failed", headers=auth_headers
     )

@@ -8,11 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from sqlalchemy import create_engine, func, select
 
 from autocheckin.attendance.models import Attendance, Event, Student
-from autocheckin.config import database_uri
 from autocheckin.webhooks.models import WebhookRequest
+from tests.helpers import count_rows
 from tests.servers import gunicorn
 
 PARALLEL = 24
@@ -30,15 +29,6 @@ def fire(url: str, payload: dict, headers: dict | None = None) -> list[tuple[int
 
     with ThreadPoolExecutor(PARALLEL) as pool:
         return list(pool.map(one, range(PARALLEL)))
-
-
-def count(database_url: str, model) -> int:
-    engine = create_engine(database_uri({"DATABASE_URL": database_url}, ""))
-    try:
-        with engine.connect() as connection:
-            return connection.scalar(select(func.count()).select_from(model))
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.slow
@@ -76,9 +66,9 @@ def test_parallel_duplicates_give_one_row_and_documented_400s(database_url):
             "Student already checked in to this event"
         }
 
-    assert count(database_url, Student) == 1
-    assert count(database_url, Attendance) == 1
-    assert count(database_url, WebhookRequest) == 2 * PARALLEL + 1
+    assert count_rows(database_url, Student) == 1
+    assert count_rows(database_url, Attendance) == 1
+    assert count_rows(database_url, WebhookRequest) == 2 * PARALLEL + 1
 
 
 @pytest.mark.slow
@@ -94,5 +84,5 @@ def test_parallel_retries_with_one_idempotency_key_run_once(database_url):
     created = {body["event"]["id"] for status, body in answers if status == 201}
     assert len(created) == 1  # every 201 is the one stored answer (ids may skip on PostgreSQL:
     # the twins that lost rolled back after drawing from the sequence)
-    assert count(database_url, Event) == 1
+    assert count_rows(database_url, Event) == 1
     assert all(body["code"] == "idempotency_in_progress" for s, body in answers if s == 409)

@@ -78,7 +78,7 @@ def test_a_password_change_ends_the_session(site):
         boss = next(
             u for u in accounts.list_accounts(skip=0, limit=10)[0] if u.email == "boss@example.com"
         )
-        accounts.update_profile(user_id=boss.id, changes={"password": PASSWORD + "!"})
+        accounts.update_profile(account_id=boss.id, changes={"password": PASSWORD + "!"})
     assert client.get("/dashboard/").status_code == 302
 
 
@@ -115,7 +115,7 @@ def test_replay_and_resolve_buttons(site):
     client.post(f"/dashboard/webhooks/{request_id}/replay", data={"csrf_token": _token(page)})
     assert f"Request {request_id} replayed: unmatched" in _page(client)
     with site.app_context():
-        from tests.factories import make_event, make_student
+        from tests.helpers import make_event, make_student
 
         make_student(identifier="later", email="later@example.com")
         make_event(name="Later event")
@@ -156,7 +156,7 @@ def test_the_live_table_reads_the_latest_check_ins(site):
     assert client.get("/dashboard/recent.json").status_code == 401
     _sign_in(client, "boss@example.com")
     with site.app_context():
-        from tests.factories import make_event, make_student
+        from tests.helpers import make_event, make_student
 
         make_student(identifier="a1", email="a1@example.com", first_name="Ann", last_name="Lee")
         make_event(name="Lab")
@@ -181,7 +181,7 @@ def test_an_events_page_lists_attendees_with_a_chart_and_a_csv(site):
     from autocheckin.extensions import db
     from autocheckin.sync.models import Enrolment
     from autocheckin.times import utcnow
-    from tests.factories import make_event, make_student
+    from tests.helpers import make_event, make_student
 
     now = utcnow()
     with site.app_context():
@@ -404,7 +404,7 @@ def test_todays_events_leave_out_inactive_ones(site):
 
     from autocheckin.extensions import db
     from autocheckin.times import utcnow
-    from tests.factories import make_event
+    from tests.helpers import make_event
 
     now = utcnow()
     with site.app_context():

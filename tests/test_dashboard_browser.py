@@ -130,7 +130,7 @@ def test_an_operator_signs_in_reads_the_apis_numbers_watches_replays_and_signs_o
     # A scanner checks someone in: the row appears without a reload.
     page.evaluate("window.notReloaded = true")
     with app.app_context():
-        from tests.factories import make_student
+        from tests.helpers import make_student
 
         make_student(identifier="LIVE0001", email="zed@example.com", first_name="Zed")
         make_student(identifier="NEWSTUDENT1", email="new1@example.com", first_name="Nia")

@@ -11,8 +11,7 @@ import pytest
 from autocheckin.attendance.models import Attendance
 from autocheckin.extensions import db
 from autocheckin.times import iso, utcnow
-from tests.factories import make_event
-from tests.test_accounts import bearer, login, register
+from tests.helpers import bearer, login, make_event, register
 
 ADMIN_PASSWORD = "discord-admin-password-42"
 ANN, BOB, CAT = "111111111111111111", "222222222222222222", "333333333333333333"

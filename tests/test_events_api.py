@@ -6,11 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from autocheckin.attendance import service
+from autocheckin.attendance.checkins import CheckIn, record_check_in
 from autocheckin.attendance.errors import AlreadyCheckedIn, OutsideWindow
 from autocheckin.attendance.windows import CheckInRules, event_status
 from autocheckin.times import iso, utcnow
-from tests.factories import make_event, make_student
+from tests.helpers import make_event, make_student
 
 RULES = CheckInRules()
 
@@ -39,8 +39,10 @@ def test_window_edges_through_the_core(app):
         people = [make_student() for _ in range(6)]
 
         def attend(person, at):
-            return service.attend(
-                student_id=person.id, event_id=event.id, at=at, rules=RULES, source="t"
+            return record_check_in(
+                CheckIn(person_id=person.id, event_id=event.id, source="t"),
+                arrived_at=at,
+                rules=RULES,
             )
 
         with pytest.raises(OutsideWindow, match="Starts in 16 minutes"):
@@ -205,19 +207,25 @@ def test_attend_attendees_and_my_events(client):
     assert [e["id"] for e in mine] == [active["id"]]
 
 
-def test_a_webhook_check_in_and_a_web_check_in_share_one_rule(client, app):
+def test_a_linked_account_and_a_scanner_share_one_person_and_one_rule(client, app):
     headers = user_token(client)
     now = utcnow()
     event = new_event(
         client, headers, iso(now - timedelta(minutes=1)), iso(now + timedelta(hours=1))
     ).get_json()
+    with app.app_context():
+        make_student(identifier="A1", email="ann@example.com")
+    linked = app.test_cli_runner().invoke(args=["users", "link", "ann@example.com", "A1"])
+    assert linked.exit_code == 0, linked.output
     scanned = client.post(
         "/api/webhook/attendance/",
-        json={"student_identifier": "ann@example.com", "event_identifier": str(event["id"])},
+        json={"student_identifier": "A1", "event_identifier": str(event["id"])},
     )
     assert scanned.status_code == 201
     web = client.post(f"/events/{event['id']}/attend", headers=headers)
     assert web.get_json()["detail"]["error"] == "Student already checked in to this event"
+    mine = client.get("/users/me/events", headers=headers).get_json()
+    assert [e["id"] for e in mine] == [event["id"]]
 
 
 def test_every_events_route_is_in_openapi(client):

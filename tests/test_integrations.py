@@ -17,7 +17,7 @@ from autocheckin.integrations import exports
 from autocheckin.sync.models import Enrolment
 from autocheckin.times import iso, utcnow
 from tests.conftest import API_KEY
-from tests.factories import make_event, make_student
+from tests.helpers import make_event, make_student
 
 PASSWORD = "correct horse battery staple 42"
 KEY = {"x-checkout-key": API_KEY}

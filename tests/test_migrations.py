@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from flask_migrate import upgrade
+from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, inspect, text
 
 from autocheckin import MIGRATIONS_DIR, create_app
@@ -86,7 +86,7 @@ def test_0005_carries_web_users_and_idempotency_keys_over(empty_database_url):
                 ),
                 {"now": "2026-11-01 10:00:00", "body": b"{}", "yes": True},
             )
-        upgrade()
+        upgrade(revision="0005_security")
         with db.engine.connect() as connection:
             rows = connection.execute(
                 text("SELECT email, web_role, token_key FROM students ORDER BY id")
@@ -257,3 +257,111 @@ def test_0009_adds_the_outbound_tables_and_takes_them_away_again(empty_database_
         db.engine.dispose()
     assert not outbound & tables
     assert {"students", "webhook_requests"} <= tables
+
+
+def test_0011_moves_logins_to_accounts_and_keeps_every_persons_check_ins(empty_database_url):
+    """From the previous head with data: logins become accounts under their ids (tokens keep
+    working), login-only rows stop being people, an unverified login email leaves its
+    person, roster people and every check-in stay; and the downgrade folds them back."""
+    app = create_app(base_config(empty_database_url))
+    with app.app_context():
+        upgrade(revision="0010_api_keys")
+        with db.engine.begin() as connection:
+            insert = text(
+                "INSERT INTO students (id, identifier, identifier_key, email, email_key, "
+                "first_name, last_name, is_admin, source, password_hash, web_role, token_key, "
+                "discord_user_id, discord_username, is_active, created_at, updated_at) VALUES "
+                "(:id, :ident, :ident, :email, :email, :first, 'X', :no, :source, :hash, :role, "
+                ":key, :discord, :dname, :yes, :now, :now)"
+            )
+            base = {"no": False, "yes": True, "now": "2026-11-01 10:00:00", "ident": None}
+            login = {"role": "user", "key": None, "discord": None, "dname": None}
+            people = [
+                # a roster student from a webhook, no login
+                {**login, "id": 1, "ident": "a1", "email": "roster@x.io", "first": "Rosa"}
+                | {"source": "onetap_webhook", "hash": None},
+                # a web admin who only ever signed in: an account, no longer a person
+                {**login, "id": 2, "email": "admin@x.io", "first": "Ada", "source": "web"}
+                | {"hash": "h2", "role": "admin", "key": "k2"},
+                # a web user who checked in through the web: stays a person, loses the email
+                {**login, "id": 3, "email": "web@x.io", "first": "Wes", "source": "web"}
+                | {"hash": "h3", "key": "k3"},
+                # a Discord user who checked in
+                {**login, "id": 4, "email": None, "first": "Dee", "source": "discord"}
+                | {"hash": None, "discord": "99", "dname": "dee#1"},
+                # a sign-up the roster sync later matched: on the roster, keeps its email
+                {**login, "id": 5, "email": "synced@x.io", "first": "Sy", "source": "web"}
+                | {"hash": "h5", "key": "k5"},
+            ]
+            for person in people:
+                connection.execute(insert, {**base, **person})
+            connection.execute(
+                text(
+                    "INSERT INTO events (id, name, event_type, points, description, location, "
+                    "start_time, is_active, created_by_id, created_at, updated_at) VALUES "
+                    "(1, 'E', 'General', 0, '', '', :now, :yes, 2, :now, :now)"
+                ),
+                base,
+            )
+            for student_id in (1, 3, 4):
+                connection.execute(
+                    text(
+                        "INSERT INTO attendances (student_id, event_id, checked_in_at, status, "
+                        "source, metadata, created_at) VALUES (:s, 1, :now, 'present', 'web', "
+                        "'{}', :now)"
+                    ),
+                    {**base, "s": student_id},
+                )
+            connection.execute(
+                text("INSERT INTO checkout_roster VALUES (1, 0, :now), (5, 1, :now)"), base
+            )
+        upgrade()
+        with db.engine.connect() as connection:
+            accounts = connection.execute(
+                text(
+                    "SELECT id, email, name, role, token_key, discord_user_id, person_id "
+                    "FROM accounts ORDER BY id"
+                )
+            ).all()
+            people = connection.execute(
+                text("SELECT id, email, first_name FROM students ORDER BY id")
+            ).all()
+            check_ins = connection.execute(
+                text("SELECT student_id FROM attendances ORDER BY student_id")
+            ).all()
+            creator = connection.scalar(text("SELECT created_by_id FROM events"))
+        assert [tuple(a) for a in accounts] == [
+            (2, "admin@x.io", "Ada X", "admin", "k2", None, None),
+            (3, "web@x.io", "Wes X", "user", "k3", None, 3),
+            (4, None, "Dee X", "user", None, "99", 4),
+            (5, "synced@x.io", "Sy X", "user", "k5", None, 5),
+        ]
+        assert [tuple(p) for p in people] == [
+            (1, "roster@x.io", "Rosa"),
+            (3, None, "Wes"),
+            (4, None, "Dee"),
+            (5, "synced@x.io", "Sy"),
+        ]
+        assert [row.student_id for row in check_ins] == [1, 3, 4]
+        assert creator == 2
+
+        downgrade(revision="0010_api_keys")
+        with db.engine.connect() as connection:
+            folded = connection.execute(
+                text(
+                    "SELECT id, email, web_role, token_key, discord_user_id FROM students "
+                    "ORDER BY id"
+                )
+            ).all()
+            check_ins_after = connection.scalar(text("SELECT COUNT(*) FROM attendances"))
+            creator_after = connection.scalar(text("SELECT created_by_id FROM events"))
+        db.engine.dispose()
+    assert [tuple(row) for row in folded] == [
+        (1, "roster@x.io", "user", None, None),
+        (2, "admin@x.io", "admin", "k2", None),
+        (3, "web@x.io", "user", "k3", None),
+        (4, None, "user", None, "99"),
+        (5, "synced@x.io", "user", "k5", None),
+    ]
+    assert check_ins_after == 3
+    assert creator_after == 2

@@ -17,9 +17,8 @@ from autocheckin.outbound import dispatch
 from autocheckin.outbound.models import Delivery, DeliveryAttempt, OutboxEntry, Subscription
 from autocheckin.outbound.sender import Sender
 from tests.conftest import API_KEY
-from tests.factories import make_event, make_student
+from tests.helpers import bearer, login, make_event, make_student, register
 from tests.receiver import Answer, Receiver, wait_until
-from tests.test_accounts import bearer, login, register
 
 KEY = {"x-checkout-key": API_KEY}
 LOCAL = "http://127.0.0.1:9/hook"  # resolves without DNS; tests allow private addresses

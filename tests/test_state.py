@@ -54,7 +54,7 @@ def test_a_write_inside_another_write_joins_it(app):
 
 
 def test_state_counts_are_reused_for_their_max_age(make_app, auth_headers):
-    from tests.factories import make_student
+    from tests.helpers import make_student
 
     app = make_app(STATE_COUNTS_MAX_AGE="1h")
     client = app.test_client()

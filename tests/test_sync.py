@@ -18,8 +18,8 @@ from autocheckin.sync.client import CheckOutClient, CheckOutError, CheckOutSetti
 from autocheckin.sync.models import Enrolment, UserRefresh
 from autocheckin.times import iso, utcnow
 from tests.conftest import API_KEY, is_postgres
-from tests.factories import make_event, make_student
 from tests.fake_checkout import DROP, GARBLED, HANG, SUCCESS_FALSE
+from tests.helpers import make_event, make_student
 
 
 def session(external_id, name, start, end, **extra):

@@ -15,10 +15,8 @@ from autocheckin.times import utcnow
 from autocheckin.webhooks import request_log
 from autocheckin.webhooks.models import WebhookRequest
 from autocheckin.webhooks.payloads import MAX_BATCH_ITEMS
-from tests.factories import make_event, make_student
+from tests.helpers import ONETAP, count_rows, make_event, make_student, post, rows
 from tests.servers import gunicorn
-from tests.test_concurrency import count
-from tests.test_webhooks_api import ONETAP, post, rows
 
 BATCH = "/api/webhook/attendance/batch/"
 
@@ -262,4 +260,4 @@ def test_two_batches_sharing_items_record_each_pair_once(database_url):
     duplicates = sum(answer["totals"]["duplicate"] for answer in answers)
     assert recorded == 200
     assert duplicates == 100  # students 50..149 were in both
-    assert count(database_url, Attendance) == 200
+    assert count_rows(database_url, Attendance) == 200

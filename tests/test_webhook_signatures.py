@@ -11,7 +11,7 @@ import pytest
 from autocheckin.extensions import db
 from autocheckin.webhooks.models import WebhookRequest
 from autocheckin.webhooks.signatures import SignatureError, sign_legacy, sign_standard, verify
-from tests.factories import make_event, make_student
+from tests.helpers import make_event, make_student
 
 SECRET = "your-secret-key-here"
 SECURE = "/api/webhook/attendance/secure/"

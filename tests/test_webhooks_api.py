@@ -13,16 +13,7 @@ from autocheckin.extensions import db
 from autocheckin.times import iso, utcnow
 from autocheckin.webhooks import request_log
 from autocheckin.webhooks.models import WebhookRequest
-from tests.factories import make_event, make_student
-
-ONETAP = "/api/webhook/onetap/"
-UNIFIED = "/api/webhook/unified/"
-LEGACY = "/api/webhook/attendance/"
-
-
-def post(client, path, payload, **headers):
-    body = payload if isinstance(payload, bytes | str) else json.dumps(payload)
-    return client.post(path, data=body, headers={"Content-Type": "application/json", **headers})
+from tests.helpers import LEGACY, ONETAP, UNIFIED, make_event, make_student, post, rows
 
 
 def create_student(client, identifier="a12345678", email="john@example.com", **extra):
@@ -46,11 +37,6 @@ def attend(client, student="a12345678", event="1", path=ONETAP, **extra):
     if path == LEGACY:
         return post(client, path, data)
     return post(client, path, {"action": "record_attendance", "data": data})
-
-
-def rows(app, model):
-    with app.app_context():
-        return db.session.query(model).count()
 
 
 # --- the OneTap guide's flow -------------------------------------------------------------------

@@ -88,7 +88,9 @@ def update_me() -> Response:
     user = current_user()
     body = parse_body(ProfileUpdate)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    return answer(UserOut.model_validate(accounts.update_profile(user_id=user.id, changes=changes)))
+    return answer(
+        UserOut.model_validate(accounts.update_profile(account_id=user.id, changes=changes))
+    )
 
 
 @bp.get("/users/me/events")
@@ -104,7 +106,7 @@ def my_events() -> Response:
         AttendedEventList(
             [
                 AttendedEventOut.of_attendance(attendance, now=now, rules=rules)
-                for attendance in event_queries.history(user)
+                for attendance in event_queries.history(user.person_id)
             ]
         )
     )
@@ -131,12 +133,12 @@ def list_users() -> Response:
 )
 def get_user(user_id: int) -> Response:
     _require_admin()
-    user = accounts.get_user(user_id)
-    if user is None or not (user.password_hash or user.discord_user_id):
+    user = accounts.get_account(user_id)
+    if user is None:
         raise NotFound("User not found", code="user_not_found")
     return answer(UserOut.model_validate(user))
 
 
 def _require_admin() -> None:
-    if not current_user().is_web_admin:
+    if not current_user().is_admin:
         raise Forbidden("Only admins may list users")

@@ -54,11 +54,11 @@ from autocheckin.api.schemas_web import (
 from autocheckin.attendance import queries as event_queries
 from autocheckin.attendance import service
 from autocheckin.attendance.errors import AlreadyCheckedIn, NotFound, OutsideWindow
-from autocheckin.attendance.models import WEB_ADMIN
 from autocheckin.attendance.windows import ACTIVE, UPCOMING, event_status
 from autocheckin.auth import accounts
 from autocheckin.auth.errors import Forbidden, Unauthorized
 from autocheckin.auth.keys import key_matches
+from autocheckin.auth.models import ROLE_ADMIN, Account
 from autocheckin.errors import NotConfigured
 from autocheckin.times import utcnow
 
@@ -83,17 +83,17 @@ def require_discord_key() -> None:
         )
 
 
-def registered_discord_user(discord_user_id: str):
-    user = accounts.find_discord_user(discord_user_id)
+def registered_discord_user(discord_user_id: str) -> Account:
+    user = accounts.find_discord_account(discord_user_id)
     if user is None:
         raise NotFound(NOT_REGISTERED, code="discord_user_not_registered")
     return user
 
 
-def _admin(discord_user_id: str):
+def _admin(discord_user_id: str) -> Account:
     """The registered Discord user, who must be an admin of the bot's commands."""
     user = registered_discord_user(discord_user_id)
-    if not user.is_web_admin:
+    if not user.is_admin:
         raise Forbidden("Only admins may do this", code="not_admin")
     return user
 
@@ -112,7 +112,7 @@ def _events(found: list, now) -> Response:
 )
 def register() -> Response:
     body = parse_body(DiscordRegister)
-    user, is_new = accounts.register_discord_user(
+    user, is_new = accounts.register_discord_account(
         discord_user_id=body.discord_user_id,
         name=body.name,
         discord_username=body.discord_username,
@@ -161,7 +161,9 @@ def attend(event_id: int) -> Response:
     event = event_queries.get_event(event_id)
     now, rules = utcnow(), settings.current().rules
     try:
-        service.attend(student_id=user.id, event_id=event.id, at=now, rules=rules, source="discord")
+        accounts.check_in(
+            account_id=user.id, event_id=event.id, at=now, rules=rules, source="discord"
+        )
     except (OutsideWindow, AlreadyCheckedIn) as refusal:
         window = EventStatusOut.of(event, event_status(event, now, rules))
         return answer(RefusedInWindow(message=refusal.message, event_status=window))
@@ -180,7 +182,7 @@ def attend(event_id: int) -> Response:
 )
 def attendance_history(discord_user_id: str) -> Response:
     user = registered_discord_user(discord_user_id)
-    attended = [HistoryEntry.of(a) for a in reversed(event_queries.history(user))]
+    attended = [HistoryEntry.of(a) for a in reversed(event_queries.history(user.person_id))]
     return answer(
         DiscordHistory(
             user=DiscordUserBrief.model_validate(user),
@@ -201,7 +203,9 @@ def event_status_for_bot(event_id: int) -> Response:
 @documented("Who attended an event", response=EventAttendees, errors=(404,))
 def event_attendees(event_id: int) -> Response:
     event = event_queries.get_event(event_id)
-    found = [AttendeeOut.of(a) for a in event_queries.attendees(event_id)]
+    attendances = event_queries.attendees(event_id)
+    names = accounts.discord_usernames_of({attendance.student_id for attendance in attendances})
+    found = [AttendeeOut.of(a, discord_username=names.get(a.student_id)) for a in attendances]
     return answer(
         EventAttendees(event_id=event.id, title=event.name, attendees=found, total=len(found))
     )
@@ -218,11 +222,11 @@ def _open_windows(now) -> list:
     return [event for event in found if event.end_time is not None]
 
 
-def _attend_now(user, event, now, *, source: str, metadata: dict | None = None):
-    """Check `user` in to `event`; None on success, else the refusal's message."""
+def _attend_now(user: Account, event, now, *, source: str, metadata: dict | None = None):
+    """Check `user`'s person in to `event`; None on success, else the refusal's message."""
     try:
-        service.attend(
-            student_id=user.id,
+        accounts.check_in(
+            account_id=user.id,
             event_id=event.id,
             at=now,
             rules=settings.current().rules,
@@ -243,7 +247,7 @@ def _attend_now(user, event, now, *, source: str, metadata: dict | None = None):
 )
 def attend_auto() -> Response:
     query = parse_args(DiscordAttendQuery)
-    user = accounts.find_discord_user(query.discord_user_id)
+    user = accounts.find_discord_account(query.discord_user_id)
     if user is None:
         return answer(Refused(message=NOT_REGISTERED))
     now = utcnow()
@@ -293,7 +297,7 @@ def make_admin() -> Response:
             ratelimits.DISCORD_ADMIN_FAILURES, "make-admin", body.discord_user_id
         )
         raise Forbidden("Wrong admin password", code="bad_admin_password")
-    user = accounts.set_discord_role(discord_user_id=body.discord_user_id, role=WEB_ADMIN)
+    user = accounts.set_discord_role(discord_user_id=body.discord_user_id, role=ROLE_ADMIN)
     return answer(
         MadeAdmin(message=f"{user.name} is now an admin", user=DiscordUserOut.model_validate(user))
     )
@@ -310,7 +314,7 @@ def check_admin() -> Response:
     user = registered_discord_user(parse_args(DiscordAttendQuery).discord_user_id)
     return answer(
         AdminCheck(
-            is_admin=user.is_web_admin, user_name=user.name, discord_username=user.discord_username
+            is_admin=user.is_admin, user_name=user.name, discord_username=user.discord_username
         )
     )
 
@@ -365,7 +369,7 @@ def create_event() -> Response:
 def attend_for_user() -> Response:
     admin = _admin(parse_args(DiscordAdminQuery).admin_discord_user_id)
     body = parse_body(DiscordAttendFor)
-    candidates = accounts.find_by_name(body.target_name)
+    candidates = accounts.find_discord_accounts_by_name(body.target_name)
     if not candidates:
         return answer(Refused(message=f"Nobody is registered as {body.target_name}"))
     if len(candidates) > 1:

@@ -27,13 +27,18 @@ from autocheckin.api.representations import (
 from autocheckin.api.schemas_web import DiscordEventAttend, EventCreate, EventQuery, EventUpdate
 from autocheckin.attendance import queries as event_queries
 from autocheckin.attendance import service
+from autocheckin.attendance.checkins import Recorded
 from autocheckin.attendance.errors import AlreadyCheckedIn, OutsideWindow
-from autocheckin.attendance.models import Attendance, Event
+from autocheckin.attendance.models import Event
 from autocheckin.attendance.windows import ACTIVE, UPCOMING, event_status
+from autocheckin.auth import accounts
 from autocheckin.auth.errors import Forbidden
+from autocheckin.auth.models import Account
 from autocheckin.times import utcnow
 
 bp = Blueprint("events", __name__, url_prefix="/events")
+
+WEB_SOURCE, DISCORD_SOURCE = "web", "discord"
 
 
 def _event(event: Event, now: datetime | None = None) -> EventOut:
@@ -50,13 +55,37 @@ def _list(filters: event_queries.EventFilter) -> Response:
     return answer(EventList([_event(event, now) for event in found]))
 
 
-def _attended(attendance: Attendance, now: datetime) -> Attended:
+def _attended(event: Event, recorded: Recorded, now: datetime) -> Attended:
     return Attended(
-        message=f"Successfully attended '{attendance.event.name}'!",
-        event=_event(attendance.event, now),
-        attended_at=attendance.checked_in_at,
-        status=attendance.status,
+        message=f"Successfully attended '{event.name}'!",
+        event=_event(event, now),
+        attended_at=recorded.checked_in_at,
+        status=recorded.status,
     )
+
+
+def _check_in(user: Account, event: Event, now: datetime, *, source: str) -> Response:
+    """The account's check-in by the one rule. A refusal is the door's own answer: 400 with
+    the event's status for the web, 200 `success: false` for the Discord bot."""
+    try:
+        recorded = accounts.check_in(
+            account_id=user.id,
+            event_id=event.id,
+            at=now,
+            rules=settings.current().rules,
+            source=source,
+        )
+    except (OutsideWindow, AlreadyCheckedIn) as refusal:
+        if source == DISCORD_SOURCE:
+            return answer(
+                RefusedInWindow(message=refusal.message, event_status=_window(event, now))
+            )
+        window = _window(event, now)
+        detail = {"error": refusal.message, "event_status": window.model_dump(mode="json")}
+        response = jsonify({"detail": detail})
+        response.status_code = 400
+        return response
+    return answer(_attended(event, recorded, now))
 
 
 @bp.post("/", strict_slashes=False)
@@ -70,10 +99,10 @@ def _attended(attendance: Attendance, now: datetime) -> Attended:
 )
 def create_event() -> Response:
     user = current_user()
-    if current_app.config["EVENT_CREATE_ROLE"] == "admin" and not user.is_web_admin:
+    if current_app.config["EVENT_CREATE_ROLE"] == "admin" and not user.is_admin:
         raise Forbidden("Only admins may create events")
     body = parse_body(EventCreate)
-    event = service.create_event(**body.event_fields(), created_by_id=user.id, source="web")
+    event = service.create_event(**body.event_fields(), created_by_id=user.id, source=WEB_SOURCE)
     return answer(_event(event), 201)
 
 
@@ -137,7 +166,7 @@ def get_status(event_id: int) -> Response:
 def update_event(event_id: int) -> Response:
     user = current_user()
     event = event_queries.get_event(event_id)
-    if event.created_by_id != user.id and not user.is_web_admin:
+    if event.created_by_id != user.id and not user.is_admin:
         raise Forbidden("Only the event's creator or an admin may change it")
     body = parse_body(EventUpdate)
     event = service.update_event(
@@ -158,28 +187,17 @@ def update_event(event_id: int) -> Response:
 )
 def attend(event_id: int) -> Response:
     user = current_user()
-    now = utcnow()
-    try:
-        attendance = service.attend(
-            student_id=user.id,
-            event_id=event_id,
-            at=now,
-            rules=settings.current().rules,
-            source="web",
-        )
-    except (OutsideWindow, AlreadyCheckedIn) as refusal:
-        window = _window(event_queries.get_event(event_id), now)
-        detail = {"error": refusal.message, "event_status": window.model_dump(mode="json")}
-        response = jsonify({"detail": detail})
-        response.status_code = 400
-        return response
-    return answer(_attended(attendance, now))
+    return _check_in(user, event_queries.get_event(event_id), utcnow(), source=WEB_SOURCE)
 
 
 @bp.get("/<int:event_id>/attendees")
 @documented("Who attended an event", response=AttendeeList, errors=(404,))
 def attendees(event_id: int) -> Response:
-    return answer(AttendeeList([AttendeeOut.of(a) for a in event_queries.attendees(event_id)]))
+    found = event_queries.attendees(event_id)
+    names = accounts.discord_usernames_of({attendance.student_id for attendance in found})
+    return answer(
+        AttendeeList([AttendeeOut.of(a, discord_username=names.get(a.student_id)) for a in found])
+    )
 
 
 @bp.get("/<int:event_id>/check-attendance")
@@ -191,7 +209,7 @@ def attendees(event_id: int) -> Response:
 )
 def check_attendance(event_id: int) -> Response:
     user = current_user()
-    attendance = event_queries.attendance_of(student_id=user.id, event_id=event_id)
+    attendance = event_queries.attendance_of(person_id=user.person_id, event_id=event_id)
     return answer(
         AttendanceCheck(
             event_id=event_id,
@@ -226,19 +244,9 @@ def discord_attend() -> Response:
         values.update(request.get_json(silent=True) or {})
     params = parse_values(DiscordEventAttend, values)
     user = registered_discord_user(params.discord_user_id)
-    event = event_queries.get_event(params.event_id)
-    now = utcnow()
-    try:
-        attendance = service.attend(
-            student_id=user.id,
-            event_id=event.id,
-            at=now,
-            rules=settings.current().rules,
-            source="discord",
-        )
-    except (OutsideWindow, AlreadyCheckedIn) as refusal:
-        return answer(RefusedInWindow(message=refusal.message, event_status=_window(event, now)))
-    return answer(_attended(attendance, now))
+    return _check_in(
+        user, event_queries.get_event(params.event_id), utcnow(), source=DISCORD_SOURCE
+    )
 
 
 @bp.get("/discord/<discord_user_id>/<int:event_id>/check-attendance")
@@ -250,8 +258,7 @@ def discord_attend() -> Response:
 def discord_check_attendance(discord_user_id: str, event_id: int) -> Response:
     require_discord_key()
     user = registered_discord_user(discord_user_id)
-    event_queries.get_event(event_id)
-    attendance = event_queries.attendance_of(student_id=user.id, event_id=event_id)
+    attendance = event_queries.attendance_of(person_id=user.person_id, event_id=event_id)
     return answer(
         DiscordAttendanceCheck(
             event_id=event_id,

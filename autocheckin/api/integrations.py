@@ -72,9 +72,9 @@ def _admitted() -> None:
             code="not_authenticated",
         )
     user = current_user()
-    rate = config["INTEGRATION_ADMIN_RATE" if user.is_web_admin else "INTEGRATION_USER_RATE"]
+    rate = config["INTEGRATION_ADMIN_RATE" if user.is_admin else "INTEGRATION_USER_RATE"]
     g.rate_limit_headers = ratelimits.metered(rate, "integrations", f"user:{user.id}")
-    if not user.is_web_admin:
+    if not user.is_admin:
         raise Forbidden("Integration endpoints are for admins and API keys", code="not_admin")
 
 

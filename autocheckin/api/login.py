@@ -8,9 +8,10 @@ from datetime import timedelta
 from flask import current_app, request
 
 from autocheckin import ratelimits
-from autocheckin.attendance.models import Student, normalize_key
+from autocheckin.attendance.models import normalize_key
 from autocheckin.auth import accounts
 from autocheckin.auth.errors import Unauthorized
+from autocheckin.auth.models import Account
 from autocheckin.auth.tokens import claims_from_token, issue_token
 from autocheckin.errors import NotConfigured
 
@@ -26,14 +27,14 @@ def token_lifetime() -> timedelta:
     return timedelta(seconds=current_app.config["JWT_EXPIRES"])
 
 
-def current_user() -> Student:
-    """The user the bearer token names; 401 without a valid token."""
+def current_user() -> Account:
+    """The account the bearer token names; 401 without a valid token."""
     secret = jwt_secret()
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Not authenticated", code="not_authenticated")
     user_id, token_key = claims_from_token(token.strip(), secret=secret)
-    user = accounts.get_user(user_id)
+    user = accounts.get_account(user_id)
     if user is None or not user.is_active or not user.token_key:
         raise Unauthorized("Could not validate credentials", code="invalid_token")
     if not hmac.compare_digest(user.token_key.encode(), token_key.encode()):
@@ -50,7 +51,7 @@ def log_in(email: str, password: str) -> str:
     )
 
 
-def authenticated(email: str, password: str) -> Student:
+def authenticated(email: str, password: str) -> Account:
     """The account these credentials open, for every sign-in (the logins, the dashboard).
 
     Only failures count against the limits: per account and address, and per account

@@ -48,7 +48,7 @@ def require_admin_or_key() -> None:
             raise NotConfigured("CHECKOUT_API_KEY is not configured on this server")
         raise Unauthorized("Invalid API key")
     if request.headers.get("Authorization", "").lower().startswith("bearer "):
-        if not current_user().is_web_admin:
+        if not current_user().is_admin:
             raise Forbidden("Only admins may manage webhooks", code="admin_required")
         return
     raise Unauthorized(f"Send {KEY_HEADER}, or an admin's Authorization: Bearer token")

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.attendance.windows import CheckInRules, EventStatus, event_status
+from autocheckin.auth.models import Account
 from autocheckin.integrations.exports import csv_lines
 from autocheckin.times import IsoTime
 
@@ -64,7 +65,7 @@ class UserOut(Representation):
     discord_user_id: str | None
     discord_username: str | None
     is_active: bool
-    is_admin: bool = Field(validation_alias="is_web_admin")
+    is_admin: bool
     created_at: IsoTime
 
 
@@ -84,7 +85,7 @@ class DiscordUserOut(Representation):
     discord_user_id: str | None
     discord_username: str | None
     is_active: bool
-    is_admin: bool = Field(validation_alias="is_web_admin")
+    is_admin: bool
     created_at: IsoTime
 
 
@@ -92,7 +93,7 @@ class DiscordRegistered(DiscordUserOut):
     message: str
 
     @classmethod
-    def of(cls, user: Student, message: str) -> DiscordRegistered:
+    def of(cls, user: Account, message: str) -> DiscordRegistered:
         return cls.model_validate(_Computed(user, message=message))
 
 
@@ -105,7 +106,7 @@ class DiscordUserBrief(Representation):
 class DiscordUserRow(Representation):
     id: int
     name: str
-    is_admin: bool = Field(validation_alias="is_web_admin")
+    is_admin: bool
     discord_username: str | None
     discord_user_id: str | None
 
@@ -239,10 +240,16 @@ class AttendeeOut(Representation):
     status: str
 
     @classmethod
-    def of(cls, attendance: Attendance) -> AttendeeOut:
+    def of(cls, attendance: Attendance, *, discord_username: str | None = None) -> AttendeeOut:
+        """`discord_username`: of the account linked to the attendee, if any."""
         student: Student = attendance.student
         return cls.model_validate(
-            _Computed(student, attended_at=attendance.checked_in_at, status=attendance.status)
+            _Computed(
+                student,
+                attended_at=attendance.checked_in_at,
+                status=attendance.status,
+                discord_username=discord_username,
+            )
         )
 
 

@@ -1,10 +1,14 @@
-"""Recording check-ins by reference, one or a thousand, on SQLAlchemy Core statements.
+"""The one check-in path: every door records its check-ins here, one or a thousand.
 
-This is every webhook's hot path, so it costs a fixed handful of statements whatever the
-batch size: students by key, events by id or name, one INSERT … ON CONFLICT DO NOTHING
-RETURNING. The unique (student, event) pair is the duplicate guard; a pair that inserts
-nothing was already there, concurrent twin or not. Each function runs in the caller's
-write transaction (`write_transaction()` joins an open one).
+A webhook names its student and event by reference (identifier or email, id or name); the
+web and Discord doors by id (the account's person, the event in the URL). Either way the
+same rules run (active, inside the window, late or present, once only), on SQLAlchemy Core
+statements: a fixed handful whatever the batch size (people by key or id, events by id or
+name, one INSERT … ON CONFLICT DO NOTHING RETURNING). The unique (student, event) pair is
+the duplicate guard; a pair that inserts nothing was already there, concurrent twin or
+not. What was stored is announced once, through `signals.attendances_recorded`, in the
+same transaction. Each function runs in the caller's write transaction
+(`write_transaction()` joins an open one).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, or_, select
 
+from autocheckin.attendance import signals
 from autocheckin.attendance.errors import (
     AlreadyCheckedIn,
     DomainError,
@@ -32,7 +37,6 @@ from autocheckin.attendance.windows import (
     pick_event,
 )
 from autocheckin.database import MAX_DB_INTEGER, dialect_insert, write_transaction
-from autocheckin.outbound import announcements
 from autocheckin.times import utcnow
 
 STUDENTS = Student.__table__
@@ -58,13 +62,20 @@ _EVENT_COLUMNS = (
 
 @dataclass(frozen=True)
 class CheckIn:
-    """One check-in as a scanner reported it: who, where, and when it saw them."""
+    """One check-in: who, where, and when it was seen.
 
-    student_ref: str
-    event_ref: str
+    A scanner names the student (`student_ref`: identifier or email) and the event
+    (`event_ref`: id or name); a door that knows them by id gives `person_id` and
+    `event_id` instead, which win over the references.
+    """
+
+    student_ref: str = ""
+    event_ref: str = ""
     checked_in_at: datetime | None = None
     source: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    person_id: int | None = None
+    event_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,7 @@ class Recorded:
 
     attendance_id: int
     student_id: int
+    student_identifier: str | None
     student_name: str
     student_email: str | None
     event_id: int
@@ -80,6 +92,7 @@ class Recorded:
     event_start: datetime
     checked_in_at: datetime
     status: str
+    source: str | None
 
 
 def student_not_found(ref: str) -> NotFound:
@@ -117,6 +130,10 @@ _STUDENTS_BY_KEYS = select(*_STUDENT_COLUMNS).where(
 _STUDENT_BY_KEY = select(*_STUDENT_COLUMNS).where(
     or_(STUDENTS.c.identifier_key == bindparam("key"), STUDENTS.c.email_key == bindparam("key"))
 )
+_STUDENTS_BY_IDS = select(*_STUDENT_COLUMNS).where(
+    STUDENTS.c.id.in_(bindparam("ids", expanding=True))
+)
+_EVENTS_BY_IDS = select(*_EVENT_COLUMNS).where(EVENTS.c.id.in_(bindparam("ids", expanding=True)))
 _EVENTS_BY_NAMES = select(*_EVENT_COLUMNS).where(
     EVENTS.c.name.in_(bindparam("names", expanding=True))
 )
@@ -143,6 +160,37 @@ def _insert_statement(connection: Connection) -> Any:
             .returning(ATTENDANCES.c.id, ATTENDANCES.c.student_id, ATTENDANCES.c.event_id)
         )
     return _INSERTS[name]
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What one transaction looked up: people by key and by id, events by id and name."""
+
+    people_by_key: dict[str, Row]
+    people_by_id: dict[int, Row]
+    events_by_id: dict[int, Row]
+    events_by_name: dict[str, list[Row]]
+
+
+def _look_up(connection: Connection, wanted: Sequence[CheckIn]) -> _Known:
+    """Everything `wanted` names, in at most four statements (two on a webhook's path)."""
+    keys = {
+        key
+        for item in wanted
+        if item.person_id is None and (key := normalize_key(item.student_ref))
+    }
+    person_ids = {item.person_id for item in wanted if item.person_id is not None}
+    refs = {item.event_ref.strip() for item in wanted if item.event_id is None}
+    event_ids = {item.event_id for item in wanted if item.event_id is not None}
+    by_id, by_name = _events_by_ref(connection, refs)
+    if event_ids - by_id.keys():
+        rows = connection.execute(_EVENTS_BY_IDS, {"ids": list(event_ids - by_id.keys())})
+        by_id.update({row.id: row for row in rows})
+    people_by_id = {}
+    if person_ids:
+        rows = connection.execute(_STUDENTS_BY_IDS, {"ids": list(person_ids)})
+        people_by_id = {row.id: row for row in rows}
+    return _Known(_students_by_key(connection, keys), people_by_id, by_id, by_name)
 
 
 def _students_by_key(connection: Connection, keys: set[str]) -> dict[str, Row]:
@@ -203,30 +251,44 @@ class _Planned:
     values: dict[str, Any]
 
 
+def _student_of(check_in: CheckIn, known: _Known) -> Row:
+    if check_in.person_id is not None:
+        student = known.people_by_id.get(check_in.person_id)
+        if student is None:
+            raise NotFound("Person not found", code="person_not_found")
+        return student
+    student = known.people_by_key.get(normalize_key(check_in.student_ref) or "")
+    if student is None:
+        raise student_not_found(check_in.student_ref)
+    return student
+
+
+def _event_of(check_in: CheckIn, known: _Known, moment: datetime, rules: CheckInRules) -> Row:
+    if check_in.event_id is not None:
+        event = known.events_by_id.get(check_in.event_id)
+        if event is None:
+            raise NotFound("Event not found", code="event_not_found")
+        return event
+    ref = check_in.event_ref.strip()
+    event_id = _event_id(ref)
+    event = known.events_by_id.get(event_id) if event_id is not None else None
+    if event is None:
+        candidates = known.events_by_name.get(ref)
+        if not candidates:
+            raise event_not_found(ref)
+        event = pick_event(candidates, moment, rules)
+    return event
+
+
 def _plan(
-    check_in: CheckIn,
-    *,
-    students: dict[str, Row],
-    events: tuple[dict[int, Row], dict[str, list[Row]]],
-    arrived_at: datetime,
-    rules: CheckInRules,
+    check_in: CheckIn, *, known: _Known, arrived_at: datetime, rules: CheckInRules
 ) -> _Planned:
     """Resolve and judge one check-in without writing: raises the domain error it earns."""
     if check_in.checked_in_at is not None:
         check_client_time(check_in.checked_in_at, arrived_at, rules)
     moment = check_in.checked_in_at or arrived_at
-    student = students.get(normalize_key(check_in.student_ref) or "")
-    if student is None:
-        raise student_not_found(check_in.student_ref)
-    ref = check_in.event_ref.strip()
-    by_id, by_name = events
-    event_id = _event_id(ref)
-    event = by_id.get(event_id) if event_id is not None else None
-    if event is None:
-        candidates = by_name.get(ref)
-        if not candidates:
-            raise event_not_found(ref)
-        event = pick_event(candidates, moment, rules)
+    student = _student_of(check_in, known)
+    event = _event_of(check_in, known, moment, rules)
     if not event.is_active:
         raise OutsideWindow("Event is not active", code="event_inactive")
     check_window(event, moment, rules)
@@ -248,6 +310,7 @@ def _recorded(planned: _Planned, attendance_id: int) -> Recorded:
     return Recorded(
         attendance_id=attendance_id,
         student_id=student.id,
+        student_identifier=student.identifier,
         student_name=f"{student.first_name} {student.last_name}".strip(),
         student_email=student.email,
         event_id=event.id,
@@ -255,37 +318,8 @@ def _recorded(planned: _Planned, attendance_id: int) -> Recorded:
         event_start=event.start_time,
         checked_in_at=planned.moment,
         status=planned.status,
+        source=planned.values["source"],
     )
-
-
-def _marked(plans: Iterable[_Planned | DomainError], stored: dict[tuple[int, int], int]):
-    """The `attendance.marked` data of the plans that were stored, built when asked."""
-
-    def build() -> list[dict[str, Any]]:
-        items = []
-        for plan in plans:
-            if not isinstance(plan, _Planned):
-                continue
-            attendance_id = stored.get((plan.student.id, plan.event.id))
-            if attendance_id is not None:
-                student = plan.student
-                items.append(
-                    announcements.attendance_marked(
-                        attendance_id=attendance_id,
-                        student_id=student.id,
-                        student_identifier=student.identifier,
-                        student_email=student.email,
-                        student_name=f"{student.first_name} {student.last_name}".strip(),
-                        session_id=plan.event.id,
-                        session_name=plan.event.name,
-                        status=plan.status,
-                        method=plan.values["source"],
-                        checked_in_at=plan.moment,
-                    )
-                )
-        return items
-
-    return build
 
 
 def _insert(connection: Connection, rows: Sequence[dict[str, Any]]) -> dict[tuple[int, int], int]:
@@ -301,28 +335,16 @@ def _insert(connection: Connection, rows: Sequence[dict[str, Any]]) -> dict[tupl
 
 def record_check_in(check_in: CheckIn, *, arrived_at: datetime, rules: CheckInRules) -> Recorded:
     """Record one check-in: window, lateness and once-only, judged on the scanner's time."""
-    with write_transaction() as session:
-        connection = session.connection()
-        key = normalize_key(check_in.student_ref)
-        planned = _plan(
-            check_in,
-            students=_students_by_key(connection, {key} if key else set()),
-            events=_events_by_ref(connection, {check_in.event_ref.strip()}),
-            arrived_at=arrived_at,
-            rules=rules,
-        )
-        stored = _insert(connection, [planned.values])
-        attendance_id = stored.get((planned.student.id, planned.event.id))
-        if attendance_id is None:
-            raise AlreadyCheckedIn("Student already checked in to this event")
-        announcements.attendances_marked(session, _marked([planned], stored))
-        return _recorded(planned, attendance_id)
+    (result,) = record_check_ins([check_in], arrived_at=arrived_at, rules=rules)
+    if isinstance(result, DomainError):
+        raise result
+    return result
 
 
 def record_check_ins(
     check_ins: Iterable[CheckIn | DomainError], *, arrived_at: datetime, rules: CheckInRules
 ) -> list[Recorded | DomainError]:
-    """Record many check-ins in one statement each for students, events and inserts.
+    """Record many check-ins in one statement each for people, events and inserts.
 
     Results come back in order; an item that was already a parse error, or that fails a
     rule, is its domain error and spoils no other. The first of two items naming the same
@@ -332,10 +354,7 @@ def record_check_ins(
     wanted = [item for item in items if isinstance(item, CheckIn)]
     with write_transaction() as session:
         connection = session.connection()
-        students = _students_by_key(
-            connection, {key for item in wanted if (key := normalize_key(item.student_ref))}
-        )
-        events = _events_by_ref(connection, {item.event_ref.strip() for item in wanted})
+        known = _look_up(connection, wanted)
         plans: list[_Planned | DomainError] = []
         claimed: set[tuple[int, int]] = set()
         for item in items:
@@ -343,9 +362,7 @@ def record_check_ins(
                 plans.append(item)
                 continue
             try:
-                planned = _plan(
-                    item, students=students, events=events, arrived_at=arrived_at, rules=rules
-                )
+                planned = _plan(item, known=known, arrived_at=arrived_at, rules=rules)
             except DomainError as error:
                 plans.append(error)
                 continue
@@ -357,16 +374,17 @@ def record_check_ins(
             plans.append(planned)
         to_insert = [plan.values for plan in plans if isinstance(plan, _Planned)]
         stored = _insert(connection, to_insert) if to_insert else {}
+        results: list[Recorded | DomainError] = []
+        for plan in plans:
+            if isinstance(plan, DomainError):
+                results.append(plan)
+                continue
+            attendance_id = stored.get((plan.student.id, plan.event.id))
+            if attendance_id is None:
+                results.append(AlreadyCheckedIn("Student already checked in to this event"))
+            else:
+                results.append(_recorded(plan, attendance_id))
         if stored:
-            announcements.attendances_marked(session, _marked(plans, stored))
-    results: list[Recorded | DomainError] = []
-    for plan in plans:
-        if isinstance(plan, DomainError):
-            results.append(plan)
-            continue
-        attendance_id = stored.get((plan.student.id, plan.event.id))
-        if attendance_id is None:
-            results.append(AlreadyCheckedIn("Student already checked in to this event"))
-        else:
-            results.append(_recorded(plan, attendance_id))
+            recorded = [result for result in results if isinstance(result, Recorded)]
+            signals.attendances_recorded.send(session, records=recorded)
     return results

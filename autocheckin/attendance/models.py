@@ -12,7 +12,6 @@ from autocheckin.database import JSONValue, UTCDateTime
 from autocheckin.extensions import db
 from autocheckin.times import utcnow
 
-WEB_USER, WEB_ADMIN = "user", "admin"
 STATUS_PRESENT = "present"
 STATUS_LATE = "late"
 
@@ -31,15 +30,16 @@ class TimestampMixin:
 
 
 class Student(TimestampMixin, db.Model):
-    """A person: identified by an A-number (identifier), an email, or both."""
+    """A person on the roster: someone attendance is recorded for, and nothing more.
+
+    Check-in apps and the upstream sync create and update people; who may sign in or act
+    is an account (`auth.models.Account`), which may be linked to one person. `is_admin`
+    is the roster's own data (what a check-in app sent), never a power here. A person an
+    account created for itself has neither identifier nor email: no scanner or sync can
+    address it, so no matching email can capture it.
+    """
 
     __tablename__ = "students"
-    __table_args__ = (
-        CheckConstraint(
-            "identifier_key IS NOT NULL OR email_key IS NOT NULL OR discord_user_id IS NOT NULL",
-            name="has_identity",
-        ),
-    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     identifier: Mapped[str | None] = mapped_column(String(64))
@@ -50,17 +50,6 @@ class Student(TimestampMixin, db.Model):
     last_name: Mapped[str] = mapped_column(String(100), default="")
     is_admin: Mapped[bool] = mapped_column(default=False)
     source: Mapped[str | None] = mapped_column(String(100))
-    # Web users log in with a password; Discord users are known by their Discord id.
-    # The web login's own columns: no webhook or sync writes them. `is_admin` above is
-    # roster data from check-in apps; only `web_role` grants powers on the web.
-    password_hash: Mapped[str | None] = mapped_column(String(255))
-    web_role: Mapped[str] = mapped_column(String(16), default=WEB_USER, server_default=WEB_USER)
-    # Random per login, new on every password change; tokens carry it, so a token dies with
-    # its password and can never speak for a later account that reuses a deleted id.
-    token_key: Mapped[str | None] = mapped_column(String(64))
-    discord_user_id: Mapped[str | None] = mapped_column(String(32), unique=True)
-    discord_username: Mapped[str | None] = mapped_column(String(100))
-    is_active: Mapped[bool] = mapped_column(default=True)
 
     attendances: Mapped[list[Attendance]] = relationship(
         back_populates="student", cascade="all, delete-orphan", passive_deletes=True
@@ -77,10 +66,6 @@ class Student(TimestampMixin, db.Model):
         value = value.strip() if value else None
         self.email_key = normalize_key(value)
         return value or None
-
-    @property
-    def is_web_admin(self) -> bool:
-        return self.web_role == WEB_ADMIN
 
     @property
     def name(self) -> str:
@@ -107,8 +92,9 @@ class Event(TimestampMixin, db.Model):
     source: Mapped[str | None] = mapped_column(String(100))
     discord_channel_id: Mapped[str | None] = mapped_column(String(32), index=True)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # The account that made it through the events API or the Discord bot, if one did.
     created_by_id: Mapped[int | None] = mapped_column(
-        ForeignKey("students.id", ondelete="SET NULL")
+        ForeignKey("accounts.id", ondelete="SET NULL")
     )
 
     attendances: Mapped[list[Attendance]] = relationship(

@@ -9,7 +9,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import joinedload
 
 from autocheckin.attendance.errors import NotFound
-from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.attendance.models import Attendance, Event
 from autocheckin.attendance.windows import ACTIVE, UPCOMING, CheckInRules
 from autocheckin.extensions import db
 
@@ -75,21 +75,27 @@ def attendees(event_id: int) -> list[Attendance]:
     )
 
 
-def attendance_of(*, student_id: int, event_id: int) -> Attendance | None:
+def attendance_of(*, person_id: int | None, event_id: int) -> Attendance | None:
+    """The person's check-in to the event (None for no person: an account that never
+    checked in); NotFound for an unknown event."""
     get_event(event_id)
+    if person_id is None:
+        return None
     return db.session.scalar(
         select(Attendance).where(
-            Attendance.student_id == student_id, Attendance.event_id == event_id
+            Attendance.student_id == person_id, Attendance.event_id == event_id
         )
     )
 
 
-def history(student: Student) -> list[Attendance]:
-    """A user's check-ins, newest first, with their events."""
+def history(person_id: int | None) -> list[Attendance]:
+    """A person's check-ins, newest first, with their events (none for no person)."""
+    if person_id is None:
+        return []
     return list(
         db.session.scalars(
             select(Attendance)
-            .where(Attendance.student_id == student.id)
+            .where(Attendance.student_id == person_id)
             .options(joinedload(Attendance.event))
             .order_by(Attendance.checked_in_at.desc())
         )

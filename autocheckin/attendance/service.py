@@ -1,4 +1,4 @@
-"""Core operations on students, events and attendances.
+"""Core operations on people (students) and events; check-ins are in `checkins`.
 
 Every way in (webhook formats, events API, Discord, upstream sync) calls these
 plain functions; they own the transaction and raise domain errors, never HTTP ones.
@@ -14,25 +14,13 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from autocheckin.attendance import signals
 from autocheckin.attendance.checkins import event_not_found, student_not_found
-from autocheckin.attendance.errors import (
-    AlreadyCheckedIn,
-    AlreadyExists,
-    Conflict,
-    Invalid,
-    NotFound,
-    OutsideWindow,
-)
+from autocheckin.attendance.errors import AlreadyExists, Invalid
 from autocheckin.attendance.models import Attendance, Event, Student, normalize_key
-from autocheckin.attendance.windows import (
-    CheckInRules,
-    attendance_status,
-    check_window,
-    pick_event,
-)
+from autocheckin.attendance.windows import CheckInRules, pick_event
 from autocheckin.database import MAX_DB_INTEGER, write_transaction
 from autocheckin.extensions import db
-from autocheckin.outbound import announcements
 
 STUDENT_FIELDS = ("identifier", "email", "first_name", "last_name", "is_admin")
 EVENT_FIELDS = (
@@ -138,7 +126,7 @@ def create_student(
 def update_student(*, ref: str, changes: dict[str, Any]) -> Student:
     """Change only the given roster fields of the student `ref` names (identifier or email).
 
-    A web login's email is its owner's to change: changing it here raises Conflict.
+    A person's email is roster data: changing it moves no login (accounts are apart).
     """
     unknown = set(changes) - set(STUDENT_FIELDS)
     if unknown:
@@ -146,17 +134,6 @@ def update_student(*, ref: str, changes: dict[str, Any]) -> Student:
     try:
         with write_transaction():
             student = resolve_student(ref)
-            new_email = changes.get("email")
-            if (
-                new_email is not None
-                and student.password_hash
-                and normalize_key(new_email) != student.email_key
-            ):
-                raise Conflict(
-                    f"Student {ref} has a web login; only its owner can change its email "
-                    "(PUT /users/me)",
-                    code="web_login_email",
-                )
             _ensure_unique_student(
                 identifier=changes.get("identifier"),
                 email=changes.get("email"),
@@ -211,7 +188,7 @@ def create_event(
             created_by_id=created_by_id,
         )
         session.add(event)
-        announcements.session_created(session, event)
+        signals.event_created.send(session, event=event)
     return event
 
 
@@ -229,7 +206,7 @@ def update_event(*, ref: str, at: datetime, changes: dict[str, Any], rules: Chec
         changed = [field for field, value in changes.items() if getattr(event, field) != value]
         for field, value in changes.items():
             setattr(event, field, value)
-        announcements.session_updated(session, event, changed)
+        signals.event_updated.send(session, event=event, changed=changed)
     return event
 
 
@@ -248,74 +225,3 @@ def resolve_event(ref: str | int, *, at: datetime, rules: CheckInRules) -> Event
     if not candidates:
         raise event_not_found(text)
     return pick_event(candidates, at, rules)
-
-
-# --- attendance ---------------------------------------------------------------------------
-
-
-def _check_in(
-    session: Any,
-    *,
-    student: Student,
-    event: Event,
-    moment: datetime,
-    rules: CheckInRules,
-    source: str | None,
-    metadata: dict[str, Any] | None,
-) -> Attendance:
-    """The check-in rule for check-ins by id (web, Discord): active, inside the window, once.
-
-    Check-ins by reference (webhooks) take the same rules in `checkins`.
-    """
-    if not event.is_active:
-        raise OutsideWindow("Event is not active", code="event_inactive")
-    check_window(event, moment, rules)
-    if session.scalar(
-        select(Attendance.id).where(
-            Attendance.student_id == student.id, Attendance.event_id == event.id
-        )
-    ):
-        raise AlreadyCheckedIn("Student already checked in to this event")
-    attendance = Attendance(
-        student=student,
-        event=event,
-        checked_in_at=moment,
-        status=attendance_status(event, moment, rules),
-        source=source,
-        check_in_metadata=metadata or {},
-    )
-    session.add(attendance)
-    return attendance
-
-
-def attend(
-    *,
-    student_id: int,
-    event_id: int,
-    at: datetime,
-    rules: CheckInRules,
-    source: str,
-    metadata: dict[str, Any] | None = None,
-) -> Attendance:
-    """A check-in by known ids (web users, Discord): the same rule as every webhook."""
-    try:
-        with write_transaction() as session:
-            student = session.get(Student, student_id)
-            if student is None:
-                raise NotFound("User not found", code="user_not_found")
-            event = session.get(Event, event_id)
-            if event is None:
-                raise NotFound("Event not found", code="event_not_found")
-            attendance = _check_in(
-                session,
-                student=student,
-                event=event,
-                moment=at,
-                rules=rules,
-                source=source,
-                metadata=metadata,
-            )
-            announcements.attendance_recorded(session, attendance)
-    except IntegrityError:
-        raise AlreadyCheckedIn("Student already checked in to this event") from None
-    return attendance

@@ -1,23 +1,33 @@
-"""Web and Discord user accounts on the person table every way in shares.
+"""Accounts: web logins, Discord users and admins, apart from the people on the roster.
 
-A web login is the password hash, `web_role` and `token_key` of a student row: only these
-functions write them, never a webhook or the sync, so no check-in app can grant web powers
-or take over a login.
+Only registration, the Discord register route, the dashboard and the CLI reach these
+functions; no webhook or sync writes an account, so no check-in app can grant a power or
+take over a login. An account records attendance for its linked person: its first
+check-in creates one for it (named from the account, with no identifier or email, so no
+scanner or sync can ever address it); an operator may link it to a roster person instead
+(`flask users link`), the one verified path. A matching email links nothing.
 """
 
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from autocheckin.attendance.errors import AlreadyExists, Invalid, NotFound
-from autocheckin.attendance.models import WEB_ADMIN, WEB_USER, Student, normalize_key
+from autocheckin.attendance import service as people
+from autocheckin.attendance.checkins import CheckIn, Recorded, record_check_in
+from autocheckin.attendance.errors import AlreadyExists, Conflict, Invalid, NotFound
+from autocheckin.attendance.models import Attendance, Student, normalize_key
+from autocheckin.attendance.windows import CheckInRules
+from autocheckin.auth.models import ROLE_ADMIN, ROLE_USER, ROLES, Account
 from autocheckin.database import write_transaction
 from autocheckin.extensions import db
+from autocheckin.times import utcnow
 
 # Verified against when the email is unknown, so both failures cost the same time.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
@@ -32,149 +42,304 @@ def split_name(name: str) -> tuple[str, str]:
     return first, last.strip()
 
 
-def register_user(*, email: str, name: str, password: str) -> Student:
-    """A web user; an email already taken raises AlreadyExists."""
-    first_name, last_name = split_name(name)
+# --- web logins -------------------------------------------------------------------------------
+
+
+def register_user(*, email: str, name: str, password: str) -> Account:
+    """A web account; an email another account signs in with raises AlreadyExists.
+
+    A roster person with the same email is not looked at: the two stay apart.
+    """
     try:
         with write_transaction() as session:
-            if session.scalar(select(Student.id).where(Student.email_key == normalize_key(email))):
+            if session.scalar(select(Account.id).where(Account.email_key == normalize_key(email))):
                 raise AlreadyExists("Email already registered", code="email_taken")
-            student = Student(
+            account = Account(
                 email=email,
-                first_name=first_name,
-                last_name=last_name,
+                name=name.strip(),
                 password_hash=generate_password_hash(password),
-                web_role=WEB_USER,
+                role=ROLE_USER,
                 token_key=new_token_key(),
-                source="web",
             )
-            session.add(student)
+            session.add(account)
     except IntegrityError:
         raise AlreadyExists("Email already registered", code="email_taken") from None
-    return student
+    return account
 
 
-def authenticate(*, email: str, password: str) -> Student | None:
-    """The active user with this email and password, else None (same cost either way)."""
-    student = db.session.scalar(select(Student).where(Student.email_key == normalize_key(email)))
-    if student is None or not student.password_hash:
+def authenticate(*, email: str, password: str) -> Account | None:
+    """The active account with this email and password, else None (same cost either way);
+    a success stamps its last login."""
+    account = db.session.scalar(select(Account).where(Account.email_key == normalize_key(email)))
+    if account is None or not account.password_hash:
         check_password_hash(_DUMMY_HASH, password)
         return None
-    if not check_password_hash(student.password_hash, password) or not student.is_active:
+    if not check_password_hash(account.password_hash, password) or not account.is_active:
         return None
-    return student
+    with write_transaction():
+        account.last_login_at = utcnow()
+    return account
 
 
-def get_user(user_id: int) -> Student | None:
-    return db.session.get(Student, user_id)
+def get_account(account_id: int) -> Account | None:
+    return db.session.get(Account, account_id)
 
 
-def update_profile(*, user_id: int, changes: dict[str, Any]) -> Student:
-    """Change the sent fields of the user's own profile: name, email, password, discord_username."""
+def update_profile(*, account_id: int, changes: dict[str, Any]) -> Account:
+    """Change the sent fields of the account's own profile: name, email, password,
+    discord_username. Its linked person, if any, is roster data and stays as it is."""
     with write_transaction() as session:
-        student = session.get(Student, user_id)
-        if student is None:
+        account = session.get(Account, account_id)
+        if account is None:
             raise NotFound("User not found", code="user_not_found")
-        if "email" in changes and normalize_key(changes["email"]) != student.email_key:
+        if "email" in changes and normalize_key(changes["email"]) != account.email_key:
             taken = session.scalar(
-                select(Student.id).where(Student.email_key == normalize_key(changes["email"]))
+                select(Account.id).where(Account.email_key == normalize_key(changes["email"]))
             )
             if taken:
                 raise AlreadyExists("Email already registered", code="email_taken")
-            student.email = changes["email"]
+            account.email = changes["email"]
         if "name" in changes:
-            student.first_name, student.last_name = split_name(changes["name"])
+            account.name = changes["name"].strip()
         if "password" in changes:
-            student.password_hash = generate_password_hash(changes["password"])
-            student.token_key = new_token_key()  # every token issued before now stops working
+            account.password_hash = generate_password_hash(changes["password"])
+            account.token_key = new_token_key()  # every token issued before now stops working
         if "discord_username" in changes:
-            student.discord_username = changes["discord_username"]
-    return student
+            account.discord_username = changes["discord_username"]
+    return account
 
 
-def set_web_role(*, email: str, role: str) -> Student:
-    """Make a web user an admin or a plain user again (the operator's CLI)."""
-    if role not in (WEB_USER, WEB_ADMIN):
-        raise Invalid(f"role must be {WEB_USER} or {WEB_ADMIN}")
+def _role(role: str) -> str:
+    if role not in ROLES:
+        raise Invalid(f"role must be {ROLE_USER} or {ROLE_ADMIN}")
+    return role
+
+
+def _web_account(session: Session, email: str) -> Account:
+    account = session.scalar(select(Account).where(Account.email_key == normalize_key(email)))
+    if account is None or not account.password_hash:
+        raise NotFound(f"No web user with email {email}", code="user_not_found")
+    return account
+
+
+def set_web_role(*, email: str, role: str) -> Account:
+    """Make a web account an admin or a plain user again (the operator's CLI)."""
+    role = _role(role)
     with write_transaction() as session:
-        student = session.scalar(select(Student).where(Student.email_key == normalize_key(email)))
-        if student is None or not student.password_hash:
-            raise NotFound(f"No web user with email {email}", code="user_not_found")
-        student.web_role = role
-    return student
+        account = _web_account(session, email)
+        account.role = role
+    return account
 
 
-def find_discord_user(discord_user_id: str) -> Student | None:
-    return db.session.scalar(select(Student).where(Student.discord_user_id == discord_user_id))
+def set_active(*, ref: str, active: bool) -> Account:
+    """Let an account act again, or stop it (its tokens and sessions stop working at once);
+    its person and their attendance stay."""
+    with write_transaction() as session:
+        account = _account_by_ref(session, ref)
+        account.is_active = active
+    return account
 
 
-def register_discord_user(
+# --- Discord ----------------------------------------------------------------------------------
+
+
+def find_discord_account(discord_user_id: str) -> Account | None:
+    return db.session.scalar(select(Account).where(Account.discord_user_id == discord_user_id))
+
+
+def register_discord_account(
     *, discord_user_id: str, name: str, discord_username: str | None
-) -> tuple[Student, bool]:
-    """A Discord user, no email or password needed: (the user, whether it is new). A known
-    Discord id gets the name and username it sends now (people rename themselves)."""
-    first_name, last_name = split_name(name)
+) -> tuple[Account, bool]:
+    """A Discord account, no email or password needed: (the account, whether it is new). A
+    known Discord id gets the name and username it sends now (people rename themselves)."""
     with write_transaction() as session:
-        existing = session.scalar(select(Student).where(Student.discord_user_id == discord_user_id))
+        existing = session.scalar(select(Account).where(Account.discord_user_id == discord_user_id))
         if existing is not None:
-            existing.first_name, existing.last_name = first_name, last_name
+            existing.name = name.strip()
             if discord_username is not None:
                 existing.discord_username = discord_username
             return existing, False
     try:
         with write_transaction() as session:
-            student = Student(
+            account = Account(
                 discord_user_id=discord_user_id,
                 discord_username=discord_username,
-                first_name=first_name,
-                last_name=last_name,
-                source="discord",
+                name=name.strip(),
             )
-            session.add(student)
+            session.add(account)
     except IntegrityError:
-        # A concurrent registration of the same Discord id won: return that user.
-        found = find_discord_user(discord_user_id)
+        # A concurrent registration of the same Discord id won: return that account.
+        found = find_discord_account(discord_user_id)
         if found is None:
             raise
         return found, False
-    return student, True
+    return account, True
 
 
-def set_discord_role(*, discord_user_id: str, role: str) -> Student:
-    """Make a Discord user an admin of the bot's commands, or a plain user again."""
-    if role not in (WEB_USER, WEB_ADMIN):
-        raise Invalid(f"role must be {WEB_USER} or {WEB_ADMIN}")
+def set_discord_role(*, discord_user_id: str, role: str) -> Account:
+    """Make a Discord account an admin of the bot's commands, or a plain user again."""
+    role = _role(role)
     with write_transaction() as session:
-        student = session.scalar(select(Student).where(Student.discord_user_id == discord_user_id))
-        if student is None:
+        account = session.scalar(select(Account).where(Account.discord_user_id == discord_user_id))
+        if account is None:
             raise NotFound(
                 f"No Discord user with id {discord_user_id}", code="discord_user_not_registered"
             )
-        student.web_role = role
-    return student
+        account.role = role
+    return account
 
 
-def list_accounts(*, skip: int, limit: int) -> tuple[list[Student], int]:
-    """People who can act here (a web login or a Discord id), oldest first, and their total."""
-    is_account = or_(Student.password_hash.is_not(None), Student.discord_user_id.is_not(None))
-    total = db.session.scalar(select(func.count()).select_from(Student).where(is_account)) or 0
-    page = db.session.scalars(
-        select(Student).where(is_account).order_by(Student.id).offset(skip).limit(limit)
+def find_discord_accounts_by_name(name: str) -> list[Account]:
+    """Discord accounts whose name or Discord username is `name` (case-insensitive)."""
+    wanted = name.strip().lower()
+    return list(
+        db.session.scalars(
+            select(Account)
+            .where(
+                Account.discord_user_id.is_not(None),
+                or_(
+                    func.lower(func.trim(Account.name)) == wanted,
+                    func.lower(Account.discord_username) == wanted,
+                ),
+            )
+            .order_by(Account.id)
+        )
     )
+
+
+# --- every account ----------------------------------------------------------------------------
+
+
+def list_accounts(*, skip: int, limit: int) -> tuple[list[Account], int]:
+    """Every account, oldest first, and their total."""
+    total = db.session.scalar(select(func.count()).select_from(Account)) or 0
+    page = db.session.scalars(select(Account).order_by(Account.id).offset(skip).limit(limit))
     return list(page), total
 
 
-def find_by_name(name: str) -> list[Student]:
-    """Discord users whose full name or Discord username is `name` (case-insensitive)."""
-    wanted = name.strip().lower()
-    full_name = func.lower(func.trim(Student.first_name + " " + Student.last_name))
-    return list(
-        db.session.scalars(
-            select(Student)
-            .where(
-                Student.discord_user_id.is_not(None),
-                or_(full_name == wanted, func.lower(Student.discord_username) == wanted),
-            )
-            .order_by(Student.id)
+def _account_by_ref(session: Session, ref: str) -> Account:
+    """An account by its email, or by its Discord id (all digits)."""
+    text = ref.strip()
+    if text.isascii() and text.isdigit():
+        account = session.scalar(select(Account).where(Account.discord_user_id == text))
+    else:
+        account = session.scalar(select(Account).where(Account.email_key == normalize_key(text)))
+    if account is None:
+        raise NotFound(f"No account with email or Discord id {ref}", code="account_not_found")
+    return account
+
+
+def discord_usernames_of(person_ids: set[int]) -> dict[int, str | None]:
+    """The Discord username of each person's account, for attendee lists."""
+    if not person_ids:
+        return {}
+    rows = db.session.execute(
+        select(Account.person_id, Account.discord_username).where(Account.person_id.in_(person_ids))
+    )
+    return {person_id: username for person_id, username in rows}
+
+
+# --- the account's person and its check-ins ---------------------------------------------------
+
+
+def _own_person(session: Session, account_id: int) -> int:
+    """The account's person id, creating and linking one on first use (inside the caller's
+    transaction, with the account's row locked, so two first check-ins make one person)."""
+    account = session.scalar(select(Account).where(Account.id == account_id).with_for_update())
+    if account is None:
+        raise NotFound("User not found", code="user_not_found")
+    if account.person_id is None:
+        first_name, last_name = split_name(account.name)
+        person = Student(
+            first_name=first_name,
+            last_name=last_name,
+            source="discord" if account.discord_user_id and not account.email else "web",
+        )
+        session.add(person)
+        session.flush()
+        account.person_id = person.id
+    return account.person_id
+
+
+def check_in(
+    *,
+    account_id: int,
+    event_id: int,
+    at: datetime,
+    rules: CheckInRules,
+    source: str,
+    metadata: dict[str, Any] | None = None,
+) -> Recorded:
+    """Check the account's person in to an event, by the one rule every door shares."""
+    with write_transaction() as session:
+        person_id = _own_person(session, account_id)
+        return record_check_in(
+            CheckIn(person_id=person_id, event_id=event_id, source=source, metadata=metadata or {}),
+            arrived_at=at,
+            rules=rules,
+        )
+
+
+def attendance_of(account: Account, *, event_id: int) -> Attendance | None:
+    if account.person_id is None:
+        return None
+    return db.session.scalar(
+        select(Attendance).where(
+            Attendance.student_id == account.person_id, Attendance.event_id == event_id
         )
     )
+
+
+def link_person(*, account_ref: str, person_ref: str) -> tuple[Account, int, int]:
+    """Link the account to the roster person `person_ref` (identifier or email): the
+    operator's verified path. The account's own person, if it had one that no scanner or
+    sync can address, is merged in: its check-ins move over where the roster person has
+    none for that event, and it is deleted with the rest (the roster person's own check-in
+    for the same event is the one kept). Returns the account, the check-ins moved and the
+    ones dropped as duplicates.
+    """
+    with write_transaction() as session:
+        account = _account_by_ref(session, account_ref)
+        person = people.resolve_student(person_ref)
+        if account.person_id == person.id:
+            return account, 0, 0
+        holder = session.scalar(select(Account).where(Account.person_id == person.id))
+        if holder is not None:
+            other = holder.email or holder.discord_user_id
+            raise Conflict(
+                f"{person_ref} is linked to another account ({other})", code="person_linked"
+            )
+        moved = dropped = 0
+        previous = session.get(Student, account.person_id) if account.person_id else None
+        account.person_id = None
+        session.flush()
+        if previous is not None and not previous.identifier_key and not previous.email_key:
+            moved, dropped = _merge_person(session, source=previous, into=person)
+        account.person_id = person.id
+    return account, moved, dropped
+
+
+def _merge_person(session: Session, *, source: Student, into: Student) -> tuple[int, int]:
+    """Move `source`'s check-ins to `into` where `into` has none for the event; delete it
+    with what is left. (moved, dropped)."""
+    taken = select(Attendance.event_id).where(Attendance.student_id == into.id)
+    moved = session.execute(
+        update(Attendance)
+        .where(Attendance.student_id == source.id, Attendance.event_id.not_in(taken))
+        .values(student_id=into.id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    dropped = session.scalar(
+        select(func.count()).select_from(Attendance).where(Attendance.student_id == source.id)
+    )
+    session.expire_all()
+    session.delete(session.get(Student, source.id))
+    return moved or 0, dropped or 0
+
+
+def unlink_person(*, account_ref: str) -> Account:
+    """The account stops recording for its person; the person and their check-ins stay."""
+    with write_transaction() as session:
+        account = _account_by_ref(session, account_ref)
+        account.person_id = None
+    return account

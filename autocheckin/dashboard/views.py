@@ -35,6 +35,7 @@ from autocheckin.attendance import queries, windows
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.auth import accounts, api_keys
 from autocheckin.auth.errors import Unauthorized
+from autocheckin.auth.models import Account
 from autocheckin.errors import ServiceError
 from autocheckin.extensions import db
 from autocheckin.integrations import calendar, exports
@@ -102,13 +103,13 @@ def _needs_a_secret_key() -> None:
         raise ServiceUnavailable("Set SECRET_KEY (32+ bytes) to use the dashboard")
 
 
-def _admin() -> Student | None:
+def _admin() -> Account | None:
     """The signed-in admin; None when nobody is, or the account changed since."""
     user_id, token_key = session.get("user_id"), session.get("token_key")
     if user_id is None or not token_key:
         return None
-    user = accounts.get_user(user_id)
-    if user is None or not user.is_active or not user.is_web_admin or not user.token_key:
+    user = accounts.get_account(user_id)
+    if user is None or not user.is_active or not user.is_admin or not user.token_key:
         return None
     if not hmac.compare_digest(user.token_key.encode(), token_key.encode()):
         return None  # the password changed, or the role was taken away and given back
@@ -128,7 +129,7 @@ def login() -> str | Response:
         except TooManyRequests as refusal:
             problem = refusal.description
         else:
-            if user.is_web_admin:
+            if user.is_admin:
                 session.clear()
                 session.permanent = True
                 session["user_id"], session["token_key"] = user.id, user.token_key

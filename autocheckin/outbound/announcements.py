@@ -9,12 +9,12 @@ receiver rarely has to call back.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from autocheckin.attendance import signals
 from autocheckin.attendance.models import Event
 from autocheckin.outbound import outbox
 from autocheckin.outbound.models import (
@@ -28,30 +28,19 @@ from autocheckin.times import iso
 EVENTS = Event.__table__
 
 
-def attendance_marked(
-    *,
-    attendance_id: int,
-    student_id: int,
-    student_identifier: str | None,
-    student_email: str | None,
-    student_name: str,
-    session_id: int,
-    session_name: str,
-    status: str,
-    method: str | None,
-    checked_in_at: datetime,
-) -> dict[str, Any]:
+def attendance_marked(record: Any) -> dict[str, Any]:
+    """A stored check-in (`attendance.checkins.Recorded`) as `attendance.marked` data."""
     return {
-        "attendance_id": attendance_id,
-        "student_id": student_id,
-        "student_identifier": student_identifier,
-        "student_email": student_email,
-        "student_name": student_name,
-        "session_id": session_id,
-        "session_name": session_name,
-        "status": status,
-        "method": method,
-        "checked_in_at": iso(checked_in_at),
+        "attendance_id": record.attendance_id,
+        "student_id": record.student_id,
+        "student_identifier": record.student_identifier,
+        "student_email": record.student_email,
+        "student_name": record.student_name,
+        "session_id": record.event_id,
+        "session_name": record.event_name,
+        "status": record.status,
+        "method": record.source,
+        "checked_in_at": iso(record.checked_in_at),
     }
 
 
@@ -95,43 +84,29 @@ def student_enrolled(
     }
 
 
-def session_created(session: Session, event: Any) -> None:
+# --- what the core announces (connected when this module is imported) ----------------------
+
+
+@signals.event_created.connect
+def session_created(session: Session, *, event: Any) -> None:
     """Announce a new event; flushes first so that it has its id."""
     if outbox.is_subscribed(session, SESSION_CREATED):
         session.flush()
         outbox.announce(session, SESSION_CREATED, [session_data(event)])
 
 
-def session_updated(session: Session, event: Any, changed: Iterable[str]) -> None:
+@signals.event_updated.connect
+def session_updated(session: Session, *, event: Any, changed: Iterable[str]) -> None:
     changed = list(changed)
     if changed:
         outbox.announce(session, SESSION_UPDATED, lambda: [session_data(event, changed=changed)])
 
 
-def attendance_recorded(session: Session, attendance: Any) -> None:
-    """Announce a check-in made through the ORM (web, Discord); flushes for its id."""
-    if not outbox.is_subscribed(session, ATTENDANCE_MARKED):
-        return
-    session.flush()
-    student, event = attendance.student, attendance.event
-    item = attendance_marked(
-        attendance_id=attendance.id,
-        student_id=student.id,
-        student_identifier=student.identifier,
-        student_email=student.email,
-        student_name=student.name,
-        session_id=event.id,
-        session_name=event.name,
-        status=attendance.status,
-        method=attendance.source,
-        checked_in_at=attendance.checked_in_at,
-    )
-    outbox.announce(session, ATTENDANCE_MARKED, [item])
-
-
-def attendances_marked(session: Session, items: Any) -> None:
-    """`items`: the check-ins' data, or a function building them (only when subscribed)."""
-    outbox.announce(session, ATTENDANCE_MARKED, items)
+@signals.attendances_recorded.connect
+def attendances_marked(session: Session, *, records: list[Any]) -> None:
+    """One `attendance.marked` row for the check-ins a transaction stored, built only when
+    someone subscribes."""
+    outbox.announce(session, ATTENDANCE_MARKED, lambda: [attendance_marked(r) for r in records])
 
 
 # --- sync: what an upsert of upstream sessions created or changed -----------------------------

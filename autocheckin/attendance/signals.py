@@ -1,0 +1,20 @@
+"""What the core announces, for whoever listens (outbound webhooks today).
+
+The core sends these inside the write transaction that makes the change, with the
+session as the sender, so a listener's writes (the outbox row) commit or roll back with
+it. The core imports none of its listeners: they connect when their package is imported.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+# sender: the session; records: list[checkins.Recorded], every check-in the transaction
+# stored (one for a single check-in, up to a batch's worth).
+attendances_recorded = _signals.signal("attendances-recorded")
+# sender: the session; event: the new Event (not yet flushed).
+event_created = _signals.signal("event-created")
+# sender: the session; event: the Event; changed: the names of the fields that changed.
+event_updated = _signals.signal("event-updated")
