@@ -21,7 +21,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from autocheckin.attendance import service as people
 from autocheckin.attendance.checkins import CheckIn, Recorded, record_check_in
-from autocheckin.attendance.errors import AlreadyExists, Conflict, Invalid, NotFound
+from autocheckin.attendance.errors import AlreadyExists, Invalid, NotFound
 from autocheckin.attendance.models import Attendance, Student, normalize_key
 from autocheckin.attendance.windows import CheckInRules
 from autocheckin.auth.models import ROLE_ADMIN, ROLE_USER, ROLES, Account
@@ -303,12 +303,6 @@ def link_person(*, account_ref: str, person_ref: str) -> tuple[Account, int, int
         person = people.resolve_student(person_ref)
         if account.person_id == person.id:
             return account, 0, 0
-        holder = session.scalar(select(Account).where(Account.person_id == person.id))
-        if holder is not None:
-            other = holder.email or holder.discord_user_id
-            raise Conflict(
-                f"{person_ref} is linked to another account ({other})", code="person_linked"
-            )
         moved = dropped = 0
         previous = session.get(Student, account.person_id) if account.person_id else None
         account.person_id = None

@@ -43,8 +43,9 @@ class Account(TimestampMixin, db.Model):
     discord_username: Mapped[str | None] = mapped_column(String(100))
     is_active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Several accounts may record for one person (a web login and a Discord account).
     person_id: Mapped[int | None] = mapped_column(
-        ForeignKey("students.id", ondelete="SET NULL"), unique=True
+        ForeignKey("students.id", ondelete="SET NULL"), index=True
     )
 
     person: Mapped[Student | None] = relationship()

@@ -108,9 +108,10 @@ def upgrade():
     sa.ForeignKeyConstraint(['person_id'], ['students.id'], name=op.f('fk_accounts_person_id_students'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_accounts')),
     sa.UniqueConstraint('discord_user_id', name=op.f('uq_accounts_discord_user_id')),
-    sa.UniqueConstraint('email_key', name=op.f('uq_accounts_email_key')),
-    sa.UniqueConstraint('person_id', name=op.f('uq_accounts_person_id'))
+    sa.UniqueConstraint('email_key', name=op.f('uq_accounts_email_key'))
     )
+    with op.batch_alter_table('accounts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_accounts_person_id'), ['person_id'], unique=False)
 
     connection = op.get_bind()
     logins = connection.execute(
