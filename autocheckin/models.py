@@ -2,7 +2,7 @@
 
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.auth.api_keys import ApiKey
-from autocheckin.auth.models import Account
+from autocheckin.auth.models import Account, AccountSession
 from autocheckin.integrations.models import CalendarFeed
 from autocheckin.jobs.models import JobRun, Lease
 from autocheckin.outbound.models import Delivery, DeliveryAttempt, OutboxEntry, Subscription
@@ -12,6 +12,7 @@ from autocheckin.webhooks.models import WebhookRequest
 
 __all__ = [
     "Account",
+    "AccountSession",
     "ApiKey",
     "Attendance",
     "CalendarFeed",

@@ -92,15 +92,49 @@ def test_without_a_jwt_secret_login_is_503(make_app):
 def test_profile_update_and_password_change(client):
     register(client)
     token = login(client).get_json()["access_token"]
+    other_token = login(client).get_json()["access_token"]
+    change = {"name": "Ann Li", "password": "a new long password", "discord_username": "ann#1"}
+    refused = client.put("/users/me", json=change, headers=bearer(token))
+    assert refused.status_code == 403
+    assert refused.get_json()["detail"] == (
+        "Changing the email or the password needs current_password"
+    )
+    wrong = client.put(
+        "/users/me", json={**change, "current_password": "not it"}, headers=bearer(token)
+    )
+    assert wrong.status_code == 403 and wrong.get_json()["detail"] == "current_password is wrong"
     updated = client.put(
-        "/users/me",
-        json={"name": "Ann Li", "password": "a new long password", "discord_username": "ann#1"},
-        headers=bearer(token),
+        "/users/me", json={**change, "current_password": PASSWORD}, headers=bearer(token)
     )
     assert updated.status_code == 200
     assert updated.get_json()["name"] == "Ann Li"
+    assert updated.headers["Cache-Control"] == "no-store"
     assert login(client).status_code == 401
     assert login(client, password="a new long password").status_code == 200
+    # Every token from before is over, the caller's too; the answer carries its next one.
+    assert client.get("/users/me", headers=bearer(other_token)).status_code == 401
+    assert client.get("/users/me", headers=bearer(token)).status_code == 401
+    fresh = bearer(updated.get_json()["access_token"])
+    assert client.get("/users/me", headers=fresh).status_code == 200
+
+
+def test_a_stolen_token_cannot_change_the_email_or_guess_the_password(client):
+    register(client)
+    token = login(client).get_json()["access_token"]
+    moved = client.put("/users/me", json={"email": "thief@evil.test"}, headers=bearer(token))
+    assert moved.status_code == 403
+    guesses = [
+        client.put(
+            "/users/me",
+            json={"email": "thief@evil.test", "current_password": f"guess {n}"},
+            headers=bearer(token),
+        ).status_code
+        for n in range(11)
+    ]
+    assert guesses[:10] == [403] * 10 and guesses[10] == 429  # counted as failed logins
+    assert client.get("/users/me", headers=bearer(token)).get_json()["email"] == "ann@example.com"
+    renamed = client.put("/users/me", json={"name": "Ann L"}, headers=bearer(token))
+    assert renamed.status_code == 200  # the name needs no password
 
 
 def test_password_never_appears_in_any_response(client):

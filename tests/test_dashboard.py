@@ -4,10 +4,11 @@ page's numbers are the API's numbers. (The real-browser test is issue 13's next 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 
-from autocheckin.auth import accounts
+from autocheckin.auth import accounts, api_keys
 from tests.conftest import API_KEY
 
 PASSWORD = "correct horse battery staple 42"
@@ -71,6 +72,64 @@ def test_signing_out_needs_the_pages_token(site):
     assert client.get("/dashboard/").status_code == 302
 
 
+def _session_cookie(client) -> str:
+    return client.get_cookie("session").value
+
+
+def _replayed(site, cookie: str):
+    """A new browser that sends a copied session cookie, as an attacker would."""
+    thief = site.test_client()
+    thief.set_cookie("session", cookie)
+    return thief
+
+
+def test_a_session_cookie_replayed_after_sign_out_opens_nothing(site):
+    client = site.test_client()
+    _sign_in(client, "boss@example.com")
+    stolen = _session_cookie(client)
+    page = client.get("/dashboard/").get_data(as_text=True)
+    token = _token(page)
+    assert "Integration keys" in _replayed(site, stolen).get("/dashboard/").get_data(as_text=True)
+    client.post("/dashboard/logout", data={"csrf_token": token})
+    thief = _replayed(site, stolen)
+    assert thief.get("/dashboard/").status_code == 302
+    made = thief.post("/dashboard/keys", data={"name": "stolen", "csrf_token": token})
+    assert made.status_code == 302 and made.headers["Location"].endswith("/dashboard/login")
+    with site.app_context():
+        assert [key.name for key in api_keys.list_keys()] == []
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        ["users", "demote", "boss@example.com"],
+        ["users", "deactivate", "boss@example.com"],
+    ],
+)
+def test_a_lost_role_or_deactivation_ends_every_session_for_good(site, ending):
+    client = site.test_client()
+    _sign_in(client, "boss@example.com")
+    stolen = _session_cookie(client)
+    runner = site.test_cli_runner()
+    assert runner.invoke(args=ending).exit_code == 0
+    assert _replayed(site, stolen).get("/dashboard/").status_code == 302
+    # Given back, the role (or the account) revives no session from before.
+    assert runner.invoke(args=["users", "activate", "boss@example.com"]).exit_code == 0
+    assert runner.invoke(args=["users", "promote", "boss@example.com"]).exit_code == 0
+    assert _replayed(site, stolen).get("/dashboard/").status_code == 302
+    assert client.get("/dashboard/").status_code == 302
+
+
+def test_a_session_ends_at_its_expiry_however_often_it_is_used(site):
+    with site.app_context():
+        boss = accounts.authenticate(email="boss@example.com", password=PASSWORD)
+        live = accounts.open_session(account_id=boss.id, lifetime=timedelta(hours=12))
+        over = accounts.open_session(account_id=boss.id, lifetime=timedelta(seconds=-1))
+        assert accounts.session_account(live).id == boss.id
+        assert accounts.session_account(over) is None
+        assert accounts.session_account("not a session") is None
+
+
 def test_a_password_change_ends_the_session(site):
     client = site.test_client()
     _sign_in(client, "boss@example.com")
@@ -78,7 +137,9 @@ def test_a_password_change_ends_the_session(site):
         boss = next(
             u for u in accounts.list_accounts(skip=0, limit=10)[0] if u.email == "boss@example.com"
         )
-        accounts.update_profile(account_id=boss.id, changes={"password": PASSWORD + "!"})
+        accounts.update_profile(
+            account_id=boss.id, changes={"password": PASSWORD + "!"}, current_password=PASSWORD
+        )
     assert client.get("/dashboard/").status_code == 302
 
 

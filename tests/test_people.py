@@ -164,7 +164,8 @@ def test_deactivating_an_account_keeps_its_persons_attendance(app, client, auth)
         "Ann Lee"
     ]
     assert runner.invoke(args=["users", "activate", "ann@example.com"]).exit_code == 0
-    assert client.get("/users/me", headers=headers).status_code == 200
+    assert client.get("/users/me", headers=headers).status_code == 401  # nothing revived
+    assert auth.login().status_code == 200
 
 
 def test_user_lists_show_accounts_and_exports_show_people(app, client, auth):

@@ -220,7 +220,12 @@ def test_web_admins_are_made_by_the_operator_cli(app, client, runner, alice):
     assert result.exit_code == 0, result.output
     assert client.get("/users/me", headers=bearer(alice)).get_json()["is_admin"] is True
     assert runner.invoke(args=["users", "demote", "alice@example.com"]).exit_code == 0
-    assert client.get("/users/me", headers=bearer(alice)).get_json()["is_admin"] is False
+    # A role taken away ends the tokens issued under it; promoting again revives none.
+    assert client.get("/users/me", headers=bearer(alice)).status_code == 401
+    again = login(client, email="alice@example.com").get_json()["access_token"]
+    assert client.get("/users/me", headers=bearer(again)).get_json()["is_admin"] is False
+    assert runner.invoke(args=["users", "promote", "alice@example.com"]).exit_code == 0
+    assert client.get("/users/me", headers=bearer(alice)).status_code == 401
     missing = runner.invoke(args=["users", "promote", "nobody@example.com"])
     assert missing.exit_code != 0
     assert "No web user with email nobody@example.com" in missing.output
@@ -343,7 +348,9 @@ def test_a_password_change_ends_older_tokens(client):
     register(client)
     old = login(client).get_json()["access_token"]
     changed = client.put(
-        "/users/me", json={"password": "another horse battery"}, headers=bearer(old)
+        "/users/me",
+        json={"password": "another horse battery", "current_password": PASSWORD},
+        headers=bearer(old),
     )
     assert changed.status_code == 200
     assert client.get("/users/me", headers=bearer(old)).status_code == 401

@@ -5,16 +5,24 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from autocheckin import ratelimits, settings
-from autocheckin.api.login import current_user, jwt_secret, log_in
+from autocheckin.api.login import (
+    checked_profile_update,
+    current_user,
+    issue_token_for,
+    jwt_secret,
+    log_in,
+)
 from autocheckin.api.openapi import documented
 from autocheckin.api.parsing import parse_args, parse_body, refuse_control_characters
 from autocheckin.api.representations import (
     AttendedEventList,
     AttendedEventOut,
+    ProfileUpdated,
     Token,
     UserOut,
     UserPage,
     answer,
+    with_computed,
 )
 from autocheckin.api.schemas_web import LoginBody, PageQuery, ProfileUpdate, RegisterBody
 from autocheckin.attendance import queries as event_queries
@@ -78,19 +86,22 @@ def me() -> Response:
 
 @bp.put("/users/me")
 @documented(
-    "Update the logged-in user",
+    "Update the logged-in user (the email and the password need current_password)",
     body=ProfileUpdate,
-    response=UserOut,
+    response=ProfileUpdated,
     security=("bearerAuth",),
-    errors=(400, 401, 422),
+    errors=(400, 401, 403, 422, 429),
 )
 def update_me() -> Response:
     user = current_user()
     body = parse_body(ProfileUpdate)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    return answer(
-        UserOut.model_validate(accounts.update_profile(account_id=user.id, changes=changes))
-    )
+    current_password = changes.pop("current_password", None)
+    updated = checked_profile_update(user, changes, current_password)
+    token = issue_token_for(updated) if "password" in changes else None
+    response = answer(ProfileUpdated.model_validate(with_computed(updated, access_token=token)))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/users/me/events")

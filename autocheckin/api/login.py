@@ -10,7 +10,7 @@ from flask import current_app, request
 from autocheckin import ratelimits
 from autocheckin.attendance.models import normalize_key
 from autocheckin.auth import accounts
-from autocheckin.auth.errors import Unauthorized
+from autocheckin.auth.errors import Forbidden, Unauthorized
 from autocheckin.auth.models import Account
 from autocheckin.auth.tokens import claims_from_token, issue_token
 from autocheckin.errors import NotConfigured
@@ -44,11 +44,36 @@ def current_user() -> Account:
 
 def log_in(email: str, password: str) -> str:
     """A bearer token for these credentials, for `/auth/login` and `/api/auth/login` alike."""
-    secret = jwt_secret()
-    user = authenticated(email, password)
+    return issue_token_for(authenticated(email, password))
+
+
+def issue_token_for(account: Account) -> str:
     return issue_token(
-        user_id=user.id, token_key=user.token_key, secret=secret, lifetime=token_lifetime()
+        user_id=account.id,
+        token_key=account.token_key,
+        secret=jwt_secret(),
+        lifetime=token_lifetime(),
     )
+
+
+def checked_profile_update(
+    account: Account, changes: dict, current_password: str | None
+) -> Account:
+    """`PUT /users/me`: a wrong current password counts as a failed login (the same limits),
+    so a stolen token is no faster a way to guess it."""
+    key, client = account.email_key or str(account.id), ratelimits.client_address()
+    if current_password is not None:
+        ratelimits.ensure_allowed(ratelimits.LOGIN_FAILURES, "login", key, client)
+        ratelimits.ensure_allowed(ratelimits.LOGIN_FAILURES_PER_ACCOUNT, "login", key)
+    try:
+        return accounts.update_profile(
+            account_id=account.id, changes=changes, current_password=current_password
+        )
+    except Forbidden as refusal:
+        if refusal.code == "bad_current_password":
+            ratelimits.count_quietly(ratelimits.LOGIN_FAILURES, "login", key, client)
+            ratelimits.count_quietly(ratelimits.LOGIN_FAILURES_PER_ACCOUNT, "login", key)
+        raise
 
 
 def authenticated(email: str, password: str) -> Account:

@@ -69,6 +69,12 @@ class UserOut(Representation):
     created_at: IsoTime
 
 
+class ProfileUpdated(UserOut):
+    """The changed account; after a password change, a new token (every older one ended)."""
+
+    access_token: str | None = None
+
+
 class UserPage(Representation):
     users: list[UserOut]
     total: int

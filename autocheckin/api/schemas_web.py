@@ -42,6 +42,8 @@ class ProfileUpdate(_Body):
     name: str | None = Field(None, min_length=1, max_length=200)
     password: NewPassword | None = None
     discord_username: str | None = Field(None, max_length=100)
+    # Needed to change the email or the password: a stolen token alone cannot.
+    current_password: str | None = Field(None, max_length=1024)
 
 
 class EventCreate(_Body):

@@ -10,8 +10,9 @@ scanner or sync can ever address it); an operator may link it to a roster person
 
 from __future__ import annotations
 
+import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -24,7 +25,8 @@ from autocheckin.attendance.checkins import CheckIn, Recorded, record_check_in
 from autocheckin.attendance.errors import AlreadyExists, Invalid, NotFound
 from autocheckin.attendance.models import Attendance, Student, normalize_key
 from autocheckin.attendance.windows import CheckInRules
-from autocheckin.auth.models import ROLE_ADMIN, ROLE_USER, ROLES, Account
+from autocheckin.auth.errors import Forbidden
+from autocheckin.auth.models import ROLE_ADMIN, ROLE_USER, ROLES, Account, AccountSession
 from autocheckin.database import write_transaction
 from autocheckin.extensions import db
 from autocheckin.times import utcnow
@@ -35,6 +37,18 @@ _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 def new_token_key() -> str:
     return secrets.token_hex(16)
+
+
+def _end_every_session(session: Session, account: Account) -> None:
+    """A new token key (every bearer token issued before stops working) and every signed-in
+    browser of the account revoked: after a password change, a lost role or a
+    deactivation, nothing issued before can speak for the account again."""
+    account.token_key = new_token_key()
+    session.execute(
+        update(AccountSession)
+        .where(AccountSession.account_id == account.id, AccountSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -85,13 +99,22 @@ def get_account(account_id: int) -> Account | None:
     return db.session.get(Account, account_id)
 
 
-def update_profile(*, account_id: int, changes: dict[str, Any]) -> Account:
+SENSITIVE_FIELDS = ("email", "password")
+
+
+def update_profile(
+    *, account_id: int, changes: dict[str, Any], current_password: str | None = None
+) -> Account:
     """Change the sent fields of the account's own profile: name, email, password,
-    discord_username. Its linked person, if any, is roster data and stays as it is."""
+    discord_username. The email and the password need the current password (a stolen token
+    must not become the account for good); a new password ends every other token and
+    session. Its linked person, if any, is roster data and stays as it is."""
     with write_transaction() as session:
         account = session.get(Account, account_id)
         if account is None:
             raise NotFound("User not found", code="user_not_found")
+        if any(field in changes for field in SENSITIVE_FIELDS):
+            _require_password(account, current_password)
         if "email" in changes and normalize_key(changes["email"]) != account.email_key:
             taken = session.scalar(
                 select(Account.id).where(Account.email_key == normalize_key(changes["email"]))
@@ -103,10 +126,19 @@ def update_profile(*, account_id: int, changes: dict[str, Any]) -> Account:
             account.name = changes["name"].strip()
         if "password" in changes:
             account.password_hash = generate_password_hash(changes["password"])
-            account.token_key = new_token_key()  # every token issued before now stops working
+            _end_every_session(session, account)
         if "discord_username" in changes:
             account.discord_username = changes["discord_username"]
     return account
+
+
+def _require_password(account: Account, password: str | None) -> None:
+    if not password:
+        raise Forbidden(
+            "Changing the email or the password needs current_password", code="password_required"
+        )
+    if not account.password_hash or not check_password_hash(account.password_hash, password):
+        raise Forbidden("current_password is wrong", code="bad_current_password")
 
 
 def _role(role: str) -> str:
@@ -127,8 +159,15 @@ def set_web_role(*, email: str, role: str) -> Account:
     role = _role(role)
     with write_transaction() as session:
         account = _web_account(session, email)
-        account.role = role
+        _change_role(session, account, role)
     return account
+
+
+def _change_role(session: Session, account: Account, role: str) -> None:
+    """A role taken away ends what was issued under it, so giving it back revives nothing."""
+    if account.role == ROLE_ADMIN and role != ROLE_ADMIN:
+        _end_every_session(session, account)
+    account.role = role
 
 
 def set_active(*, ref: str, active: bool) -> Account:
@@ -136,6 +175,8 @@ def set_active(*, ref: str, active: bool) -> Account:
     its person and their attendance stay."""
     with write_transaction() as session:
         account = _account_by_ref(session, ref)
+        if account.is_active and not active:
+            _end_every_session(session, account)
         account.is_active = active
     return account
 
@@ -185,7 +226,7 @@ def set_discord_role(*, discord_user_id: str, role: str) -> Account:
             raise NotFound(
                 f"No Discord user with id {discord_user_id}", code="discord_user_not_registered"
             )
-        account.role = role
+        _change_role(session, account, role)
     return account
 
 
@@ -337,3 +378,56 @@ def unlink_person(*, account_ref: str) -> Account:
         account = _account_by_ref(session, account_ref)
         account.person_id = None
     return account
+
+
+# --- signed-in browsers (the dashboard) ---------------------------------------------------------
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_session(*, account_id: int, lifetime: timedelta) -> str:
+    """A new signed-in browser for the account: the random token the cookie keeps (only its
+    hash is stored)."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    with write_transaction() as session:
+        session.add(
+            AccountSession(
+                account_id=account_id,
+                token_sha256=_digest(token),
+                created_at=now,
+                expires_at=now + lifetime,
+            )
+        )
+    return token
+
+
+def session_account(token: str | None) -> Account | None:
+    """The active account a live (not revoked, not expired) session token belongs to."""
+    if not token or not isinstance(token, str):
+        return None
+    found = db.session.execute(
+        select(Account)
+        .join(AccountSession, AccountSession.account_id == Account.id)
+        .where(
+            AccountSession.token_sha256 == _digest(token),
+            AccountSession.revoked_at.is_(None),
+            AccountSession.expires_at > utcnow(),
+            Account.is_active.is_(True),
+        )
+    ).scalar_one_or_none()
+    return found
+
+
+def close_session(token: str | None) -> None:
+    """Sign-out: the session stops working at once, in every worker and replica."""
+    if not token or not isinstance(token, str):
+        return
+    with write_transaction() as session:
+        session.execute(
+            update(AccountSession)
+            .where(AccountSession.token_sha256 == _digest(token))
+            .values(revoked_at=utcnow())
+        )

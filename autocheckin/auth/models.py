@@ -59,3 +59,23 @@ class Account(TimestampMixin, db.Model):
     @property
     def is_admin(self) -> bool:
         return self.role == ROLE_ADMIN
+
+
+class AccountSession(db.Model):
+    """A signed-in browser (the dashboard): the cookie holds a random id, this row its hash.
+
+    The server can end it at once, in every worker: sign-out revokes this row; a demotion, a
+    password change or a deactivation revokes every row of the account. It lasts until
+    `expires_at` from sign-in, however often it is used.
+    """
+
+    __tablename__ = "account_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -4,7 +4,6 @@ same services the API answers from."""
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -104,15 +103,11 @@ def _needs_a_secret_key() -> None:
 
 
 def _admin() -> Account | None:
-    """The signed-in admin; None when nobody is, or the account changed since."""
-    user_id, token_key = session.get("user_id"), session.get("token_key")
-    if user_id is None or not token_key:
+    """The signed-in admin; None when nobody is, or the session was ended since (signed out,
+    expired, the account demoted, deactivated or its password changed)."""
+    user = accounts.session_account(session.get("sid"))
+    if user is None or not user.is_admin:
         return None
-    user = accounts.get_account(user_id)
-    if user is None or not user.is_active or not user.is_admin or not user.token_key:
-        return None
-    if not hmac.compare_digest(user.token_key.encode(), token_key.encode()):
-        return None  # the password changed, or the role was taken away and given back
     return user
 
 
@@ -132,7 +127,9 @@ def login() -> str | Response:
             if user.is_admin:
                 session.clear()
                 session.permanent = True
-                session["user_id"], session["token_key"] = user.id, user.token_key
+                session["sid"] = accounts.open_session(
+                    account_id=user.id, lifetime=current_app.permanent_session_lifetime
+                )
                 return redirect(url_for(".index"))
             problem = "Only admins may use the dashboard."
     elif form.is_submitted():
@@ -145,6 +142,7 @@ def login() -> str | Response:
 @documented("Sign out (a form with the page's CSRF token)", status=302)
 def logout() -> Response:
     if SignOutForm().validate_on_submit():
+        accounts.close_session(session.get("sid"))
         session.clear()
     return redirect(url_for(".login"))
 
