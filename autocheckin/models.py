@@ -6,6 +6,7 @@ from autocheckin.auth.models import Account, AccountSession
 from autocheckin.integrations.models import CalendarFeed
 from autocheckin.jobs.models import JobRun, Lease
 from autocheckin.outbound.models import Delivery, DeliveryAttempt, OutboxEntry, Subscription
+from autocheckin.ratelimits import RateLimitHit
 from autocheckin.state import StateEntry
 from autocheckin.sync.models import Enrolment, RosterEntry, UserRefresh
 from autocheckin.webhooks.models import WebhookRequest
@@ -23,6 +24,7 @@ __all__ = [
     "JobRun",
     "Lease",
     "OutboxEntry",
+    "RateLimitHit",
     "RosterEntry",
     "StateEntry",
     "Student",

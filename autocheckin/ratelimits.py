@@ -1,10 +1,18 @@
-"""Rate limits on the doors an attacker hammers: logins, sign-ups and failed signatures.
+"""Rate limits on the doors an attacker hammers: logins, keys, admin passwords, sign-ups and
+failed signatures.
 
 Built on `limits` (the library under Flask-Limiter, same maintainers) rather than the
 Flask-Limiter extension: its decorators bind one storage to one global object, while each
 app here (and each test) needs its own, and the login limit counts only failures, which a
-decorator cannot see. Storage is in memory, or Redis across workers and replicas when
-REDIS_URL is set.
+decorator cannot see.
+
+Two limiters. The *guards* count what protects a secret (failed logins and current
+passwords, wrong keys, wrong Discord admin passwords, sign-ups): with REDIS_URL they live
+in Redis; without it, in this database (`DatabaseStorage`), so every gunicorn worker and
+every replica counts the same failures — a limit kept per worker lets N workers' worth of
+guesses through. The *meters* (webhook refusals, the integrations' request rates) are
+floods, not guesses, and stay in memory per worker unless REDIS_URL is set: counting each
+integration request in the database would cost a write per read.
 """
 
 from __future__ import annotations
@@ -16,17 +24,28 @@ import time
 
 from flask import Flask, Response, current_app, g, request
 from limits import RateLimitItem, parse
-from limits.storage import storage_from_string
+from limits.storage import MovingWindowSupport, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy import Float, String, delete, func, insert, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.exceptions import TooManyRequests
+
+from autocheckin.database import write_transaction
+from autocheckin.extensions import db
 
 # Wrong passwords for one account from one client address; only failures count, so the
 # owner is never locked out by logging in often, nor by a stranger's guesses elsewhere.
 LOGIN_FAILURES = parse("10/minute")
 # ... and for one account from anywhere: the ceiling for guessing spread over many addresses.
 LOGIN_FAILURES_PER_ACCOUNT = parse("100/hour")
-# Wrong /make_admin passwords for one Discord user.
+# Wrong /make_admin passwords for one Discord user, from one client address, and overall
+# (Discord ids are free to register, so the per-id count alone caps nothing).
 DISCORD_ADMIN_FAILURES = parse("5/hour")
+DISCORD_ADMIN_FAILURES_PER_ADDRESS = parse("5/hour")
+DISCORD_ADMIN_FAILURES_OVERALL = parse("20/hour")
+# Wrong x-checkout-key values from one client address, on every key door together.
+KEY_FAILURES = parse("10/minute")
 # Sign-ups from one client address.
 REGISTRATIONS = parse("20/hour")
 # Webhook requests refused before processing (bad or missing signature, oversized body)
@@ -34,9 +53,114 @@ REGISTRATIONS = parse("20/hour")
 REFUSALS = parse("30/minute")
 
 
+# The limits that guard a secret: shared by every worker and replica.
+GUARDS = frozenset(
+    {
+        LOGIN_FAILURES,
+        LOGIN_FAILURES_PER_ACCOUNT,
+        DISCORD_ADMIN_FAILURES,
+        DISCORD_ADMIN_FAILURES_PER_ADDRESS,
+        DISCORD_ADMIN_FAILURES_OVERALL,
+        KEY_FAILURES,
+        REGISTRATIONS,
+    }
+)
+
+
+class RateLimitHit(db.Model):
+    """One counted attempt of a guarded limit, when REDIS_URL is unset (`DatabaseStorage`)."""
+
+    __tablename__ = "rate_limit_hits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), index=True)
+    hit_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+HITS = RateLimitHit.__table__
+
+
+class DatabaseStorage(Storage, MovingWindowSupport):
+    """A `limits` storage in the app's database: a moving window of timestamped hits.
+
+    Each acquisition runs in its own write transaction (SQLite's writer lock; on PostgreSQL
+    a transaction-scoped advisory lock on the key), so two workers cannot both take the
+    last place in a window. Rows older than their window go on the next hit of the key,
+    and the `prune` job clears what is left.
+    """
+
+    STORAGE_SCHEME = ["autocheckin+database"]
+
+    @property
+    def base_exceptions(self) -> type[Exception]:
+        return SQLAlchemyError
+
+    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        if amount > limit:
+            return False
+        now = time.time()
+        with write_transaction() as session:
+            connection = session.connection()
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key}
+                )
+            connection.execute(delete(HITS).where(HITS.c.key == key, HITS.c.hit_at < now - expiry))
+            taken = connection.execute(
+                select(func.count()).select_from(HITS).where(HITS.c.key == key)
+            ).scalar_one()
+            if taken + amount > limit:
+                return False
+            connection.execute(insert(HITS), [{"key": key, "hit_at": now}] * amount)
+        return True
+
+    def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        now = time.time()
+        oldest, taken = db.session.execute(
+            select(func.min(HITS.c.hit_at), func.count()).where(
+                HITS.c.key == key, HITS.c.hit_at >= now - expiry
+            )
+        ).one()
+        return (oldest if taken else now), taken
+
+    # The fixed-window half of the interface, which the moving window does not use.
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        self.acquire_entry(key, 2**31, expiry, amount)
+        return self.get(key)
+
+    def get(self, key: str) -> int:
+        return db.session.execute(
+            select(func.count()).select_from(HITS).where(HITS.c.key == key)
+        ).scalar_one()
+
+    def get_expiry(self, key: str) -> float:
+        return time.time()
+
+    def check(self) -> bool:
+        return True
+
+    def reset(self) -> int | None:
+        with write_transaction() as session:
+            return session.execute(delete(HITS)).rowcount
+
+    def clear(self, key: str) -> None:
+        with write_transaction() as session:
+            session.execute(delete(HITS).where(HITS.c.key == key))
+
+
+def prune_hits(*, older_than_seconds: float = 86400) -> int:
+    """Delete counted attempts older than any window (a day): the prune job's share."""
+    with write_transaction() as session:
+        cutoff = time.time() - older_than_seconds
+        return session.execute(delete(HITS).where(HITS.c.hit_at < cutoff)).rowcount or 0
+
+
 def init_app(app: Flask) -> None:
-    storage = storage_from_string(app.config["REDIS_URL"] or "memory://")
-    app.extensions["rate_limits"] = MovingWindowRateLimiter(storage)
+    shared = app.config["REDIS_URL"]
+    meters = storage_from_string(shared or "memory://")
+    guards = storage_from_string(shared) if shared else DatabaseStorage()
+    app.extensions["rate_limits"] = MovingWindowRateLimiter(meters)
+    app.extensions["rate_limit_guards"] = MovingWindowRateLimiter(guards)
 
 
 def client_address() -> str:
@@ -52,12 +176,15 @@ def client_address() -> str:
     return address
 
 
-def _limiter() -> MovingWindowRateLimiter:
+def _limiter(limit=None) -> MovingWindowRateLimiter:
+    """The guards' limiter for a limit that guards a secret, else the meters'."""
+    if limit in GUARDS:
+        return current_app.extensions["rate_limit_guards"]
     return current_app.extensions["rate_limits"]
 
 
 def _refuse(limit, *identifiers: str) -> TooManyRequests:
-    reset_at = _limiter().get_window_stats(limit, *identifiers).reset_time
+    reset_at = _limiter(limit).get_window_stats(limit, *identifiers).reset_time
     retry_after = max(1, math.ceil(reset_at - time.time()))
     return TooManyRequests(
         f"Too many attempts; try again in {retry_after} seconds", retry_after=retry_after
@@ -65,7 +192,7 @@ def _refuse(limit, *identifiers: str) -> TooManyRequests:
 
 
 def is_allowed(limit, *identifiers: str) -> bool:
-    return _limiter().test(limit, *identifiers)
+    return _limiter(limit).test(limit, *identifiers)
 
 
 def refusal(limit, *identifiers: str) -> TooManyRequests:
@@ -74,19 +201,19 @@ def refusal(limit, *identifiers: str) -> TooManyRequests:
 
 def ensure_allowed(limit, *identifiers: str) -> None:
     """Raise 429 (with Retry-After) when `identifiers` used up `limit`, without counting."""
-    if not _limiter().test(limit, *identifiers):
+    if not _limiter(limit).test(limit, *identifiers):
         raise _refuse(limit, *identifiers)
 
 
 def count(limit, *identifiers: str) -> None:
     """Count one attempt against `limit`; raise 429 when that was one too many."""
-    if not _limiter().hit(limit, *identifiers):
+    if not _limiter(limit).hit(limit, *identifiers):
         raise _refuse(limit, *identifiers)
 
 
 def count_quietly(limit, *identifiers: str) -> None:
     """Count one attempt; the next `ensure_allowed` refuses once the limit is used up."""
-    _limiter().hit(limit, *identifiers)
+    _limiter(limit).hit(limit, *identifiers)
 
 
 @functools.cache

@@ -393,7 +393,11 @@ def test_upstream_down_answers_within_the_timeout_and_records_it(sync_app, check
 
 def test_prune_job(sync_app):
     with sync_app.app_context():
-        assert jobs.trigger(sync_app, "prune") == {"webhook_requests": 0, "job_runs": 0}
+        assert jobs.trigger(sync_app, "prune") == {
+            "webhook_requests": 0,
+            "job_runs": 0,
+            "rate_limit_hits": 0,
+        }
 
 
 # --- honest outcomes and the circuit breaker ---------------------------------------------------

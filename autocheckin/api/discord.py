@@ -290,12 +290,19 @@ def make_admin() -> Response:
             code="discord_admin_not_configured",
         )
     body = parse_body(DiscordMakeAdmin)
-    ratelimits.ensure_allowed(ratelimits.DISCORD_ADMIN_FAILURES, "make-admin", body.discord_user_id)
+    # Per Discord id, per client address and overall: ids are free to register, so the
+    # per-id count alone would cap nothing.
+    limits = (
+        (ratelimits.DISCORD_ADMIN_FAILURES, body.discord_user_id),
+        (ratelimits.DISCORD_ADMIN_FAILURES_PER_ADDRESS, ratelimits.client_address()),
+        (ratelimits.DISCORD_ADMIN_FAILURES_OVERALL, "everyone"),
+    )
+    for limit, who in limits:
+        ratelimits.ensure_allowed(limit, "make-admin", who)
     registered_discord_user(body.discord_user_id)
     if not key_matches(body.password, configured):
-        ratelimits.count_quietly(
-            ratelimits.DISCORD_ADMIN_FAILURES, "make-admin", body.discord_user_id
-        )
+        for limit, who in limits:
+            ratelimits.count_quietly(limit, "make-admin", who)
         raise Forbidden("Wrong admin password", code="bad_admin_password")
     user = accounts.set_discord_role(discord_user_id=body.discord_user_id, role=ROLE_ADMIN)
     return answer(

@@ -24,8 +24,8 @@ from autocheckin.api.openapi import documented
 from autocheckin.api.parsing import UTCDatetime, parse_body, parse_json, parse_query
 from autocheckin.api.representations import Representation, Token, answer, csv_download
 from autocheckin.api.schemas_web import LoginBody
+from autocheckin.api.security import key_accepted
 from autocheckin.attendance.errors import Invalid, NotFound
-from autocheckin.auth import api_keys
 from autocheckin.auth.errors import Forbidden, Unauthorized
 from autocheckin.errors import ServiceError
 from autocheckin.integrations import calendar, exports
@@ -59,7 +59,7 @@ def _admitted() -> None:
     config = current_app.config
     key = request.headers.get("x-checkout-key")
     if key is not None:
-        if not api_keys.is_valid(key, config["CHECKOUT_API_KEY"]):
+        if not key_accepted(key, config["CHECKOUT_API_KEY"]):
             raise Unauthorized("Invalid x-checkout-key", code="bad_key")
         fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
         g.rate_limit_headers = ratelimits.metered(

@@ -25,6 +25,7 @@ from autocheckin.api.schemas_outbound import (
     WebhookOut,
     WebhookUpdate,
 )
+from autocheckin.api.security import key_accepted
 from autocheckin.attendance.errors import Invalid
 from autocheckin.auth import api_keys
 from autocheckin.auth.errors import Forbidden, Unauthorized
@@ -42,7 +43,7 @@ def require_admin_or_key() -> None:
     """`x-checkout-key`, or a bearer token of a web admin; a plain user is 403."""
     if KEY_HEADER in request.headers:
         configured = current_app.config["CHECKOUT_API_KEY"]
-        if api_keys.is_valid(request.headers.get(KEY_HEADER), configured):
+        if key_accepted(request.headers.get(KEY_HEADER), configured):
             return
         if not configured and not api_keys.any_live():
             raise NotConfigured("CHECKOUT_API_KEY is not configured on this server")

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from autocheckin import __version__, metrics
 from autocheckin.api import schemas
 from autocheckin.api.openapi import build_spec, documented
+from autocheckin.api.security import key_accepted
 from autocheckin.api.v1 import success
 from autocheckin.auth import api_keys
 from autocheckin.auth.errors import Unauthorized
@@ -61,7 +62,7 @@ def _require_metrics_credentials() -> None:
         if key_matches(token.strip(), config["METRICS_TOKEN"]):
             return
     elif request.headers.get("x-checkout-key"):
-        if api_keys.is_valid(request.headers.get("x-checkout-key"), config["CHECKOUT_API_KEY"]):
+        if key_accepted(request.headers.get("x-checkout-key"), config["CHECKOUT_API_KEY"]):
             return
     elif not (config["CHECKOUT_API_KEY"] or config["METRICS_TOKEN"] or api_keys.any_live()):
         raise NotConfigured("Set CHECKOUT_API_KEY or METRICS_TOKEN to read the metrics")

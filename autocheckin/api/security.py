@@ -13,6 +13,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from autocheckin import ratelimits
+from autocheckin.auth import api_keys
 from autocheckin.validation import CONTROL_CHARACTER, MAX_JSON_DEPTH, is_too_deep
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -60,6 +61,22 @@ def _refuse_control_characters_in_path() -> None:
     """No route has a NUL or a newline in it; PostgreSQL would refuse such an id (500)."""
     if CONTROL_CHARACTER.search(request.path):
         raise NotFound()
+
+
+def key_accepted(provided: str | None, configured: str | None) -> bool:
+    """Whether `provided` is a live `x-checkout-key`; every key door asks here.
+
+    A client address past KEY_FAILURES wrong keys gets 429 (with Retry-After) before its key
+    is even looked at, on every door together and in every worker, so no door (not even
+    `/api/v1/auth/test`, which answers true or false) is a guessing oracle.
+    """
+    client = ratelimits.client_address()
+    ratelimits.ensure_allowed(ratelimits.KEY_FAILURES, "key", client)
+    if api_keys.is_valid(provided, configured):
+        return True
+    if provided:
+        ratelimits.count_quietly(ratelimits.KEY_FAILURES, "key", client)
+    return False
 
 
 def init_security(app: Flask) -> None:

@@ -12,6 +12,7 @@ from autocheckin.api import schemas
 from autocheckin.api.errors import error_response
 from autocheckin.api.openapi import documented
 from autocheckin.api.parsing import parse_query
+from autocheckin.api.security import key_accepted
 from autocheckin.auth import api_keys
 from autocheckin.config import open_setups, weak_settings
 from autocheckin.jobs.runner import run_recorded
@@ -38,7 +39,7 @@ def require_checkout_key() -> Response | None:
         return None
     configured = current_app.config["CHECKOUT_API_KEY"]
     provided = request.headers.get(KEY_HEADER)
-    if provided and api_keys.is_valid(provided, configured):
+    if provided and key_accepted(provided, configured):
         return None
     if not configured and not api_keys.any_live():
         return error_response(503, "CHECKOUT_API_KEY is not configured on this server")
@@ -50,7 +51,7 @@ def require_checkout_key() -> Response | None:
 @bp.route("/auth/test", methods=["GET", "POST"])
 @documented("Test an API key", response=schemas.AuthTestResponse, security=("checkoutKey",))
 def auth_test() -> Response:
-    authenticated = api_keys.is_valid(
+    authenticated = key_accepted(
         request.headers.get(KEY_HEADER), current_app.config["CHECKOUT_API_KEY"]
     )
     return success("Authentication Test Result", {"authenticated": authenticated})

@@ -21,7 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
-from autocheckin import metrics, state
+from autocheckin import metrics, ratelimits, state
 from autocheckin.database import UNAVAILABLE_ERRORS, outage_summary
 from autocheckin.jobs import lease
 from autocheckin.jobs.runner import (
@@ -74,6 +74,7 @@ def prune(app: Flask) -> dict[str, int]:
     return {
         "webhook_requests": webhooks.prune(retention=timedelta(days=webhook_days)),
         "job_runs": prune_runs(retention=timedelta(days=run_days)),
+        "rate_limit_hits": ratelimits.prune_hits(),
     }
 
 
