@@ -21,7 +21,7 @@ from sqlalchemy import Select, and_, delete, func, or_, select, update
 
 from autocheckin import metrics
 from autocheckin.database import write_transaction
-from autocheckin.errors import NotConfigured, ServiceError
+from autocheckin.errors import Conflict, NotConfigured, ServiceError
 from autocheckin.extensions import db
 from autocheckin.jobs import lease
 from autocheckin.jobs.models import ABANDONED, FAILED, OK, PARTIAL, RUNNING, SKIPPED, JobRun
@@ -32,7 +32,7 @@ log = logging.getLogger("autocheckin.jobs")
 ResultT = TypeVar("ResultT")
 
 
-class JobBusy(ServiceError):
+class JobBusy(Conflict):
     """The job's lock is held: a run is in progress (or its dead holder's lease is live)."""
 
     code = "job_running"
