@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from flask import Flask, Response, current_app, jsonify, request
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
@@ -85,8 +86,6 @@ def render_integration_error(status: int, message: str, code: str, details: str 
 
 def render_page_error(status: int, message: str, code: str, details: str | None) -> Response:
     """The dashboard's errors: a small HTML page a person can read."""
-    from markupsafe import escape
-
     page = (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{status}</title>"
         f"</head><body><h1>{status}</h1><p>{escape(message)}</p>"

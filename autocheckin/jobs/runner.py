@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import socket
 import threading
 import uuid
 from collections.abc import Callable
@@ -36,11 +34,6 @@ class JobBusy(Conflict):
     """The job's lock is held: a run is in progress (or its dead holder's lease is live)."""
 
     code = "job_running"
-
-
-def process_identity() -> str:
-    """host:pid:random, computed after fork so every worker differs."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def counts_of(result: Any) -> dict[str, Any]:
