@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from limits import parse
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
@@ -115,8 +117,6 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 def env_rate(environ: Mapping[str, Any], name: str, default: str | None) -> str | None:
     """A rate limit as `limits` reads it ("100/hour", "10/second"); unset → `default`."""
-    from limits import parse
-
     value = env_str(environ, name, default)
     if not value:
         return None
