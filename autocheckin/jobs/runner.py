@@ -23,6 +23,7 @@ from autocheckin.errors import Conflict, NotConfigured, ServiceError
 from autocheckin.extensions import db
 from autocheckin.jobs import lease
 from autocheckin.jobs.models import ABANDONED, FAILED, OK, PARTIAL, RUNNING, SKIPPED, JobRun
+from autocheckin.processes import process_identity as process_identity  # moved; named here too
 from autocheckin.times import iso, utcnow
 
 log = logging.getLogger("autocheckin.jobs")
