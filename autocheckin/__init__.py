@@ -60,9 +60,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     runs in the background.
     """
     app = Flask(__name__, instance_relative_config=True, static_folder=None)
-    environ = os.environ if config is None else config
     try:
-        loaded = load_config(environ, instance_path=app.instance_path)
+        loaded = load_config(config, instance_path=app.instance_path)
     except ConfigError as error:
         if config is not None:
             raise
