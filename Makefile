@@ -28,6 +28,7 @@ test: lint
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 
 format: $(VENV)/.dev-deps
 	$(BIN)/ruff format .
@@ -43,4 +44,4 @@ bench: $(VENV)/.dev-deps
 	$(BIN)/python bench/export.py --database-url $(BENCH_DATABASE_URL)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache

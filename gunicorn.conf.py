@@ -1,6 +1,8 @@
 """gunicorn settings; every value can be overridden from the environment (Railway sets PORT)."""
 
+import gc
 import os
+import tempfile
 
 from dotenv import load_dotenv
 
@@ -30,14 +32,14 @@ if os.path.isdir("/dev/shm"):  # noqa: S108 - not a temp file, gunicorn's heartb
 def on_starting(server):
     """Workers write their metrics to one fresh directory, so a scrape sums them all."""
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        import tempfile
-
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="autocheckin-metrics-")
 
 
 def child_exit(server, worker):
     """A dead worker's live gauges (the leader flag) stop counting."""
-    from prometheus_client import multiprocess
+    # prometheus-client picks its storage (this process, or the shared directory) when first
+    # imported: never at the top, before on_starting sets PROMETHEUS_MULTIPROC_DIR.
+    from prometheus_client import multiprocess  # noqa: PLC0415 - see above
 
     multiprocess.mark_process_dead(worker.pid)
 
@@ -50,10 +52,10 @@ def post_worker_init(worker):
     die: `gc.freeze()` takes them out of the collector's sight, which cut the garbage
     collector's share of a 1,000-item batch from about a third to a tenth (BENCHMARKS.md).
     """
-    import gc
-
-    from autocheckin.jobs import start_scheduler
-    from autocheckin.outbound.sender import start_sender
+    # Imported in the worker, after fork, like the app: at the top they would load the app's
+    # modules, prometheus-client among them (see child_exit), into the master at start-up.
+    from autocheckin.jobs import start_scheduler  # noqa: PLC0415 - see above
+    from autocheckin.outbound.sender import start_sender  # noqa: PLC0415 - see above
 
     gc.freeze()
     start_scheduler(worker.wsgi)
@@ -63,8 +65,8 @@ def post_worker_init(worker):
 def worker_exit(server, worker):
     """Hand the leader lease back on a clean exit, so another worker takes over at once;
     record the outbound attempts that finished."""
-    from autocheckin.jobs import stop_scheduler
-    from autocheckin.outbound.sender import stop_sender
+    from autocheckin.jobs import stop_scheduler  # noqa: PLC0415 - the worker's, as above
+    from autocheckin.outbound.sender import stop_sender  # noqa: PLC0415 - the worker's
 
     stop_scheduler()
     stop_sender()

@@ -10,7 +10,45 @@ from typing import Any
 
 from flask import Flask
 
-__version__ = "1.0.0"
+from autocheckin import (
+    attendance,
+    demo,
+    metrics,
+    models,  # noqa: F401 - registers every table on db.metadata
+    sync,
+    webhooks,
+)
+from autocheckin.api import (
+    accounts,
+    discord,
+    events,
+    integrations,
+    outbound_webhooks,
+    root,
+    v1,
+)
+from autocheckin.api import webhooks as webhooks_api
+from autocheckin.api.errors import (
+    DETAIL_PREFIXES,
+    INTEGRATION_PREFIXES,
+    register_error_handlers,
+    register_error_renderer,
+    render_detail_error,
+    render_integration_error,
+    render_page_error,
+)
+from autocheckin.api.security import init_security
+from autocheckin.auth import cli as users_cli
+from autocheckin.config import ConfigError, load_config
+from autocheckin.dashboard import views as dashboard_views
+from autocheckin.database import configure_sqlite
+from autocheckin.extensions import db, migrate
+from autocheckin.jobs import cli as jobs_cli
+from autocheckin.outbound import announcements  # noqa: F401 - listens to the core's signals
+from autocheckin.version import __version__
+from autocheckin.webhooks import cli as webhook_cli
+
+__all__ = ["MIGRATIONS_DIR", "__version__", "create_app"]
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -18,47 +56,13 @@ MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. Reads os.environ, or only `config` when one is given (tests).
 
-    No network, no migrations, no scheduler: `main.py` starts what runs in the background.
+    The one place that knows every package: each lower package registers its own options,
+    metrics and CLI here. No network, no migrations, no scheduler: `main.py` starts what
+    runs in the background.
     """
-    from autocheckin import (
-        demo,
-        metrics,
-        models,  # noqa: F401 - registers every table on db.metadata
-        settings,
-    )
-    from autocheckin.api import (
-        accounts,
-        discord,
-        events,
-        integrations,
-        outbound_webhooks,
-        root,
-        v1,
-        webhooks,
-    )
-    from autocheckin.api.errors import (
-        DETAIL_PREFIXES,
-        INTEGRATION_PREFIXES,
-        register_error_handlers,
-        register_error_renderer,
-        render_detail_error,
-        render_integration_error,
-        render_page_error,
-    )
-    from autocheckin.api.security import init_security
-    from autocheckin.auth import cli as users_cli
-    from autocheckin.config import ConfigError, load_config
-    from autocheckin.dashboard import views as dashboard_views
-    from autocheckin.database import configure_sqlite
-    from autocheckin.extensions import db, migrate
-    from autocheckin.jobs import cli as jobs_cli
-    from autocheckin.outbound import announcements  # noqa: F401 - listens to the core's signals
-    from autocheckin.webhooks import cli as webhook_cli
-
     app = Flask(__name__, instance_relative_config=True, static_folder=None)
-    environ = os.environ if config is None else config
     try:
-        loaded = load_config(environ, instance_path=app.instance_path)
+        loaded = load_config(config, instance_path=app.instance_path)
     except ConfigError as error:
         if config is not None:
             raise
@@ -87,11 +91,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     configure_sqlite(app)
 
-    settings.init_app(app)
+    attendance.init_app(app)
+    sync.init_app(app)
+    webhooks.init_app(app)  # after attendance: the webhook options carry its rules
     init_security(app)
     metrics.init_app(app)
     register_error_handlers(app)
-    register_error_renderer(app, webhooks.PREFIX, webhooks.render_webhook_error)
+    register_error_renderer(app, webhooks_api.PREFIX, webhooks_api.render_webhook_error)
     for prefix in DETAIL_PREFIXES:
         register_error_renderer(app, prefix, render_detail_error)
     for prefix in INTEGRATION_PREFIXES:
@@ -99,7 +105,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_renderer(app, "/dashboard", render_page_error)
     app.register_blueprint(root.bp)
     app.register_blueprint(v1.bp)
-    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(webhooks_api.bp)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(discord.bp)

@@ -1,40 +1,45 @@
-"""Every setting, read once from an environment mapping with typed helpers.
+"""Every setting, declared once on a pydantic-settings model and read once at start-up.
 
-`load_config(environ)` turns the process environment (or the dict a test passes)
-into Flask config keys. A bad value fails at start-up with a message naming the
-variable, never later inside a request.
+`load_config()` reads the process environment (main.py and gunicorn.conf.py load `.env`
+into it first); `load_config(mapping)` reads that mapping only, never os.environ nor a
+`.env` file (tests pass a dict). Either way it gives Flask config keys. A bad value fails
+at start-up with one line naming the variable, never later inside a request. An empty
+value is the same as unset.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
 from urllib.parse import urlsplit
+
+from limits import parse
+from pydantic import BeforeValidator, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
 
 class ConfigError(RuntimeError):
     """A setting is missing or malformed; raised at start-up."""
 
 
-def env_str(environ: Mapping[str, Any], name: str, default: str | None = None) -> str | None:
-    value = environ.get(name)
-    if value is None:
-        return default
-    value = str(value).strip()
-    return value or default
+# --- the forms a value may take: each checker says what is wrong, the caller adds the name
 
 
-def env_bool(environ: Mapping[str, Any], name: str, default: bool) -> bool:
-    value = environ.get(name)
-    if value is None or value == "":
-        return default
+def _check(checker: Callable[[Any], Any]) -> BeforeValidator:
+    """Run `checker` on a value that is set (an unset optional one is None, and stays so)."""
+    return BeforeValidator(lambda value: None if value is None else checker(value))
+
+
+def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -42,114 +47,277 @@ def env_bool(environ: Mapping[str, Any], name: str, default: bool) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise ConfigError(f"{name} must be true or false, got {value!r}")
+    raise ValueError(f"must be true or false, got {value!r}")
 
 
-def env_int(
-    environ: Mapping[str, Any],
-    name: str,
-    default: int,
-    *,
-    minimum: int | None = None,
-    maximum: int | None = None,
-) -> int:
-    value = environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
-    if minimum is not None and number < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
-    if maximum is not None and number > maximum:
-        raise ConfigError(f"{name} must be at most {maximum}, got {number}")
-    return number
+def _whole(minimum: int | None = None, maximum: int | None = None) -> BeforeValidator:
+    def check(value: Any) -> int:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ValueError(f"must be a whole number, got {value!r}") from None
+        if minimum is not None and number < minimum:
+            raise ValueError(f"must be at least {minimum}, got {number}")
+        if maximum is not None and number > maximum:
+            raise ValueError(f"must be at most {maximum}, got {number}")
+        return number
+
+    return _check(check)
 
 
-def env_seconds(
-    environ: Mapping[str, Any], name: str, default: float, *, minimum: float = 0
-) -> float:
+def seconds(value: Any, *, minimum: float = 0) -> float:
     """A duration: plain seconds ("90") or with a unit ("500ms", "15m", "1h", "30d"), at
     least `minimum` seconds (an interval of 0 would run a job without pause)."""
-    value = environ.get(name)
-    if value is None or value == "":
-        return float(default)
-    if isinstance(value, int | float):
-        seconds = float(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        amount = float(value)
     else:
         match = _DURATION.match(str(value))
         if not match:
-            raise ConfigError(f"{name} must be a duration like 90, 15m or 1h, got {value!r}")
-        amount, unit = match.groups()
-        seconds = float(amount) * _UNIT_SECONDS[(unit or "s").lower()]
-    if seconds < minimum:
-        raise ConfigError(f"{name} must be at least {minimum:g} seconds, got {value!r}")
-    return seconds
+            raise ValueError(f"must be a duration like 90, 15m or 1h, got {value!r}")
+        number, unit = match.groups()
+        amount = float(number) * _UNIT_SECONDS[(unit or "s").lower()]
+    if amount < minimum:
+        raise ValueError(f"must be at least {minimum:g} seconds, got {value!r}")
+    return amount
 
 
-def env_url(environ: Mapping[str, Any], name: str) -> str | None:
-    """An http(s) URL with a host, or unset."""
-    value = env_str(environ, name)
-    if value is None:
-        return None
-    parsed = urlsplit(value)
+def _duration(minimum: float = 0) -> BeforeValidator:
+    return _check(lambda value: seconds(value, minimum=minimum))
+
+
+def _text(value: Any) -> str:
+    return str(value).strip()
+
+
+def _url(value: Any) -> str:
+    """An http(s) URL with a host."""
+    text = _text(value)
+    parsed = urlsplit(text)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ConfigError(f"{name} must be an http(s) URL with a host, got {value!r}")
-    return value.rstrip("/")
+        raise ValueError(f"must be an http(s) URL with a host, got {text!r}")
+    return text.rstrip("/")
 
 
-def env_secret(environ: Mapping[str, Any], name: str, *, min_bytes: int = 32) -> str | None:
-    """A signing secret: unset, or at least `min_bytes` bytes (a short one can be guessed)."""
-    value = env_str(environ, name)
-    if value is not None and len(value.encode()) < min_bytes:
-        raise ConfigError(
-            f"{name} is {len(value.encode())} bytes; use at least {min_bytes} random bytes, e.g. "
-            '`python -c "import secrets; print(secrets.token_urlsafe(48))"`'
-        )
-    return value
+def _secret(min_bytes: int = 32) -> BeforeValidator:
+    """A signing secret of at least `min_bytes` bytes (a short one can be guessed)."""
+
+    def check(value: Any) -> str:
+        text = _text(value)
+        if len(text.encode()) < min_bytes:
+            raise ValueError(
+                f"is {len(text.encode())} bytes; use at least {min_bytes} random bytes, e.g. "
+                '`python -c "import secrets; print(secrets.token_urlsafe(48))"`'
+            )
+        return text
+
+    return _check(check)
 
 
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-
-
-def env_rate(environ: Mapping[str, Any], name: str, default: str | None) -> str | None:
-    """A rate limit as `limits` reads it ("100/hour", "10/second"); unset → `default`."""
-    from limits import parse
-
-    value = env_str(environ, name, default)
-    if not value:
-        return None
+def _rate(value: Any) -> str:
+    """A rate limit as `limits` reads it ("100/hour", "10/second")."""
+    text = _text(value)
     try:
-        parse(value)
+        parse(text)
     except ValueError:
-        raise ConfigError(
-            f"{name} must be a rate like 100/hour or 10/second, got {value!r}"
-        ) from None
-    return value
+        raise ValueError(f"must be a rate like 100/hour or 10/second, got {text!r}") from None
+    return text
 
 
-def _choice(environ: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
-    value = (env_str(environ, name, default) or default).lower()
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
+def _choice(*choices: str) -> BeforeValidator:
+    def check(value: Any) -> str:
+        text = _text(value).lower()
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {text!r}")
+        return text
+
+    return _check(check)
 
 
-def database_uri(environ: Mapping[str, Any], instance_path: str) -> str:
-    """DATABASE_URL (Railway's postgres:// accepted, psycopg 3), else SQLite in instance/."""
-    url = env_str(environ, "DATABASE_URL")
-    if not url:
-        return "sqlite:///" + os.path.join(instance_path, "autocheckin.db")
+def _database_url(value: Any) -> str:
+    """Railway's postgres:// and postgresql:// become psycopg 3's; sqlite: as it is."""
+    url = _text(value)
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     if not url.startswith(("sqlite:", "postgresql+")):
-        raise ConfigError(
-            "DATABASE_URL must be a postgres://, postgresql:// or sqlite:/// URL, "
-            f"got {url.split('@')[-1]!r}"
+        raise ValueError(
+            f"must be a postgres://, postgresql:// or sqlite:/// URL, got {url.split('@')[-1]!r}"
         )
     return url
+
+
+# The validator stands outside `X | None`, so a bad value is one error naming the variable.
+Text = Annotated[str, _check(_text)]
+OptionalText = Annotated[str | None, _check(_text)]
+Boolean = Annotated[bool, _check(_boolean)]
+Seconds = Annotated[float, _duration()]
+Rate = Annotated[str, _check(_rate)]
+
+
+class Settings(BaseSettings):
+    """Every variable the service reads, with its default; `.env.example` lists each."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+
+    # Server
+    # DATABASE_URL unset: SQLite in the instance folder.
+    DATABASE_URL: Annotated[str | None, _check(_database_url)] = None
+    SQLITE_BUSY_TIMEOUT: Annotated[float, _duration(minimum=0.1)] = 30
+    HOST: Text = "127.0.0.1"
+    PORT: Annotated[int, _whole(minimum=1, maximum=65535)] = 5000
+    LOG_LEVEL: Annotated[str, _choice(*LOG_LEVELS)] = "info"
+    # Unset: json on Railway (its log explorer reads the fields), text elsewhere.
+    LOG_FORMAT: Annotated[str | None, _choice("text", "json")] = None
+    RAILWAY_ENVIRONMENT: OptionalText = None
+    MAX_CONTENT_LENGTH: Annotated[int, _whole(minimum=1024)] = 1024 * 1024
+    # CheckOut (upstream)
+    CHECKOUT_API_KEY: OptionalText = None
+    CHECKOUT_API_URL: Annotated[str | None, _check(_url)] = None
+    CHECKOUT_CONNECT_TIMEOUT: Annotated[float, _duration(minimum=0.1)] = 3
+    CHECKOUT_READ_TIMEOUT: Annotated[float, _duration(minimum=0.1)] = 10
+    CHECKOUT_RETRIES: Annotated[int, _whole(minimum=0)] = 2
+    # Scheduler
+    SCHEDULER_ENABLED: Boolean = True
+    SCHEDULER_LEASE_SECONDS: Annotated[float, _duration(minimum=3)] = 60
+    FETCH_USERS_INTERVAL: Annotated[float, _duration(minimum=1)] = 3600
+    REFRESH_INTERVAL: Annotated[float, _duration(minimum=1)] = 15 * 60
+    REFRESH_CONCURRENCY: Annotated[int, _whole(minimum=1)] = 16
+    REFRESH_BREAKER_THRESHOLD: Annotated[int, _whole(minimum=1)] = 5
+    CONNECTION_CHECK_INTERVAL: Annotated[float, _duration(minimum=1)] = 60
+    PRUNE_INTERVAL: Annotated[float, _duration(minimum=1)] = 3600
+    JOB_RUN_RETENTION_DAYS: Annotated[int, _whole(minimum=1)] = 7
+    # Check-in rules
+    CHECKIN_OPENS_BEFORE: Seconds = 15 * 60
+    LATE_AFTER: Seconds = 10 * 60
+    CHECKIN_MAX_FUTURE: Seconds = 5 * 60
+    CHECKIN_MAX_BACKDATE: Annotated[float | None, _duration()] = None  # unset: no bound
+    STATE_COUNTS_MAX_AGE: Seconds = 5
+    # Webhooks
+    WEBHOOK_SECRET: OptionalText = None
+    WEBHOOK_REQUIRE_SIGNATURE: Boolean = True
+    WEBHOOK_LOG_RETENTION_DAYS: Annotated[int, _whole(minimum=1)] = 30
+    IDEMPOTENCY_TTL: Seconds = 24 * 3600
+    # Web users, events and Discord
+    JWT_SECRET_KEY: Annotated[str | None, _secret()] = None
+    SECRET_KEY: Annotated[str | None, _secret()] = None
+    SESSION_COOKIE_SECURE: Annotated[bool | None, _check(_boolean)] = None  # unset: true on Railway
+    JWT_EXPIRES: Annotated[float, _duration(minimum=60)] = 24 * 3600
+    EVENT_CREATE_ROLE: Annotated[str, _choice("user", "admin")] = "user"
+    DISCORD_API_KEY: OptionalText = None
+    DISCORD_ALLOW_KEYLESS: Boolean = False
+    DISCORD_ADMIN_PASSWORD: Annotated[str | None, _secret(min_bytes=12)] = None
+    # Metrics, rate limits and proxies
+    REDIS_URL: OptionalText = None
+    METRICS_TOKEN: Annotated[str | None, _secret(min_bytes=16)] = None
+    TRUSTED_PROXY_HOPS: Annotated[int, _whole(minimum=0)] = 0
+    INTEGRATION_USER_RATE: Rate = "100/hour"
+    INTEGRATION_ADMIN_RATE: Rate = "1000/hour"
+    WEBHOOK_RATE_LIMIT: Annotated[str | None, _check(_rate)] = None
+    # Outbound webhooks
+    OUTBOUND_SENDER_ENABLED: Boolean = True
+    OUTBOUND_CONCURRENCY: Annotated[int, _whole(minimum=1, maximum=256)] = 8
+    OUTBOUND_POLL_INTERVAL: Annotated[float, _duration(minimum=0.05)] = 1
+    OUTBOUND_BACKOFF_BASE: Annotated[float, _duration(minimum=0.01)] = 10
+    OUTBOUND_BACKOFF_MAX: Annotated[float, _duration(minimum=0.01)] = 3600
+    OUTBOUND_DISABLE_AFTER: Annotated[int, _whole(minimum=1)] = 10
+    OUTBOUND_WEBHOOKS_ALLOW_PRIVATE: Boolean = False
+    OUTBOUND_RETENTION_DAYS: Annotated[int, _whole(minimum=1)] = 30
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, values: Any) -> Any:
+        if isinstance(values, Mapping):
+            return {
+                name: value
+                for name, value in values.items()
+                if value is not None and not (isinstance(value, str) and not value.strip())
+            }
+        return values
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The process environment only: main.py and gunicorn.conf.py load `.env` into it."""
+        return (env_settings,)
+
+    def flask_config(self, *, instance_path: str) -> dict[str, Any]:
+        """The Flask config keys: the variables, with the defaults that depend on others."""
+        on_railway = bool(self.RAILWAY_ENVIRONMENT)
+        config = {
+            "SQLALCHEMY_DATABASE_URI": self.DATABASE_URL or _sqlite_in(instance_path),
+            **self.model_dump(exclude={"DATABASE_URL", "RAILWAY_ENVIRONMENT"}),
+        }
+        config.update(
+            LOG_LEVEL=self.LOG_LEVEL.upper(),
+            LOG_FORMAT=self.LOG_FORMAT or ("json" if on_railway else "text"),
+            SESSION_COOKIE_SECURE=(
+                on_railway if self.SESSION_COOKIE_SECURE is None else self.SESSION_COOKIE_SECURE
+            ),
+        )
+        return config
+
+
+class _GivenSettings(Settings):
+    """The same settings, from the mapping passed in only (a test's dict)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def _one_line(error: ValidationError) -> str:
+    """`NAME what is wrong` for each bad variable, on one line."""
+    problems = []
+    for problem in error.errors():
+        cause = problem.get("ctx", {}).get("error")
+        name = ".".join(str(part) for part in problem["loc"]) or "settings"
+        problems.append(f"{name} {cause if cause is not None else problem['msg']}")
+    return "; ".join(problems)
+
+
+def read_settings(environ: Mapping[str, Any] | None = None) -> Settings:
+    """The settings from the process environment, or from `environ` only when given."""
+    try:
+        if environ is None:
+            return Settings()
+        given = {name: environ[name] for name in Settings.model_fields if name in environ}
+        return _GivenSettings(**given)
+    except ValidationError as error:
+        raise ConfigError(_one_line(error)) from None
+
+
+def _sqlite_in(instance_path: str) -> str:
+    return "sqlite:///" + os.path.join(instance_path, "autocheckin.db")
+
+
+def database_uri(environ: Mapping[str, Any], instance_path: str) -> str:
+    """DATABASE_URL (Railway's postgres:// accepted, psycopg 3), else SQLite in instance/."""
+    url = environ.get("DATABASE_URL")
+    if url is None or not str(url).strip():
+        return _sqlite_in(instance_path)
+    try:
+        return _database_url(url)
+    except ValueError as error:
+        raise ConfigError(f"DATABASE_URL {error}") from None
+
+
+def load_config(environ: Mapping[str, Any] | None = None, *, instance_path: str) -> dict[str, Any]:
+    """Flask config from the process environment, or from `environ` only when given; every
+    key is listed in .env.example."""
+    return read_settings(environ).flask_config(instance_path=instance_path)
 
 
 WEAK_KEY_LENGTH = 16
@@ -174,80 +342,4 @@ def open_setups(config: Mapping[str, Any]) -> dict[str, bool]:
         "DISCORD_ALLOW_KEYLESS=true": bool(
             config["DISCORD_ALLOW_KEYLESS"] and not config["DISCORD_API_KEY"]
         ),
-    }
-
-
-def load_config(environ: Mapping[str, Any], *, instance_path: str) -> dict[str, Any]:
-    """Flask config from an environment mapping; every key is listed in .env.example."""
-    return {
-        "SQLALCHEMY_DATABASE_URI": database_uri(environ, instance_path),
-        "SQLITE_BUSY_TIMEOUT": env_seconds(environ, "SQLITE_BUSY_TIMEOUT", 30, minimum=0.1),
-        "HOST": env_str(environ, "HOST", "127.0.0.1"),
-        "PORT": env_int(environ, "PORT", 5000, minimum=1, maximum=65535),
-        "LOG_LEVEL": _choice(environ, "LOG_LEVEL", LOG_LEVELS, "info").upper(),
-        # JSON lines on Railway (its log explorer reads the fields), text elsewhere.
-        "LOG_FORMAT": _choice(
-            environ,
-            "LOG_FORMAT",
-            ("text", "json"),
-            "json" if env_str(environ, "RAILWAY_ENVIRONMENT") else "text",
-        ),
-        "MAX_CONTENT_LENGTH": env_int(environ, "MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
-        "CHECKOUT_API_KEY": env_str(environ, "CHECKOUT_API_KEY"),
-        "CHECKOUT_API_URL": env_url(environ, "CHECKOUT_API_URL"),
-        "CHECKOUT_CONNECT_TIMEOUT": env_seconds(
-            environ, "CHECKOUT_CONNECT_TIMEOUT", 3, minimum=0.1
-        ),
-        "CHECKOUT_READ_TIMEOUT": env_seconds(environ, "CHECKOUT_READ_TIMEOUT", 10, minimum=0.1),
-        "CHECKOUT_RETRIES": env_int(environ, "CHECKOUT_RETRIES", 2, minimum=0),
-        "SCHEDULER_ENABLED": env_bool(environ, "SCHEDULER_ENABLED", True),
-        "SCHEDULER_LEASE_SECONDS": env_seconds(environ, "SCHEDULER_LEASE_SECONDS", 60, minimum=3),
-        "FETCH_USERS_INTERVAL": env_seconds(environ, "FETCH_USERS_INTERVAL", 3600, minimum=1),
-        "REFRESH_INTERVAL": env_seconds(environ, "REFRESH_INTERVAL", 15 * 60, minimum=1),
-        "REFRESH_CONCURRENCY": env_int(environ, "REFRESH_CONCURRENCY", 16, minimum=1),
-        "REFRESH_BREAKER_THRESHOLD": env_int(environ, "REFRESH_BREAKER_THRESHOLD", 5, minimum=1),
-        "CONNECTION_CHECK_INTERVAL": env_seconds(
-            environ, "CONNECTION_CHECK_INTERVAL", 60, minimum=1
-        ),
-        "PRUNE_INTERVAL": env_seconds(environ, "PRUNE_INTERVAL", 3600, minimum=1),
-        "JOB_RUN_RETENTION_DAYS": env_int(environ, "JOB_RUN_RETENTION_DAYS", 7, minimum=1),
-        "CHECKIN_OPENS_BEFORE": env_seconds(environ, "CHECKIN_OPENS_BEFORE", 15 * 60),
-        "LATE_AFTER": env_seconds(environ, "LATE_AFTER", 10 * 60),
-        "CHECKIN_MAX_FUTURE": env_seconds(environ, "CHECKIN_MAX_FUTURE", 5 * 60),
-        "CHECKIN_MAX_BACKDATE": (
-            env_seconds(environ, "CHECKIN_MAX_BACKDATE", 0)
-            if env_str(environ, "CHECKIN_MAX_BACKDATE")
-            else None
-        ),
-        "STATE_COUNTS_MAX_AGE": env_seconds(environ, "STATE_COUNTS_MAX_AGE", 5),
-        "WEBHOOK_SECRET": env_str(environ, "WEBHOOK_SECRET"),
-        "WEBHOOK_REQUIRE_SIGNATURE": env_bool(environ, "WEBHOOK_REQUIRE_SIGNATURE", True),
-        "WEBHOOK_LOG_RETENTION_DAYS": env_int(environ, "WEBHOOK_LOG_RETENTION_DAYS", 30, minimum=1),
-        "IDEMPOTENCY_TTL": env_seconds(environ, "IDEMPOTENCY_TTL", 24 * 3600),
-        "JWT_SECRET_KEY": env_secret(environ, "JWT_SECRET_KEY"),
-        "SECRET_KEY": env_secret(environ, "SECRET_KEY"),
-        "SESSION_COOKIE_SECURE": env_bool(
-            environ, "SESSION_COOKIE_SECURE", bool(env_str(environ, "RAILWAY_ENVIRONMENT"))
-        ),
-        "JWT_EXPIRES": env_seconds(environ, "JWT_EXPIRES", 24 * 3600, minimum=60),
-        "EVENT_CREATE_ROLE": _choice(environ, "EVENT_CREATE_ROLE", ("user", "admin"), "user"),
-        "DISCORD_API_KEY": env_str(environ, "DISCORD_API_KEY"),
-        "DISCORD_ALLOW_KEYLESS": env_bool(environ, "DISCORD_ALLOW_KEYLESS", False),
-        "DISCORD_ADMIN_PASSWORD": env_secret(environ, "DISCORD_ADMIN_PASSWORD", min_bytes=12),
-        "REDIS_URL": env_str(environ, "REDIS_URL"),
-        "METRICS_TOKEN": env_secret(environ, "METRICS_TOKEN", min_bytes=16),
-        "TRUSTED_PROXY_HOPS": env_int(environ, "TRUSTED_PROXY_HOPS", 0, minimum=0),
-        "INTEGRATION_USER_RATE": env_rate(environ, "INTEGRATION_USER_RATE", "100/hour"),
-        "INTEGRATION_ADMIN_RATE": env_rate(environ, "INTEGRATION_ADMIN_RATE", "1000/hour"),
-        "WEBHOOK_RATE_LIMIT": env_rate(environ, "WEBHOOK_RATE_LIMIT", None),
-        "OUTBOUND_SENDER_ENABLED": env_bool(environ, "OUTBOUND_SENDER_ENABLED", True),
-        "OUTBOUND_CONCURRENCY": env_int(environ, "OUTBOUND_CONCURRENCY", 8, minimum=1, maximum=256),
-        "OUTBOUND_POLL_INTERVAL": env_seconds(environ, "OUTBOUND_POLL_INTERVAL", 1, minimum=0.05),
-        "OUTBOUND_BACKOFF_BASE": env_seconds(environ, "OUTBOUND_BACKOFF_BASE", 10, minimum=0.01),
-        "OUTBOUND_BACKOFF_MAX": env_seconds(environ, "OUTBOUND_BACKOFF_MAX", 3600, minimum=0.01),
-        "OUTBOUND_DISABLE_AFTER": env_int(environ, "OUTBOUND_DISABLE_AFTER", 10, minimum=1),
-        "OUTBOUND_WEBHOOKS_ALLOW_PRIVATE": env_bool(
-            environ, "OUTBOUND_WEBHOOKS_ALLOW_PRIVATE", False
-        ),
-        "OUTBOUND_RETENTION_DAYS": env_int(environ, "OUTBOUND_RETENTION_DAYS", 30, minimum=1),
     }

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import JSON, Connection, DateTime, event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
@@ -187,11 +188,7 @@ def outage_summary(error: BaseException) -> str:
 def dialect_insert(bind: Session | Connection) -> Any:
     """The dialect's `insert` (it has `on_conflict_do_*`): SQLite's or PostgreSQL's."""
     dialect = bind.dialect if isinstance(bind, Connection) else bind.get_bind().dialect
-    if dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+    return postgresql.insert if dialect.name == "postgresql" else sqlite.insert
 
 
 def upsert(

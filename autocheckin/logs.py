@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from flask import g, has_request_context
+from pythonjsonlogger.json import JsonFormatter
+
+from autocheckin.config import open_setups, weak_settings
+
 
 class OneLineFormatter(logging.Formatter):
     """A message is one line: CR and LF inside it (a client's `source`, say) are escaped,
@@ -18,8 +23,6 @@ class RequestIdFilter(logging.Filter):
     """Every line logged while a request is served carries its X-Request-ID."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from flask import g, has_request_context
-
         record.request_id = g.get("request_id", "-") if has_request_context() else "-"
         return True
 
@@ -27,8 +30,6 @@ class RequestIdFilter(logging.Filter):
 def json_formatter() -> logging.Formatter:
     """JSON lines (python-json-logger): time, level, logger, msg, request_id, and any
     `extra` fields; JSON escapes newlines itself."""
-    from pythonjsonlogger.json import JsonFormatter
-
     return JsonFormatter(
         "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger", "message": "msg"},
@@ -51,8 +52,6 @@ def configure_logging(level: str, log_format: str = "text") -> None:
 def warn_open_setups(config: dict) -> None:
     """Say at start-up which documented open setups let anonymous callers in, and which
     settings are too weak for production."""
-    from autocheckin.config import open_setups, weak_settings
-
     log = logging.getLogger("autocheckin.security")
     for warning in weak_settings(config):
         log.warning("%s: set a long random key before this server is reachable", warning)

@@ -11,16 +11,18 @@ from __future__ import annotations
 import os
 import time
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 REQUESTS = Counter(
     "autocheckin_http_requests_total", "HTTP requests answered", ["route", "method", "status"]
@@ -50,33 +52,23 @@ LEADER = Gauge(
 UPSTREAM_ERRORS = Counter("autocheckin_upstream_errors_total", "Failed calls to CheckOut")
 
 
-class _Backlog:
-    """Read at scrape time from the database: it is a fact stored once, not a counter."""
-
-    def collect(self):
-        from autocheckin.webhooks.request_log import unmatched_count
-
-        family = GaugeMetricFamily(
-            "autocheckin_unmatched_checkins", "Check-ins waiting for their student or event"
-        )
-        family.add_metric([], unmatched_count())
-        yield family
+def add_collector(app: Flask, collector: Collector) -> None:
+    """Read `collector` at every scrape of `app`: for a fact stored once (in the database),
+    not counted. The package that owns the fact registers it in its `init_app`."""
+    app.extensions.setdefault("metrics_collectors", []).append(collector)
 
 
 def exposition() -> Response:
     """The text format, across every worker when running under gunicorn."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         multiprocess.MultiProcessCollector(registry)
     else:
-        from prometheus_client import REGISTRY
-
         registry = REGISTRY
-    backlog = CollectorRegistry(auto_describe=True)
-    backlog.register(_Backlog())
-    body = generate_latest(registry) + generate_latest(backlog)
+    facts = CollectorRegistry(auto_describe=True)
+    for collector in current_app.extensions.get("metrics_collectors", ()):
+        facts.register(collector)
+    body = generate_latest(registry) + generate_latest(facts)
     return Response(body, mimetype=CONTENT_TYPE_LATEST)
 
 

@@ -9,9 +9,9 @@ import weakref
 from typing import Any
 
 from autocheckin import jobs, state
-from autocheckin.api.schemas import JobHealthData
 from autocheckin.attendance.service import counts
 from autocheckin.extensions import db
+from autocheckin.jobs.schemas import JobHealthData
 from autocheckin.sync import users
 
 # The seed's `stored_data` times, with their empty values.

@@ -8,11 +8,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from autocheckin.attendance.errors import Invalid
+from autocheckin.errors import Invalid
 
 
-def invalid_from(error: ValidationError) -> Invalid:
-    """The first problem as the message (naming the field), all of them as details."""
+def invalid_from(error: ValidationError, kind: type[Invalid] = Invalid) -> Invalid:
+    """The first problem as the message (naming the field), all of them as details; as
+    `kind` where the caller's family has its own (a webhook batch keeps the core's per item)."""
     problems = error.errors()
     first = problems[0]
     field = str(first["loc"][0]) if first["loc"] else "request"
@@ -20,9 +21,7 @@ def invalid_from(error: ValidationError) -> Invalid:
         f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
         for problem in problems
     )
-    return Invalid(
-        f"Invalid value for {field}: {first['msg']}", code="invalid_field", details=details
-    )
+    return kind(f"Invalid value for {field}: {first['msg']}", code="invalid_field", details=details)
 
 
 # JSON deeper than this is refused before anything walks it recursively (pydantic, the

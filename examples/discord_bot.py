@@ -139,7 +139,7 @@ class CommandHandler:
 
 
 def main() -> None:
-    import discord  # discord.py, needed only to run the bot
+    import discord  # noqa: PLC0415 - discord.py, needed only to run the bot
 
     handler = CommandHandler(
         AutoCheckinAPI(

@@ -1,4 +1,5 @@
-"""Typed settings helpers: good values parse, bad ones fail at start-up naming the variable."""
+"""Settings (pydantic-settings): good values parse, bad ones fail at start-up naming the
+variable."""
 
 from __future__ import annotations
 
@@ -8,41 +9,51 @@ import pytest
 
 from autocheckin.config import (
     ConfigError,
+    Settings,
     database_uri,
-    env_bool,
-    env_int,
-    env_seconds,
     load_config,
 )
 
 
-def test_env_bool():
-    assert env_bool({"X": "true"}, "X", False) is True
-    assert env_bool({"X": "0"}, "X", True) is False
-    assert env_bool({}, "X", True) is True
-    with pytest.raises(ConfigError, match="X must be true or false"):
-        env_bool({"X": "maybe"}, "X", False)
+def _load(tmp_path, **environ):
+    return load_config(environ, instance_path=str(tmp_path))
 
 
-def test_env_int():
-    assert env_int({"N": " 12 "}, "N", 1) == 12
-    with pytest.raises(ConfigError, match="N must be a whole number"):
-        env_int({"N": "1.5"}, "N", 1)
-    with pytest.raises(ConfigError, match="at least 1"):
-        env_int({"N": "0"}, "N", 5, minimum=1)
+def test_booleans(tmp_path):
+    assert _load(tmp_path, DISCORD_ALLOW_KEYLESS="true")["DISCORD_ALLOW_KEYLESS"] is True
+    assert _load(tmp_path, SCHEDULER_ENABLED="0")["SCHEDULER_ENABLED"] is False
+    assert _load(tmp_path)["SCHEDULER_ENABLED"] is True
+    for text, value in [("yes", True), ("ON", True), ("no", False), ("off", False), ("1", True)]:
+        assert _load(tmp_path, SCHEDULER_ENABLED=text)["SCHEDULER_ENABLED"] is value
+    with pytest.raises(ConfigError, match="SCHEDULER_ENABLED must be true or false"):
+        _load(tmp_path, SCHEDULER_ENABLED="maybe")
+
+
+def test_whole_numbers(tmp_path):
+    assert _load(tmp_path, REFRESH_CONCURRENCY=" 12 ")["REFRESH_CONCURRENCY"] == 12
+    with pytest.raises(ConfigError, match="REFRESH_CONCURRENCY must be a whole number"):
+        _load(tmp_path, REFRESH_CONCURRENCY="1.5")
+    with pytest.raises(ConfigError, match="REFRESH_CONCURRENCY must be at least 1"):
+        _load(tmp_path, REFRESH_CONCURRENCY="0")
 
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("90", 90), ("500ms", 0.5), ("15m", 900), ("1h", 3600), ("30d", 2592000), ("2.5s", 2.5)],
 )
-def test_env_seconds(text, seconds):
-    assert env_seconds({"D": text}, "D", 1) == seconds
+def test_durations(tmp_path, text, seconds):
+    assert _load(tmp_path, LATE_AFTER=text)["LATE_AFTER"] == seconds
 
 
-def test_env_seconds_rejects_garbage():
-    with pytest.raises(ConfigError, match="D must be a duration"):
-        env_seconds({"D": "soon"}, "D", 1)
+def test_durations_refuse_garbage(tmp_path):
+    with pytest.raises(ConfigError, match="LATE_AFTER must be a duration"):
+        _load(tmp_path, LATE_AFTER="soon")
+
+
+def test_an_empty_value_is_unset(tmp_path):
+    config = _load(tmp_path, PORT="", LATE_AFTER="", HOST="  ", INTEGRATION_USER_RATE="")
+    assert (config["PORT"], config["LATE_AFTER"], config["HOST"]) == (5000, 600, "127.0.0.1")
+    assert config["INTEGRATION_USER_RATE"] == "100/hour"
 
 
 def test_database_uri_forms():
@@ -56,7 +67,7 @@ def test_database_uri_forms():
 
 
 def test_defaults_and_example_file_agree(tmp_path):
-    """Every setting load_config reads is documented in .env.example."""
+    """Every setting the model reads is documented in .env.example."""
     from pathlib import Path
 
     example = (Path(__file__).parent.parent / ".env.example").read_text()
@@ -64,10 +75,8 @@ def test_defaults_and_example_file_agree(tmp_path):
     assert config["PORT"] == 5000
     assert config["LATE_AFTER"] == 600
     assert config["CHECKIN_MAX_BACKDATE"] is None
-    source = (Path(__file__).parent.parent / "autocheckin" / "config.py").read_text()
-    import re
-
-    names = set(re.findall(r'environ, "([A-Z_]+)"', source))
+    names = set(Settings.model_fields)
+    assert len(names) > 50
     missing = sorted(name for name in names if name not in example)
     assert not missing, f"not in .env.example: {missing}"
 
@@ -82,11 +91,74 @@ def test_defaults_and_example_file_agree(tmp_path):
         ("CHECKOUT_API_URL", "checkout.example/api", "CHECKOUT_API_URL must be an http(s) URL"),
         ("DATABASE_URL", "nonsense", "DATABASE_URL must be a postgres://"),
         ("LOG_LEVEL", "verbose", "LOG_LEVEL must be one of"),
+        ("JWT_SECRET_KEY", "short", "JWT_SECRET_KEY is 5 bytes; use at least 32 random bytes"),
+        ("METRICS_TOKEN", "x" * 15, "METRICS_TOKEN is 15 bytes; use at least 16 random bytes"),
+        ("INTEGRATION_USER_RATE", "lots", "INTEGRATION_USER_RATE must be a rate like 100/hour"),
+        ("CHECKIN_MAX_BACKDATE", "soon", "CHECKIN_MAX_BACKDATE must be a duration like 90"),
     ],
 )
 def test_nonsense_is_refused_naming_the_variable(tmp_path, name, value, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config({name: value}, instance_path=str(tmp_path))
+
+
+def test_every_bad_variable_is_named_on_one_line(tmp_path):
+    with pytest.raises(ConfigError) as refused:
+        _load(tmp_path, PORT="0", LATE_AFTER="soon")
+    assert str(refused.value) == (
+        "PORT must be at least 1, got 0; "
+        "LATE_AFTER must be a duration like 90, 15m or 1h, got 'soon'"
+    )
+
+
+def test_create_app_raises_on_a_bad_dict(tmp_path):
+    from autocheckin import create_app
+
+    with pytest.raises(ConfigError, match="REFRESH_INTERVAL must be at least 1 seconds"):
+        create_app({"REFRESH_INTERVAL": "0", "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+
+
+def _python(code: str, environ: dict[str, str], cwd):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root), **environ},
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
+
+
+def test_create_app_from_the_environment_exits_2_naming_the_variable(tmp_path):
+    completed = _python(
+        "from autocheckin import create_app; create_app()",
+        {"JWT_SECRET_KEY": "short", "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"},
+        tmp_path,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines() == [
+        "autocheckin: configuration error: JWT_SECRET_KEY is 5 bytes; use at least 32 random "
+        'bytes, e.g. `python -c "import secrets; print(secrets.token_urlsafe(48))"`'
+    ]
+
+
+def test_a_dict_is_read_alone_and_the_environment_without_dotenv(tmp_path):
+    """A test's dict never sees os.environ nor .env; the process environment is read as it
+    is (main.py loads .env into it, the settings do not read the file)."""
+    (tmp_path / ".env").write_text("PORT=4321\nLATE_AFTER=1m\n")
+    code = (
+        "from autocheckin.config import load_config; "
+        "print(load_config({}, instance_path='.')['PORT'], "
+        "load_config({'LATE_AFTER': '2m'}, instance_path='.')['LATE_AFTER'], "
+        "load_config(instance_path='.')['PORT'], load_config(instance_path='.')['LATE_AFTER'])"
+    )
+    completed = _python(code, {"PORT": "1234", "port": "9"}, tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["5000", "120.0", "1234", "600.0"]
 
 
 def test_a_config_error_is_one_line_and_exit_2(tmp_path):

@@ -1,27 +1,30 @@
-"""JSON errors everywhere: one status per kind of error, one renderer per API family.
+"""JSON errors everywhere: one renderer per API family.
 
-Errors say what went wrong and carry no status; `status_table()` here is the one place that
-decides the status each kind answers with. Routing errors (404, 405) happen before any
-blueprint is known, so the family's renderer is picked from the URL; `create_app`
-registers each family's renderer for its prefixes.
+Errors say what went wrong and carry no status; `autocheckin/errors.py` holds the one table
+of the status each kind answers with (`status_of`, named here too for the code that reads
+it from here). Routing errors (404, 405) happen before any blueprint is known, so the
+family's renderer is picked from the URL; `create_app` registers each family's renderer for
+its prefixes.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 
 from flask import Flask, Response, current_app, jsonify, request
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
 from autocheckin.database import MAX_DB_INTEGER, UNAVAILABLE_ERRORS, outage_summary
-from autocheckin.errors import NotConfigured, ServiceError
+from autocheckin.errors import ServiceError, Unprocessable, status_of, status_table
 from autocheckin.extensions import db
 from autocheckin.times import iso, utcnow
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Unprocessable", "status_of", "status_table"]  # the kinds' table, re-exported
 
 # render(status, message, code, details) -> Response
 ErrorRenderer = Callable[[int, str, str, str | None], Response]
@@ -50,62 +53,6 @@ def render_v1_error(status: int, message: str, code: str, details: str | None) -
     response = jsonify(body)
     response.status_code = status
     return response
-
-
-class Unprocessable(ServiceError):
-    """A body the events, accounts and Discord clients sent that does not fit its model
-    (FastAPI's 422, which those clients were written against)."""
-
-    code = "unprocessable"
-
-
-@functools.cache
-def status_table() -> dict[type[ServiceError], int]:
-    """The status of each kind of error; a subclass answers with its nearest listed
-    ancestor's. Imported on first use: the packages that raise these render through here."""
-    from autocheckin.api.integrations import NotOffered
-    from autocheckin.attendance.errors import (
-        AlreadyCheckedIn,
-        AlreadyExists,
-        Conflict,
-        DomainError,
-        Invalid,
-        NotFound,
-        OutsideWindow,
-        TooLarge,
-    )
-    from autocheckin.auth.errors import Forbidden, Unauthorized
-    from autocheckin.jobs.runner import JobBusy
-    from autocheckin.outbound.ssrf import RefusedDestination
-    from autocheckin.sync.connection import UpstreamFailed
-    from autocheckin.webhooks.signatures import SignatureError, UnreadableSignedBody
-
-    return {
-        ServiceError: 400,
-        DomainError: 400,
-        Invalid: 400,
-        AlreadyExists: 400,
-        AlreadyCheckedIn: 400,
-        OutsideWindow: 400,
-        Unprocessable: 422,
-        UnreadableSignedBody: 400,
-        RefusedDestination: 400,
-        SignatureError: 401,
-        Unauthorized: 401,
-        Forbidden: 403,
-        NotFound: 404,
-        Conflict: 409,
-        JobBusy: 409,
-        TooLarge: 413,
-        NotOffered: 501,
-        UpstreamFailed: 502,
-        NotConfigured: 503,
-    }
-
-
-def status_of(error: ServiceError) -> int:
-    table = status_table()
-    return next(table[kind] for kind in type(error).__mro__ if kind in table)
 
 
 # The events, accounts and Discord families answer errors as FastAPI did.
@@ -139,8 +86,6 @@ def render_integration_error(status: int, message: str, code: str, details: str 
 
 def render_page_error(status: int, message: str, code: str, details: str | None) -> Response:
     """The dashboard's errors: a small HTML page a person can read."""
-    from markupsafe import escape
-
     page = (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{status}</title>"
         f"</head><body><h1>{status}</h1><p>{escape(message)}</p>"

@@ -27,7 +27,7 @@ from autocheckin.api.schemas_web import LoginBody
 from autocheckin.api.security import key_accepted
 from autocheckin.attendance.errors import Invalid, NotFound
 from autocheckin.auth.errors import Forbidden, Unauthorized
-from autocheckin.errors import ServiceError
+from autocheckin.errors import Unsupported
 from autocheckin.integrations import calendar, exports
 from autocheckin.times import IsoTime, utcnow
 
@@ -36,7 +36,7 @@ bp = Blueprint("integrations", __name__, url_prefix="/api")
 HR_DEFAULT_PERIOD = timedelta(days=30)
 
 
-class NotOffered(ServiceError):
+class NotOffered(Unsupported):
     """A sync the integration guide lists as planned: answered 501, never faked."""
 
     code = "not_implemented"

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask
 from pydantic import BaseModel
 
-from autocheckin import __version__
+from autocheckin.version import __version__
 
 _RULE_ARGUMENT = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 _CONVERTER_TYPES = {"int": "integer", "float": "number"}

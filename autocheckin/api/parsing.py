@@ -9,8 +9,7 @@ from typing import Annotated, Any, TypeVar
 from flask import request
 from pydantic import AfterValidator, BaseModel, ValidationError
 
-from autocheckin.api.errors import Unprocessable
-from autocheckin.attendance.errors import Invalid
+from autocheckin.errors import Invalid, Unprocessable
 from autocheckin.times import to_utc
 from autocheckin.validation import field_with_control_character, invalid_from
 

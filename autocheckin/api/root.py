@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import text
 
-from autocheckin import __version__, metrics
+from autocheckin import metrics
 from autocheckin.api import schemas
 from autocheckin.api.openapi import build_spec, documented
 from autocheckin.api.security import key_accepted
@@ -16,6 +16,7 @@ from autocheckin.auth.keys import key_matches
 from autocheckin.database import outage_summary
 from autocheckin.errors import NotConfigured
 from autocheckin.extensions import db
+from autocheckin.version import __version__
 
 bp = Blueprint("root", __name__)
 

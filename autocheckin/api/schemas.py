@@ -1,11 +1,17 @@
-"""Response models of the AutoCheckin API, used for /openapi.json."""
+"""Response models of the AutoCheckin API, used for /openapi.json.
+
+A job's records are drawn by `jobs/schemas.py` (the state report reads them below the API);
+they are named here too, with the rest of the API's models.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from autocheckin.jobs.schemas import JobHealthData
+from autocheckin.jobs.schemas import JobRunData as JobRunData
 from autocheckin.times import IsoTime
 from autocheckin.webhooks.schemas import WebhookRequestView
 
@@ -41,46 +47,6 @@ class StoredData(BaseModel):
     last_all_session_refresh: str | None = None
     last_individual_session_refresh: str | None = None
     autoCheckinUsers: list[dict[str, str]] = []  # noqa: N815 - the seed's key
-
-
-class JobRunData(BaseModel):
-    """One run of a job, read from its record."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    status: Literal["running", "ok", "partial", "failed", "abandoned", "skipped"]
-    ok: bool | None
-    trigger: str
-    holder: str
-    started_at: IsoTime
-    finished_at: IsoTime | None
-    counts: dict[str, Any]
-    error: str | None = Field(description="why it failed, or why a tick was skipped")
-
-    @computed_field(
-        description="seconds from start to finish; null while running, and for an abandoned "
-        "run (its finish is when it was found dead, not when it stopped)"
-    )
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.finished_at is None or self.status == "abandoned":
-            return None
-        return round((self.finished_at - self.started_at).total_seconds(), 3)
-
-
-class JobHealthData(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    last_run: JobRunData | None
-    running: JobRunData | None = Field(description="the run in progress, if any")
-    last_completed: JobRunData | None = Field(description="ok, partial, failed or abandoned")
-    last_success: JobRunData | None
-    last_skipped: JobRunData | None
-    consecutive_failures: int = Field(
-        description="failed or abandoned runs since the last ok or partial one"
-    )
-    next_run_time: str | None
 
 
 class UsersPage(BaseModel):

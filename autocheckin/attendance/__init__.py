@@ -1,1 +1,15 @@
-"""The domain core: students, events, check-ins and their time windows. No Flask here."""
+"""The domain core: students, events, check-ins and their time windows. No Flask here.
+
+`init_app` builds the check-in rules from the app's config, once: `settings.current().rules`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autocheckin import settings
+from autocheckin.attendance.windows import CheckInRules
+
+
+def init_app(app: Any) -> None:
+    settings.register(app, "rules", CheckInRules.from_config(app.config))

@@ -1,16 +1,17 @@
 """The core's errors: what went wrong with students, events and check-ins.
 
-No HTTP status here: `api/errors.py` maps each kind to one, and each API family renders
-it in its own shape.
+Each is one of the general kinds in `autocheckin/errors.py` (which gives it its status)
+and a `DomainError`, the core's own family: a batch keeps a `DomainError` as the result of
+its item instead of failing the whole request. No HTTP status here.
 """
 
 from __future__ import annotations
 
-from autocheckin.errors import ServiceError
+from autocheckin import errors
 
 
-class DomainError(ServiceError):
-    """Base of the core's errors."""
+class DomainError(errors.Invalid):
+    """Base of the core's errors; one that is none of the kinds below is an invalid request."""
 
     code = "invalid"
 
@@ -19,11 +20,11 @@ class Invalid(DomainError):
     code = "invalid"
 
 
-class NotFound(DomainError):
+class NotFound(errors.NotFound, DomainError):
     code = "not_found"
 
 
-class AlreadyExists(DomainError):
+class AlreadyExists(errors.AlreadyExists, DomainError):
     code = "already_exists"
 
 
@@ -35,11 +36,11 @@ class OutsideWindow(DomainError):
     code = "outside_window"
 
 
-class TooLarge(DomainError):
+class TooLarge(errors.TooLarge, DomainError):
     """More than the service accepts in one go (items in a batch)."""
 
     code = "payload_too_large"
 
 
-class Conflict(DomainError):
+class Conflict(errors.Conflict, DomainError):
     code = "conflict"

@@ -27,11 +27,11 @@ from autocheckin.jobs import lease
 from autocheckin.jobs.runner import (
     JobBusy,
     job_health,
-    process_identity,
     prune_runs,
     record_skipped,
     run_recorded,
 )
+from autocheckin.processes import process_identity
 from autocheckin.sync import connection, sessions, users
 from autocheckin.times import iso
 from autocheckin.webhooks import request_log as webhooks

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import socket
 import threading
 import uuid
 from collections.abc import Callable
@@ -21,10 +19,11 @@ from sqlalchemy import Select, and_, delete, func, or_, select, update
 
 from autocheckin import metrics
 from autocheckin.database import write_transaction
-from autocheckin.errors import NotConfigured, ServiceError
+from autocheckin.errors import Conflict, NotConfigured, ServiceError
 from autocheckin.extensions import db
 from autocheckin.jobs import lease
 from autocheckin.jobs.models import ABANDONED, FAILED, OK, PARTIAL, RUNNING, SKIPPED, JobRun
+from autocheckin.processes import process_identity as process_identity  # moved; named here too
 from autocheckin.times import iso, utcnow
 
 log = logging.getLogger("autocheckin.jobs")
@@ -32,15 +31,10 @@ log = logging.getLogger("autocheckin.jobs")
 ResultT = TypeVar("ResultT")
 
 
-class JobBusy(ServiceError):
+class JobBusy(Conflict):
     """The job's lock is held: a run is in progress (or its dead holder's lease is live)."""
 
     code = "job_running"
-
-
-def process_identity() -> str:
-    """host:pid:random, computed after fork so every worker differs."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def counts_of(result: Any) -> dict[str, Any]:

@@ -33,10 +33,10 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from autocheckin.attendance.errors import Invalid
 from autocheckin.database import UNAVAILABLE_ERRORS, outage_summary
 from autocheckin.extensions import db
-from autocheckin.jobs.runner import process_identity
 from autocheckin.outbound import dispatch, outbox, ssrf
 from autocheckin.outbound.dispatch import FAILURE, GONE, SUCCESS, AttemptResult, Backoff, Claimed
 from autocheckin.outbound.signing import signed_headers
+from autocheckin.processes import process_identity
 from autocheckin.times import utcnow
 
 log = logging.getLogger("autocheckin.outbound")

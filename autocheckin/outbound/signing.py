@@ -15,7 +15,7 @@ import base64
 import hashlib
 import secrets
 
-from autocheckin import __version__
+from autocheckin.version import __version__
 from autocheckin.webhooks.signatures import sign_legacy, sign_standard
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret

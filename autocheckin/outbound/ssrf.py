@@ -16,14 +16,14 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from autocheckin import errors
 from autocheckin.attendance.errors import Invalid
-from autocheckin.errors import ServiceError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 SCHEMES = {"http": 80, "https": 443}
 
 
-class RefusedDestination(ServiceError):
+class RefusedDestination(errors.Invalid):
     """A URL we will not send to: not http(s), credentials in it, or a private address."""
 
     code = "refused_destination"

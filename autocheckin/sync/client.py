@@ -17,7 +17,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from autocheckin import __version__, metrics
+from autocheckin import metrics
+from autocheckin.version import __version__
 
 log = logging.getLogger(__name__)
 

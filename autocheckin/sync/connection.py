@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 
 from autocheckin import settings, state
-from autocheckin.errors import NotConfigured, ServiceError
+from autocheckin.errors import BadGateway, NotConfigured
 from autocheckin.sync.client import CheckOutClient, CheckOutError
 
 NOT_CONFIGURED = "CheckOut API not configured"
@@ -18,7 +18,7 @@ class UpstreamNotConfigured(NotConfigured):
     code = "upstream_not_configured"
 
 
-class UpstreamFailed(ServiceError):
+class UpstreamFailed(BadGateway):
     """CheckOut could not be reached, or refused, or answered nonsense."""
 
     code = "upstream_failed"

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from autocheckin.api.errors import status_of
 from autocheckin.attendance import service
 from autocheckin.attendance.checkins import CheckIn, Recorded, record_check_in, record_check_ins
 from autocheckin.attendance.errors import AlreadyCheckedIn, DomainError, NotFound
 from autocheckin.attendance.models import Event, Student
 from autocheckin.attendance.windows import CheckInRules
+from autocheckin.errors import status_of
 from autocheckin.webhooks.answers import (
     AttendanceAnswer,
     AttendanceBatchAnswer,

@@ -83,7 +83,7 @@ def _validate(model: type[ModelT], data: dict[str, Any]) -> ModelT:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        raise invalid_from(error) from None
+        raise invalid_from(error, Invalid) from None
 
 
 def _when(value: str, name: str) -> datetime:

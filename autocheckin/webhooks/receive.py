@@ -22,10 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from autocheckin import metrics
-from autocheckin.api.errors import status_of
 from autocheckin.attendance.errors import Conflict, DomainError, Invalid, NotFound
 from autocheckin.attendance.windows import CheckInRules
 from autocheckin.database import UNAVAILABLE_ERRORS, write_transaction
+from autocheckin.errors import status_of
 from autocheckin.extensions import db
 from autocheckin.times import utcnow
 from autocheckin.validation import MAX_JSON_DEPTH, field_with_control_character, json_problem

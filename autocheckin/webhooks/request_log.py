@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -205,6 +206,18 @@ def unmatched_count() -> int:
         )
         or 0
     )
+
+
+class UnmatchedBacklog:
+    """The check-ins waiting for their student or event, for /metrics: read at scrape time
+    from the log (a fact stored once, not a counter); `webhooks.init_app` registers it."""
+
+    def collect(self):
+        family = GaugeMetricFamily(
+            "autocheckin_unmatched_checkins", "Check-ins waiting for their student or event"
+        )
+        family.add_metric([], unmatched_count())
+        yield family
 
 
 def unmatched_ids() -> list[int]:

@@ -17,19 +17,20 @@ from datetime import UTC, datetime, timedelta
 
 from standardwebhooks.webhooks import Webhook
 
-from autocheckin.errors import ServiceError
+from autocheckin.errors import Invalid, Unauthorized
 
 TOLERANCE = timedelta(minutes=5)
 LEGACY_HEADER = "X-Webhook-Signature"
 LEGACY_HEADER_KEY = LEGACY_HEADER.lower()
 
 
-class SignatureError(ServiceError):
+class SignatureError(Unauthorized):
     """The request cannot be shown to come from a holder of the secret."""
 
 
-class UnreadableSignedBody(SignatureError):
-    """A Standard Webhooks body that is not text, so it cannot be signed as the spec says."""
+class UnreadableSignedBody(Invalid, SignatureError):
+    """A Standard Webhooks body that is not text, so it cannot be signed as the spec says
+    (a bad request, not a bad signature)."""
 
 
 def _standard_key(secret: str) -> bytes:
