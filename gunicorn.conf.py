@@ -2,9 +2,11 @@
 
 import gc
 import os
+import re
 import tempfile
 
 from dotenv import load_dotenv
+from gunicorn.glogging import Logger
 
 # The same .env as the app (main.py), read before PORT: gunicorn binds before main.py runs.
 load_dotenv(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".env"))
@@ -21,6 +23,29 @@ graceful_timeout = int(
     os.environ.get("GUNICORN_GRACEFUL_TIMEOUT") or (max(1, _draining - 2) if _draining else 20)
 )
 keepalive = 5
+
+
+class AccessLogger(Logger):
+    """gunicorn's logger, but a request whose path holds a secret (a calendar feed's URL is
+    its credential) is logged with the path the app left in its environ, the feed's id, or
+    with the secret cut out. Not imported from the app: that would load it in the master."""
+
+    SECRET_PATH = re.compile(r"(/calendar/feeds/)[^/?#\s]+\.ics")  # as autocheckin.logs
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        path = environ.get("autocheckin.logged_path") or self.SECRET_PATH.sub(
+            r"\1<secret>.ics", environ.get("PATH_INFO") or ""
+        )
+        raw = self.SECRET_PATH.sub(r"\1<secret>.ics", environ.get("RAW_URI") or "")
+        if environ.get("autocheckin.logged_path"):
+            raw = path + (f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else "")
+        atoms["U"] = path
+        atoms["r"] = f"{environ['REQUEST_METHOD']} {raw} {environ['SERVER_PROTOCOL']}"
+        return atoms
+
+
+logger_class = AccessLogger
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import logging
+import re
 
-from flask import g, has_request_context
+from flask import g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
 from autocheckin.config import open_setups, weak_settings
+
+# The WSGI environ key where a view leaves the path to log in place of the real one, when
+# the real one holds a secret (a calendar feed's URL is its credential). gunicorn's access
+# log reads it too (`gunicorn.conf.py`).
+LOGGED_PATH = "autocheckin.logged_path"
+# Paths whose last part is a secret, for requests that never reached a view that said so.
+SECRET_PATH = re.compile(r"(/calendar/feeds/)[^/?#\s]+\.ics")
+
+
+def logged_path() -> str:
+    """The path of this request as a log line may show it: never a feed's secret."""
+    if not has_request_context():
+        return "-"
+    return request.environ.get(LOGGED_PATH) or SECRET_PATH.sub(r"\1<secret>.ics", request.path)
 
 
 class OneLineFormatter(logging.Formatter):

@@ -356,7 +356,7 @@ def test_numeric_id_wins_over_a_same_named_event(app, client):
     assert response.get_json()["event"]["name"] == "First"
 
 
-def test_same_name_prefers_the_window_then_the_nearest_start(app, client):
+def test_same_name_prefers_the_window_then_the_nearest_start_and_refuses_a_tie(app, client):
     now = utcnow().replace(microsecond=0)
     with app.app_context():
         for n in range(3):
@@ -378,8 +378,14 @@ def test_same_name_prefers_the_window_then_the_nearest_start(app, client):
         near = make_event(name="Talk", start_time=now - timedelta(hours=1))
         twin = make_event(name="Talk", start_time=now - timedelta(hours=1))
     assert attend(client, student="s0", event="Class").get_json()["event"]["id"] == open_now.id
-    talk = attend(client, student="s1", event="Talk").get_json()["event"]["id"]
-    assert talk == twin.id != near.id  # equal distance: the most recently created
+    refused = attend(client, student="s1", event="Talk")  # equal distance: never by age
+    assert refused.status_code == 400
+    assert refused.get_json()["code"] == "ambiguous_event"
+    assert refused.get_json()["error"] == (
+        f"Several events are named Talk (ids {near.id}, {twin.id}); "
+        "send the event's id as event_identifier"
+    )
+    assert attend(client, student="s1", event=str(twin.id)).status_code == 201
 
 
 def test_window_edges_on_the_clients_check_in_time(app, client):

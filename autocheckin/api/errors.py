@@ -20,6 +20,7 @@ from werkzeug.routing import IntegerConverter
 from autocheckin.database import MAX_DB_INTEGER, UNAVAILABLE_ERRORS, outage_summary
 from autocheckin.errors import ServiceError, Unprocessable, status_of, status_table
 from autocheckin.extensions import db
+from autocheckin.logs import logged_path
 from autocheckin.times import iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def _service_error(error: ServiceError) -> Response:
 def _database_unavailable(error: Exception) -> Response:
     """An outage, not a bug: 503 in the family's shape, one log line, no traceback."""
     log.warning(
-        "database unavailable on %s %s: %s", request.method, request.path, outage_summary(error)
+        "database unavailable on %s %s: %s", request.method, logged_path(), outage_summary(error)
     )
     db.session.rollback()
     response = error_response(
@@ -142,7 +143,7 @@ def _database_unavailable(error: Exception) -> Response:
 
 
 def _unexpected_error(error: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    log.exception("unhandled error on %s %s", request.method, logged_path())
     return error_response(500, "Internal server error")
 
 

@@ -29,6 +29,7 @@ from autocheckin.attendance.errors import Invalid, NotFound
 from autocheckin.auth.errors import Forbidden, Unauthorized
 from autocheckin.errors import Unsupported
 from autocheckin.integrations import calendar, exports
+from autocheckin.logs import LOGGED_PATH
 from autocheckin.times import IsoTime, utcnow
 
 bp = Blueprint("integrations", __name__, url_prefix="/api")
@@ -153,7 +154,8 @@ def ical_export() -> Response:
 
 
 class FeedCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    # No control characters: the name goes into every poll's X-WR-CALNAME.
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
 
 
 class FeedOut(Representation):
@@ -221,9 +223,12 @@ def revoke_feed(feed_id: int) -> Response:
     errors=(404,),
 )
 def calendar_feed(token: str) -> Response:
+    request.environ[LOGGED_PATH] = "/api/integrations/calendar/feeds/<secret>.ics"
     feed = calendar.feed_for(token)
     if feed is None:
         raise NotFound("No such calendar feed (unknown or revoked)", code="feed_not_found")
+    # The access log names the feed by its id; its URL is its credential.
+    request.environ[LOGGED_PATH] = f"/api/integrations/calendar/feeds/feed-{feed.id}.ics"
     now = utcnow()
     events = calendar.events_between(now - timedelta(days=90), now + timedelta(days=365))
     body = calendar.ical(events, calendar_name=f"{calendar.CALENDAR_NAME}: {feed.name}")

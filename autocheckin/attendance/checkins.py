@@ -57,6 +57,7 @@ _EVENT_COLUMNS = (
     EVENTS.c.start_time,
     EVENTS.c.end_time,
     EVENTS.c.is_active,
+    EVENTS.c.created_by_id,
 )
 
 

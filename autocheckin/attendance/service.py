@@ -214,7 +214,8 @@ def resolve_event(ref: str | int, *, at: datetime, rules: CheckInRules) -> Event
     """An existing numeric id wins; then the exact name.
 
     Several events sharing the name: the one whose window contains `at`, else the one
-    whose start is nearest to `at`; ties go to the most recently created.
+    whose start is nearest to `at`; events no account made come first, and a tie is refused
+    (`windows.pick_event`).
     """
     text = str(ref).strip()
     if text.isascii() and text.isdigit() and int(text) <= MAX_DB_INTEGER:

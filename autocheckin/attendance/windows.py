@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from autocheckin.attendance.errors import OutsideWindow
+from autocheckin.attendance.errors import Invalid, OutsideWindow
 from autocheckin.attendance.models import STATUS_LATE, STATUS_PRESENT, Event
 
 UPCOMING, ACTIVE, ENDED = "upcoming", "active", "ended"
@@ -50,16 +50,29 @@ def window_contains(event: Event, moment: datetime, rules: CheckInRules) -> bool
 
 
 def pick_event(candidates: Sequence[Any], moment: datetime, rules: CheckInRules) -> Any:
-    """Of events sharing a name: the one whose window contains `moment`, else the one whose
-    start is nearest to it; ties go to the most recently created."""
-    return min(
-        candidates,
-        key=lambda event: (
+    """Of events sharing a name: first those no account made (check-in apps, the sync, the
+    operator), so a web user's same-named decoy never takes a scanner's check-ins; then the
+    one whose window contains `moment`, else the one whose start is nearest to it. Two that
+    are equally good are refused with their ids, never settled silently (by age, say)."""
+    if len(candidates) == 1:
+        return candidates[0]
+
+    def rank(event: Any) -> tuple[bool, bool, float]:
+        return (
+            event.created_by_id is not None,
             not window_contains(event, moment, rules),
             abs((event.start_time - moment).total_seconds()),
-            -event.id,
-        ),
-    )
+        )
+
+    ranked = sorted(candidates, key=lambda event: (rank(event), event.id))
+    if rank(ranked[0]) == rank(ranked[1]):
+        tied = [event.id for event in ranked if rank(event) == rank(ranked[0])]
+        raise Invalid(
+            f"Several events are named {ranked[0].name} (ids {', '.join(map(str, tied))}); "
+            "send the event's id as event_identifier",
+            code="ambiguous_event",
+        )
+    return ranked[0]
 
 
 def check_window(event: Event, moment: datetime, rules: CheckInRules) -> None:

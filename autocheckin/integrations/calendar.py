@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from icalendar import Calendar
+from icalendar import Calendar, vText
 from icalendar import Event as VEvent
 from sqlalchemy import and_, or_, select, update
 
@@ -51,7 +51,9 @@ def ical(events: Iterable[Event], *, calendar_name: str = CALENDAR_NAME) -> byte
     calendar.add("prodid", "-//AutoCheckin//Attendance events//EN")
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
-    calendar.add("x-wr-calname", calendar_name)
+    # As TEXT, escaped: a feed's name is an admin's input, and a raw line break in it would
+    # start a property of its own (or fail the whole feed).
+    calendar.add("x-wr-calname", vText(calendar_name))
     for event in events:
         entry = VEvent()
         entry.add("uid", uid_of(event))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,9 @@ BATCH_ROWS = 2_000
 MOODLE_HEADER = ("Student ID", "Student Email", "Session ID", "Status", "Timestamp", "Method")
 # A cell a spreadsheet would run as a formula (OWASP's CSV injection list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Inside a cell, a separator some locale splits on (`,` `;` tab `|`) then a formula start:
+# opened where `;` separates, `x;=WEBSERVICE(…)` is two cells, the second a formula.
+_FORMULA_AFTER_SEPARATOR = re.compile(r"([,;\t|]\s*)(?=[=+\-@])")
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,12 @@ class Period:
 
 
 def safe_cell(value: Any) -> Any:
-    """A text cell that starts like a formula is prefixed with ' (shown, never run)."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    """A text cell that starts like a formula is prefixed with ' (shown, never run), and so
+    is every part of it that would start a cell in a locale with another separator."""
+    if not isinstance(value, str):
+        return value
+    value = _FORMULA_AFTER_SEPARATOR.sub(r"\1'", value)
+    if value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
 
