@@ -94,14 +94,18 @@ def serving(app: Any) -> Iterator[str]:
 
 
 @contextmanager
-def running(command: list[str], env: dict[str, str], health_url: str) -> Iterator[str]:
-    """Start `command` in its own process group, wait until `health_url` answers, yield."""
+def running(
+    command: list[str], env: dict[str, str], health_url: str, log: Any = None
+) -> Iterator[str]:
+    """Start `command` in its own process group, wait until `health_url` answers, yield.
+    `log`: an open file for its output (discarded by default)."""
+    output = log if log is not None else subprocess.DEVNULL
     process = subprocess.Popen(
         command,
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
         start_new_session=True,
     )
     try:
@@ -112,11 +116,12 @@ def running(command: list[str], env: dict[str, str], health_url: str) -> Iterato
 
 
 @contextmanager
-def gunicorn(database_url: str, **extra: str) -> Iterator[str]:
-    """`gunicorn main:app -c gunicorn.conf.py` on 127.0.0.1; yields the base URL."""
+def gunicorn(database_url: str, log: Any = None, **extra: str) -> Iterator[str]:
+    """`gunicorn main:app -c gunicorn.conf.py` on 127.0.0.1; yields the base URL. `log`: an
+    open file that gets its output (access log included)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = server_env(port, database_url, **extra)
     command = [str(BIN / "gunicorn"), "main:app", "-c", "gunicorn.conf.py"]
-    with running(command, env, f"{base}/health"):
+    with running(command, env, f"{base}/health", log):
         yield base

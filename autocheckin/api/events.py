@@ -25,6 +25,7 @@ from autocheckin.api.representations import (
     answer,
 )
 from autocheckin.api.schemas_web import DiscordEventAttend, EventCreate, EventQuery, EventUpdate
+from autocheckin.api.security import key_accepted
 from autocheckin.attendance import queries as event_queries
 from autocheckin.attendance import service
 from autocheckin.attendance.checkins import Recorded
@@ -32,7 +33,7 @@ from autocheckin.attendance.errors import AlreadyCheckedIn, OutsideWindow
 from autocheckin.attendance.models import Event
 from autocheckin.attendance.windows import ACTIVE, UPCOMING, event_status
 from autocheckin.auth import accounts
-from autocheckin.auth.errors import Forbidden
+from autocheckin.auth.errors import Forbidden, Unauthorized
 from autocheckin.auth.models import Account
 from autocheckin.times import utcnow
 
@@ -190,9 +191,28 @@ def attend(event_id: int) -> Response:
     return _check_in(user, event_queries.get_event(event_id), utcnow(), source=WEB_SOURCE)
 
 
+def _may_read_attendees(event: Event) -> None:
+    """Who attended what is personal data: the operator's key, an admin, or the account that
+    made the event (a login alone is free to get, so it proves nothing)."""
+    key = request.headers.get("x-checkout-key")
+    if key is not None:
+        if not key_accepted(key, current_app.config["CHECKOUT_API_KEY"]):
+            raise Unauthorized("Invalid x-checkout-key", code="bad_key")
+        return
+    user = current_user()
+    if not user.is_admin and event.created_by_id != user.id:
+        raise Forbidden("Only the event's creator or an admin may list its attendees")
+
+
 @bp.get("/<int:event_id>/attendees")
-@documented("Who attended an event", response=AttendeeList, errors=(404,))
+@documented(
+    "Who attended an event (its creator, an admin, or x-checkout-key)",
+    response=AttendeeList,
+    security=("bearerAuth", "checkoutKey"),
+    errors=(401, 403, 404, 429),
+)
 def attendees(event_id: int) -> Response:
+    _may_read_attendees(event_queries.get_event(event_id))
     found = event_queries.attendees(event_id)
     names = accounts.discord_usernames_of({attendance.student_id for attendance in found})
     return answer(

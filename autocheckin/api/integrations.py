@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from flask import Blueprint, Response, current_app, g, request, url_for
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from autocheckin import ratelimits
 from autocheckin.api.login import current_user, jwt_secret, log_in
@@ -153,9 +154,20 @@ def ical_export() -> Response:
     )
 
 
+CONTROL_OR_LINE_BREAK = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _one_line(name: str) -> str:
+    if CONTROL_OR_LINE_BREAK.search(name):
+        raise ValueError("may not contain line breaks or other control characters")
+    return name
+
+
 class FeedCreate(BaseModel):
-    # No control characters: the name goes into every poll's X-WR-CALNAME.
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+    # One line: the name goes into every poll's X-WR-CALNAME (the pattern documents it).
+    name: Annotated[str, AfterValidator(_one_line)] = Field(
+        min_length=1, max_length=100, json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f]+$"}
+    )
 
 
 class FeedOut(Representation):

@@ -4,6 +4,7 @@ that serve them to calendar apps by a secret URL."""
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -46,6 +47,15 @@ def uid_of(event: Event) -> str:
     return f"event-{event.id}@autocheckin"
 
 
+_OTHER_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _text(value: str) -> vText:
+    """A TEXT value: line breaks as iCalendar escapes them, other control characters gone
+    (RFC 5545 allows none in a content line)."""
+    return vText(_OTHER_CONTROLS.sub("", value.replace("\r\n", "\n").replace("\r", "\n")))
+
+
 def ical(events: Iterable[Event], *, calendar_name: str = CALENDAR_NAME) -> bytes:
     calendar = Calendar()
     calendar.add("prodid", "-//AutoCheckin//Attendance events//EN")
@@ -53,18 +63,18 @@ def ical(events: Iterable[Event], *, calendar_name: str = CALENDAR_NAME) -> byte
     calendar.add("calscale", "GREGORIAN")
     # As TEXT, escaped: a feed's name is an admin's input, and a raw line break in it would
     # start a property of its own (or fail the whole feed).
-    calendar.add("x-wr-calname", vText(calendar_name))
+    calendar.add("x-wr-calname", _text(calendar_name))
     for event in events:
         entry = VEvent()
         entry.add("uid", uid_of(event))
         entry.add("dtstamp", event.updated_at or event.created_at)
         entry.add("dtstart", event.start_time)
         entry.add("dtend", event.end_time or event.start_time + DEFAULT_DURATION)
-        entry.add("summary", event.name)
+        entry.add("summary", _text(event.name))
         if event.description:
-            entry.add("description", event.description)
+            entry.add("description", _text(event.description))
         if event.location:
-            entry.add("location", event.location)
+            entry.add("location", _text(event.location))
         calendar.add_component(entry)
     return calendar.to_ical()
 
