@@ -186,6 +186,9 @@ class Settings(BaseSettings):
     CONNECTION_CHECK_INTERVAL: Annotated[float, _duration(minimum=1)] = 60
     PRUNE_INTERVAL: Annotated[float, _duration(minimum=1)] = 3600
     JOB_RUN_RETENTION_DAYS: Annotated[int, _whole(minimum=1)] = 7
+    # How long an API trigger called while its job runs waits to answer with that run's
+    # outcome (then 202 with the run's id); below gunicorn's 30 s worker timeout.
+    TRIGGER_WAIT_SECONDS: Annotated[float, _duration(minimum=0)] = 20
     # Check-in rules
     CHECKIN_OPENS_BEFORE: Seconds = 15 * 60
     LATE_AFTER: Seconds = 10 * 60

@@ -29,6 +29,8 @@ class FakeCheckOut:
         self.failures: dict[str, deque[Any]] = {}
         self.failing: dict[str, Any] = {}
         self.retry_after: str | None = None
+        # A path whose calls wait here until the test sets the event (bounded, 30 s).
+        self.gates: dict[str, threading.Event] = {}
         self.calls: Counter[str] = Counter()
         self.logs: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -101,6 +103,9 @@ class FakeCheckOut:
         with self._lock:
             self.calls[path] += 1
             self.headers.append({k.lower(): v for k, v in handler.headers.items()})
+        gate = self.gates.get(path)
+        if gate is not None:
+            gate.wait(timeout=30)
         if self.latency:
             time.sleep(self.latency)
         if handler.headers.get("x-checkout-key") != self.api_key:

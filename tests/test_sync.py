@@ -372,12 +372,16 @@ def test_without_upstream_triggers_say_not_configured_and_jobs_skip(app, auth_he
     assert data["connected"] is False
 
 
-def test_a_trigger_while_the_job_runs_is_409(sync_app, auth_headers):
-    with sync_app.app_context():
+def test_a_trigger_while_a_dead_holder_keeps_the_lock_answers_202(make_app, checkout, auth_headers):
+    """The lock of a process that died mid-run lives until its lease ends: the trigger waits
+    TRIGGER_WAIT_SECONDS for it, then says the job is still running."""
+    app = make_app(CHECKOUT_API_URL=checkout.url, TRIGGER_WAIT_SECONDS="0.2")
+    with app.app_context():
         assert lease.acquire("job:fetch_users", "another-process", timedelta(minutes=5))
-    response = sync_app.test_client().get("/api/v1/fetch-users", headers=auth_headers)
-    assert response.status_code == 409
-    assert response.get_json()["error"].startswith("fetch_users is already running")
+    response = app.test_client().get("/api/v1/fetch-users", headers=auth_headers)
+    assert response.status_code == 202
+    assert response.get_json()["message"] == "User fetch still running"
+    assert checkout.calls["/users"] == 0
 
 
 def test_upstream_down_answers_within_the_timeout_and_records_it(sync_app, checkout, auth_headers):

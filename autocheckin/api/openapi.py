@@ -37,6 +37,8 @@ class OperationDoc:
     errors: tuple[int, ...] = field(default_factory=tuple)
     also: tuple[int, ...] = ()  # other success statuses answering the same model
     produces: str | None = None  # a media type other than JSON (text/csv, text/calendar)
+    # Success statuses answering another model than `response` (202 "still running": …).
+    answers: tuple[tuple[int, type[BaseModel]], ...] = ()
 
 
 def documented(
@@ -50,9 +52,12 @@ def documented(
     errors: tuple[int, ...] = (),
     also: tuple[int, ...] = (),
     produces: str | None = None,
+    answers: tuple[tuple[int, type[BaseModel]], ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Attach OpenAPI details to a view; the route itself is found from the URL map."""
-    doc = OperationDoc(summary, body, response, query, security, status, errors, also, produces)
+    doc = OperationDoc(
+        summary, body, response, query, security, status, errors, also, produces, answers
+    )
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         view.openapi = doc  # type: ignore[attr-defined]
@@ -108,6 +113,12 @@ def _operation(rule: Any, method: str, view: Callable[..., Any], components: dic
     operation["responses"] = {status: ok}
     for also in doc.also if doc else ():
         operation["responses"][str(also)] = ok
+    for code, model in doc.answers if doc else ():
+        schema = _schema_ref(model, components, mode="serialization")
+        operation["responses"][str(code)] = {
+            "description": "Success",
+            "content": {"application/json": {"schema": schema}},
+        }
     for code in doc.errors if doc else ():
         operation["responses"][str(code)] = {"description": "Error"}
     if doc and doc.query:

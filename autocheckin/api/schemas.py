@@ -149,6 +149,17 @@ AuthTestResponse = envelope("AuthTestResponse", AuthTestData)
 StatusResponse = envelope("StatusResponse", StatusData)
 StateResponse = envelope("StateResponse", StateData)
 ApiInfoResponse = envelope("ApiInfoResponse", ApiInfo)
+
+
+class RunStillGoingData(BaseModel):
+    """A trigger that met its job running and waited TRIGGER_WAIT_SECONDS for it."""
+
+    run_id: int | None
+    status: str
+    started_at: IsoTime | None
+
+
 FetchUsersResponse = envelope("FetchUsersResponse", FetchUsersData)
+RunStillGoingResponse = envelope("RunStillGoingResponse", RunStillGoingData)
 RefreshResponse = envelope("RefreshResponse", RefreshData)
 RefreshSessionResponse = envelope("RefreshSessionResponse", RefreshSessionData)

@@ -15,7 +15,10 @@ from autocheckin.api.parsing import parse_query
 from autocheckin.api.security import key_accepted
 from autocheckin.auth import api_keys
 from autocheckin.config import open_setups, weak_settings
-from autocheckin.jobs.runner import run_recorded
+from autocheckin.errors import NotFound
+from autocheckin.jobs import lease
+from autocheckin.jobs.models import ABANDONED, FAILED
+from autocheckin.jobs.runner import JobBusy, Joined, join_run, run_recorded
 from autocheckin.sync import connection, sessions
 from autocheckin.webhooks import receive, request_log
 from autocheckin.webhooks.schemas import WebhookRequestView
@@ -107,57 +110,110 @@ def _app() -> Flask:
     return current_app._get_current_object()  # type: ignore[attr-defined]
 
 
+def _still_going(message: str, joined: Joined) -> Response:
+    """202: the run this trigger joined had not ended within TRIGGER_WAIT_SECONDS."""
+    data = schemas.RunStillGoingData(
+        run_id=joined.run_id, status=joined.status, started_at=joined.started_at
+    )
+    return success(message, data.model_dump(mode="json"), status=202)
+
+
+def _joined_outcome(joined: Joined) -> None:
+    """A joined run that failed fails this trigger the same way (502 with its reason)."""
+    if joined.status in (FAILED, ABANDONED):
+        raise connection.UpstreamFailed(joined.error or f"the run ended {joined.status}")
+
+
+RUNNING_ANSWER = ((202, schemas.RunStillGoingResponse),)
+
+
 @bp.get("/fetch-users")
 @documented(
-    "Fetch users from CheckOut now (the fetch_users job)",
+    "Fetch users from CheckOut now (the fetch_users job); joins a fetch in progress",
     response=schemas.FetchUsersResponse,
     security=("checkoutKey",),
-    errors=(401, 409, 502, 503),
+    errors=(401, 502, 503),
+    answers=RUNNING_ANSWER,
 )
 def fetch_users() -> Response:
-    counts = jobs.trigger(_app(), "fetch_users")
-    return success("User fetch completed", {"success": True, **counts})
+    outcome = jobs.trigger_or_join(_app(), "fetch_users")
+    if isinstance(outcome, Joined):
+        if not outcome.is_finished:
+            return _still_going("User fetch still running", outcome)
+        _joined_outcome(outcome)
+        outcome = outcome.counts
+    return success("User fetch completed", {"success": True, **outcome})
 
 
 @bp.get("/refresh")
 @documented(
-    "Refresh every user's check-in sessions now (the refresh_sessions job)",
+    "Refresh every user's check-in sessions now (the refresh_sessions job); joins a "
+    "refresh in progress",
     response=schemas.RefreshResponse,
     security=("checkoutKey",),
-    errors=(401, 409, 502, 503),
+    errors=(401, 502, 503),
+    answers=RUNNING_ANSWER,
 )
 def refresh() -> Response:
-    result = jobs.trigger(_app(), "refresh_sessions")
-    if result.outcome == sessions.FAILED:
-        raise connection.UpstreamFailed(result.error)
+    outcome = jobs.trigger_or_join(_app(), "refresh_sessions")
+    if isinstance(outcome, Joined):
+        if not outcome.is_finished:
+            return _still_going("Checkin session refresh still running", outcome)
+        _joined_outcome(outcome)
+        described, counts = sessions.stored_sessions(), outcome.counts
+    elif outcome.outcome == sessions.FAILED:
+        raise connection.UpstreamFailed(outcome.error)
+    else:
+        described, counts = outcome.sessions, outcome.counts
     return success(
         "Checkin sessions refreshed successfully",
         schemas.RefreshData(
-            sessions=[schemas.CheckInSessionData.model_validate(s) for s in result.sessions],
-            counts=result.counts,
+            sessions=[schemas.CheckInSessionData.model_validate(s) for s in described],
+            counts=counts,
         ).model_dump(mode="json"),
     )
 
 
 @bp.get("/refresh-session/<path:email>")
 @documented(
-    "Refresh one user's check-in session now",
+    "Refresh one user's check-in session now; joins a refresh of that user in progress, "
+    "and waits for a user fetch in progress that may bring the user",
     response=schemas.RefreshSessionResponse,
     security=("checkoutKey",),
-    errors=(401, 404, 409, 502, 503),
+    errors=(401, 404, 502, 503),
+    answers=RUNNING_ANSWER,
 )
 def refresh_session(email: str) -> Response:
-    app = _app()
-    session = run_recorded(
+    app, wait = _app(), current_app.config["TRIGGER_WAIT_SECONDS"]
+    lock_name = f"refresh_session:{email.strip().lower()}"
+    try:
+        session = _refresh_one(app, email, lock_name)
+    except NotFound:
+        # The user fetch running now may be about to store this user: wait for it, once.
+        if not lease.current("job:fetch_users"):
+            raise
+        joined = join_run("fetch_users", timeout=wait)
+        if not joined.is_finished:
+            return _still_going("User fetch still running", joined)
+        session = _refresh_one(app, email, lock_name)
+    except JobBusy:
+        joined = join_run("refresh_session", timeout=wait, lock_name=lock_name)
+        if not joined.is_finished:
+            return _still_going("Checkin session refresh still running", joined)
+        (session,) = sessions.stored_sessions(email)
+    return success(
+        "Checkin session refreshed successfully",
+        {"session": schemas.CheckInSessionData.model_validate(session).model_dump(mode="json")},
+    )
+
+
+def _refresh_one(app: Flask, email: str, lock_name: str):
+    return run_recorded(
         "refresh_session",
         lambda: sessions.refresh_one(connection.client_for(app), email),
         trigger="manual",
         holder="api",
-        lock_name=f"refresh_session:{email.strip().lower()}",
-    )
-    return success(
-        "Checkin session refreshed successfully",
-        {"session": schemas.CheckInSessionData.model_validate(session).model_dump(mode="json")},
+        lock_name=lock_name,
     )
 
 

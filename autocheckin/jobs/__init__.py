@@ -27,6 +27,7 @@ from autocheckin.jobs import lease
 from autocheckin.jobs.runner import (
     JobBusy,
     job_health,
+    join_run,
     prune_runs,
     record_skipped,
     run_recorded,
@@ -92,6 +93,16 @@ def trigger(app: Flask, job_id: str, *, holder: str = "api") -> Any:
     """Run a job now, by hand (the API's triggers): the same function, the same lock."""
     job = JOBS_BY_ID[job_id]
     return run_recorded(job_id, lambda: job.run(app), trigger="manual", holder=holder)
+
+
+def trigger_or_join(app: Flask, job_id: str, *, holder: str = "api") -> Any:
+    """`trigger`, or, when the job is running already (the scheduler's tick, another
+    worker's trigger), that run's outcome once it ends: a `Joined`, finished or, past
+    TRIGGER_WAIT_SECONDS, still running."""
+    try:
+        return trigger(app, job_id, holder=holder)
+    except JobBusy:
+        return join_run(job_id, timeout=app.config["TRIGGER_WAIT_SECONDS"])
 
 
 # --- the scheduler ------------------------------------------------------------------------

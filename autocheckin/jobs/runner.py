@@ -9,8 +9,10 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -35,6 +37,59 @@ class JobBusy(Conflict):
     """The job's lock is held: a run is in progress (or its dead holder's lease is live)."""
 
     code = "job_running"
+
+
+@dataclass(frozen=True)
+class Joined:
+    """What a trigger that met a run in progress learnt of it: the run (finished, or still
+    running when the wait ran out)."""
+
+    run_id: int | None
+    status: str
+    started_at: datetime | None
+    counts: dict[str, Any]
+    error: str | None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status != RUNNING
+
+
+# How often a waiting trigger looks at the run again: the run is in the database, and may
+# be another worker's or another replica's.
+JOIN_POLL_SECONDS = 0.2
+
+
+def wait_for_lock(lock_name: str, *, timeout: float) -> bool:
+    """Wait (at most `timeout` seconds) until nobody holds the job lock `lock_name`; True
+    when it came free. Reads end their transaction each time, so each sees the newest."""
+    deadline = time.monotonic() + timeout
+    while True:
+        db.session.rollback()
+        if lease.current(f"job:{lock_name}") is None:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(JOIN_POLL_SECONDS)
+
+
+def join_run(job_id: str, *, timeout: float, lock_name: str | None = None) -> Joined:
+    """The run of `job_id` in progress, once it has finished (or as it stands at `timeout`)."""
+    running = db.session.scalar(
+        select(JobRun.id)
+        .where(JobRun.job == job_id, JobRun.status == RUNNING)
+        .order_by(JobRun.id.desc())
+        .limit(1)
+    )
+    log.info("%s is running (run %s): waiting up to %g s for it", job_id, running, timeout)
+    wait_for_lock(lock_name or job_id, timeout=timeout)
+    db.session.rollback()
+    query = select(JobRun).where(JobRun.job == job_id)
+    query = query.where(JobRun.id == running) if running else query.order_by(JobRun.id.desc())
+    run = db.session.scalars(query.limit(1)).first()
+    if run is None:
+        return Joined(None, RUNNING, None, {}, None)
+    return Joined(run.id, run.status, run.started_at, dict(run.counts or {}), run.error)
 
 
 def counts_of(result: Any) -> dict[str, Any]:

@@ -332,6 +332,39 @@ def refresh_user(client: CheckOutClient, email: str) -> UserSessions:
     return _user_sessions(user, refresh, sessions)
 
 
+def stored_sessions(email: str | None = None) -> list[UserSessions]:
+    """What is stored of the roster's check-in sessions (or of one user's), refreshing
+    nothing: the answer of a trigger that joined a run someone else started."""
+    if email is None:
+        people = users.roster()
+    else:
+        student = db.session.scalar(
+            select(Student).where(Student.email_key == normalize_key(email))
+        )
+        if student is None:
+            raise NotFound(f"User with email {email} not found", code="user_not_found")
+        people = [(student.id, student.email or email, student.identifier)]
+    ids = [student_id for student_id, _, _ in people]
+    refreshes = {
+        refresh.student_id: refresh
+        for refresh in db.session.scalars(
+            select(UserRefresh).where(UserRefresh.student_id.in_(ids))
+        )
+    }
+    views = session_views(db.session, ids, utcnow())
+    return [
+        UserSessions(
+            email=address,
+            student_identifier=identifier,
+            refreshed_at=refreshes[student_id].refreshed_at if student_id in refreshes else None,
+            ok=refreshes[student_id].ok if student_id in refreshes else False,
+            error=refreshes[student_id].error if student_id in refreshes else None,
+            sessions=views[student_id],
+        )
+        for student_id, address, identifier in people
+    ]
+
+
 def refresh_one(client: CheckOutClient, email: str) -> UserSessions:
     """The manual single refresh: refresh_user, then stamp `last_individual_session_refresh`."""
     session = refresh_user(client, email)
