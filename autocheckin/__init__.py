@@ -42,7 +42,7 @@ from autocheckin.auth import cli as users_cli
 from autocheckin.config import ConfigError, load_config
 from autocheckin.dashboard import views as dashboard_views
 from autocheckin.database import configure_sqlite
-from autocheckin.extensions import db, migrate
+from autocheckin.extensions import compress, db, migrate
 from autocheckin.jobs import cli as jobs_cli
 from autocheckin.outbound import announcements  # noqa: F401 - listens to the core's signals
 from autocheckin.version import __version__
@@ -89,6 +89,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         os.makedirs(app.instance_path, exist_ok=True)
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    # Only the views that ask (`@compress.compressed()`) compress, when the client accepts it.
+    app.config.setdefault("COMPRESS_REGISTER", False)
+    app.config.setdefault("COMPRESS_MIMETYPES", ["application/json", "text/csv", "text/calendar"])
+    compress.init_app(app)
     configure_sqlite(app)
 
     attendance.init_app(app)

@@ -1,5 +1,6 @@
 """Extensions, created unbound here and bound to an app in `create_app`."""
 
+from flask_compress import Compress
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
@@ -19,3 +20,6 @@ db = SQLAlchemy(
     session_options={"expire_on_commit": False},
 )
 migrate = Migrate()
+# Registered per view (`@compress.compressed()`), not on every answer: the webhook hot path
+# answers a few hundred bytes that compression would only slow down.
+compress = Compress()

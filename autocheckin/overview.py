@@ -3,15 +3,21 @@ of the roster, counts, and each job's health. One place computes it for every re
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import weakref
 from typing import Any
 
+from sqlalchemy import func, select
+
 from autocheckin import jobs, state
+from autocheckin.attendance.models import Student
 from autocheckin.attendance.service import counts
 from autocheckin.extensions import db
+from autocheckin.jobs.models import JobRun, Lease
 from autocheckin.jobs.schemas import JobHealthData
+from autocheckin.state import StateEntry
 from autocheckin.sync import users
 
 # The seed's `stored_data` times, with their empty values.
@@ -42,12 +48,47 @@ def recent_counts(*, max_age: float) -> dict[str, int]:
     return fresh
 
 
+# Everything the report is drawn from, in one statement of index look-ups and small scans:
+# the state store (stored times, the link, the schedule), the people (the roster's names
+# and emails), the runs (each job's health), the leases (the leader). The roster itself
+# changes only with a fetch, which stamps `last_users_fetch` in the state store.
+_VERSION = select(
+    select(func.max(StateEntry.updated_at)).scalar_subquery(),
+    select(func.max(Student.updated_at)).scalar_subquery(),
+    select(func.max(JobRun.id)).scalar_subquery(),
+    select(func.max(JobRun.finished_at)).scalar_subquery(),
+    select(func.max(Lease.expires_at)).where(Lease.name == jobs.LEADER_LEASE).scalar_subquery(),
+    select(func.max(Lease.holder)).where(Lease.name == jobs.LEADER_LEASE).scalar_subquery(),
+)
+
+
+def state_etag(
+    *, upstream_configured: bool, counts_max_age: float, users_limit: int | None, users_offset: int
+) -> str:
+    """A strong ETag of the report these arguments would give, without building it: it
+    changes whenever anything the report shows changes (the counts as `recent_counts` has
+    them, at most `counts_max_age` old, like the report's)."""
+    version = db.session.execute(_VERSION).one()
+    parts = (
+        *version,
+        tuple(sorted(recent_counts(max_age=counts_max_age).items())),
+        upstream_configured,
+        users_limit,
+        users_offset,
+    )
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
 def state_report(
-    *, upstream_configured: bool, counts_max_age: float, users_limit: int, users_offset: int
+    *,
+    upstream_configured: bool,
+    counts_max_age: float,
+    users_limit: int | None,
+    users_offset: int,
 ) -> dict[str, Any]:
-    """The seed's `connected` and `stored_data` (its `autoCheckinUsers` one page of the
-    roster, with the page and total in `users_page`), the upstream link, counts and the
-    jobs. No secrets."""
+    """The seed's `connected` and `stored_data` (its `autoCheckinUsers` the whole roster,
+    or the page `users_limit`/`users_offset` ask for, with the page and total in
+    `users_page`), the upstream link, counts and the jobs. No secrets."""
     stored = state.get_many([*STORED_TIMES, state.CONNECTION_KEY])
     link = stored.get(state.CONNECTION_KEY) or {}
     reason = link.get("reason") if upstream_configured else NOT_CONFIGURED_REASON

@@ -10,7 +10,9 @@ ratio for each phase:
 - `legacy`: `POST /api/webhook/attendance/` (the flat payload);
 - `secure`: `POST /api/webhook/attendance/secure/` (HMAC required);
 - `batch`: `POST /api/webhook/attendance/batch/`, 1,000 items a request (check-ins/s);
-- `state`: `GET /api/v1/state` with --attendances check-ins stored.
+- `state`: `GET /api/v1/state` with --attendances check-ins stored and every student on
+  the roster (the whole roster is in the answer).
+- `state304`: the same poll with `If-None-Match` of the answer's ETag: 304, no body.
 
 With --outbound-subscriber, a receiver (the bare app under its own one-worker gunicorn) is
 subscribed to `attendance.marked` before the phases, so every check-in also writes its
@@ -56,7 +58,7 @@ BIN = Path(sys.executable).parent
 SECRET = "bench-webhook-secret-0123456789abcdef"
 API_KEY = "bench-checkout-key"
 LUA = ROOT / "bench" / "wrk_requests.lua"
-PHASES = ("onetap", "legacy", "secure", "batch", "state")
+PHASES = ("onetap", "legacy", "secure", "batch", "state", "state304")
 PATHS = {
     "onetap": "/api/webhook/onetap/",
     "legacy": "/api/webhook/attendance/",
@@ -414,6 +416,28 @@ def top_up_attendances(database_url: str, total: int, phase_events: list[str]) -
     return stored
 
 
+def fill_roster(database_url: str) -> int:
+    """Every student on the CheckOut roster, as a fetch would leave it; the roster's size."""
+    from sqlalchemy import create_engine, delete, func, insert, select
+
+    from autocheckin.attendance.models import Student
+    from autocheckin.config import database_uri
+    from autocheckin.sync.models import RosterEntry
+
+    engine = create_engine(database_uri({"DATABASE_URL": database_url}, ""))
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        connection.execute(delete(RosterEntry))
+        ids = connection.execute(select(Student.id).order_by(Student.id)).scalars().all()
+        connection.execute(
+            insert(RosterEntry),
+            [{"student_id": i, "position": n, "listed_at": now} for n, i in enumerate(ids)],
+        )
+        size = connection.scalar(select(func.count()).select_from(RosterEntry))
+    engine.dispose()
+    return size
+
+
 def subscribe_receiver(base: str, receiver: str) -> None:
     """Subscribe the receiver to attendance.marked through the public API."""
     body = {
@@ -613,8 +637,11 @@ def main() -> None:
             if args.outbound_subscriber:
                 wait_for_deliveries(database_url)
 
-        if "state" in phases:
+        if "state" in phases or "state304" in phases:
             stored = top_up_attendances(database_url, args.attendances, state_events)
+            roster = fill_roster(database_url)
+            label = f"{stored // 1000}k attendances, {roster:,} on the roster"
+        if "state" in phases:
             requests_file = workdir / "state.requests"
             # The same GET for every wrk thread: a thread given no line sends nothing at all.
             write_requests(
@@ -626,7 +653,22 @@ def main() -> None:
             )
             bare_result = run_wrk(wrk, bare, requests_file, args, args.connections)
             our_result = run_wrk(wrk, ours, requests_file, args, args.connections)
-            rows.append(report(f"state@{stored // 1000}k", "req/s", bare_result, our_result))
+            rows.append(report(f"state ({label})", "req/s", bare_result, our_result))
+        if "state304" in phases:
+            etag = requests.get(
+                f"{ours}/api/v1/state", headers={"x-checkout-key": API_KEY}, timeout=30
+            ).headers["ETag"]
+            requests_file = workdir / "state304.requests"
+            write_requests(
+                requests_file,
+                "GET",
+                "/api/v1/state",
+                [b""] * args.wrk_threads,
+                lambda _: {"x-checkout-key": API_KEY, "If-None-Match": etag},
+            )
+            bare_result = run_wrk(wrk, bare, requests_file, args, args.connections)
+            our_result = run_wrk(wrk, ours, requests_file, args, args.connections)
+            rows.append(report(f"state 304 ({label})", "req/s", bare_result, our_result))
 
     print(f"attendances stored at the end: {stored_attendances(database_url):,}")
     if args.json:

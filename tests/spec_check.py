@@ -3,11 +3,20 @@ declares for its route and status: the spec must describe what is actually sent.
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
+import zlib
 from typing import Any
 
+import brotli
 from flask import Flask, Response, request
 from jsonschema import Draft202012Validator
+
+try:  # the standard library's from Python 3.14, the backport before
+    from compression import zstd
+except ImportError:
+    from backports import zstd
 
 from autocheckin.api.openapi import build_spec
 
@@ -46,6 +55,21 @@ def declared_schema(spec: dict[str, Any], rule: str, method: str, status: int) -
     return answer.get("content", {}).get("application/json", {}).get("schema")
 
 
+def _decoded(response: Response) -> Any:
+    """The JSON of an answer, uncompressed first when its view compressed it."""
+    encoding = response.headers.get("Content-Encoding")
+    raw = response.get_data()
+    if encoding == "gzip":
+        raw = gzip.decompress(raw)
+    elif encoding == "br":
+        raw = brotli.decompress(raw)
+    elif encoding == "zstd":
+        raw = zstd.decompress(raw)
+    elif encoding == "deflate":
+        raw = zlib.decompress(raw)
+    return json.loads(raw)
+
+
 def check_answers(app: Flask, mismatches: list[str]) -> None:
     """After each request, validate a JSON answer whose status declares a schema."""
 
@@ -57,7 +81,8 @@ def check_answers(app: Flask, mismatches: list[str]) -> None:
         if schema is None:
             return response
         validator = _validator(schema, spec["components"])
-        for error in validator.iter_errors(response.get_json()):
+        body = _decoded(response)
+        for error in validator.iter_errors(body):
             where = "/".join(str(part) for part in error.absolute_path)
             mismatches.append(
                 f"{request.method} {request.url_rule.rule} → {response.status_code}: "

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import gzip
+import json
 
-from autocheckin import state
+import pytest
+from sqlalchemy import event
+
+from autocheckin import jobs, state
+from autocheckin.attendance import service
 from autocheckin.extensions import db
 from tests.conftest import API_KEY
 from tests.helpers import make_student
@@ -101,8 +106,8 @@ def _on_roster(*students) -> None:
     db.session.commit()
 
 
-def test_state_pages_the_roster(app, auth_headers):
-    """autoCheckinUsers is one page of the roster (5,000 users were 544 KB a poll)."""
+def test_state_has_the_whole_roster_and_pages_it_on_request(app, auth_headers):
+    """autoCheckinUsers is the whole roster, as the document shows; clients that page ask."""
     with app.app_context():
         _on_roster(*(make_student(email=f"u{n}@example.com", identifier=f"u{n}") for n in range(5)))
     client = app.test_client()
@@ -122,7 +127,7 @@ def test_state_pages_the_roster(app, auth_headers):
 
 
 @pytest.mark.parametrize(
-    "query", ["users_limit=-1", "users_limit=1001", "users_offset=-3", "users_limit=ten"]
+    "query", ["users_limit=-1", "users_limit=1.5", "users_offset=-3", "users_limit=ten"]
 )
 def test_state_refuses_a_bad_page(client, auth_headers, query):
     response = client.get(f"/api/v1/state?{query}", headers=auth_headers)
@@ -152,7 +157,7 @@ def test_state_has_the_seed_keys_and_no_secret(make_app, auth_headers):
         "last_individual_session_refresh": None,
         "autoCheckinUsers": [{"email": "a@example.com"}],
     }
-    assert data["users_page"] == {"limit": 100, "offset": 0, "total": 1}
+    assert data["users_page"] == {"limit": None, "offset": 0, "total": 1}
     assert "next_cycle_run_time" in data
     assert data["counts"] == {"students": 1, "events": 0, "attendances": 0}
     assert set(data["jobs"]) == {"fetch_users", "refresh_sessions", "connection_check", "prune"}
@@ -169,3 +174,76 @@ def test_state_has_the_seed_keys_and_no_secret(make_app, auth_headers):
     text = response.get_data(as_text=True)
     assert API_KEY not in text
     assert "webhook-secret-value" not in text
+
+
+def _statements(app, call):
+    """How many SQL statements `call()` runs (a fact, not a timing)."""
+    seen = []
+    with app.app_context():
+        engine = db.engine
+
+    def count(*_args):
+        seen.append(1)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        answer = call()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return answer, len(seen)
+
+
+def test_state_answers_304_for_its_etag_without_building_the_report(app, auth_headers):
+    with app.app_context():
+        _on_roster(*(make_student(email=f"u{n}@example.com") for n in range(50)))
+    client = app.test_client()
+    full, built = _statements(app, lambda: client.get("/api/v1/state", headers=auth_headers))
+    etag = full.headers["ETag"]
+    assert etag.startswith('"') and not etag.startswith("W/")  # strong
+    again, checked = _statements(
+        app, lambda: client.get("/api/v1/state", headers={**auth_headers, "If-None-Match": etag})
+    )
+    assert again.status_code == 304 and again.data == b""
+    assert again.headers["ETag"] == etag
+    assert checked < built  # the version, not the report (nor the roster)
+    with app.app_context():
+        make_student(email="new@example.com")  # the counts change
+    changed = client.get("/api/v1/state", headers={**auth_headers, "If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    other_page = client.get(
+        "/api/v1/state?users_limit=5", headers={**auth_headers, "If-None-Match": etag}
+    )
+    assert other_page.status_code == 200  # another view, another tag
+
+
+def test_state_changes_its_etag_when_a_roster_name_or_a_job_changes(app, auth_headers):
+    with app.app_context():
+        student = make_student(email="ann@example.com", first_name="Ann")
+        _on_roster(student)
+    client = app.test_client()
+    first = client.get("/api/v1/state", headers=auth_headers).headers["ETag"]
+    with app.app_context():
+        service.update_student(ref="ann@example.com", changes={"first_name": "Anna"})
+    renamed = client.get("/api/v1/state", headers={**auth_headers, "If-None-Match": first})
+    assert renamed.status_code == 200
+    assert renamed.get_json()["data"]["stored_data"]["autoCheckinUsers"][0]["first_name"] == "Anna"
+    with app.app_context():
+        jobs.trigger(app, "prune")
+    ran = client.get(
+        "/api/v1/state", headers={**auth_headers, "If-None-Match": renamed.headers["ETag"]}
+    )
+    assert ran.status_code == 200
+    assert ran.get_json()["data"]["jobs"]["prune"]["last_run"]["status"] == "ok"
+
+
+def test_state_is_compressed_when_the_client_accepts_it(app, auth_headers):
+    with app.app_context():
+        _on_roster(*(make_student(email=f"u{n}@example.com") for n in range(200)))
+    client = app.test_client()
+    plain = client.get("/api/v1/state", headers=auth_headers)
+    packed = client.get("/api/v1/state", headers={**auth_headers, "Accept-Encoding": "gzip"})
+    assert plain.headers.get("Content-Encoding") is None
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed.headers["Vary"]
+    assert len(packed.data) < len(plain.data) / 4
+    assert json.loads(gzip.decompress(packed.data)) == plain.get_json()

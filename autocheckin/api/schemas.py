@@ -50,7 +50,7 @@ class StoredData(BaseModel):
 
 
 class UsersPage(BaseModel):
-    limit: int
+    limit: int | None = Field(description="the page size asked for; null: the whole roster")
     offset: int
     total: int = Field(description="users on the roster; autoCheckinUsers holds this page")
 

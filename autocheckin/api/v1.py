@@ -16,6 +16,7 @@ from autocheckin.api.security import key_accepted
 from autocheckin.auth import api_keys
 from autocheckin.config import open_setups, weak_settings
 from autocheckin.errors import NotFound
+from autocheckin.extensions import compress
 from autocheckin.jobs import lease
 from autocheckin.jobs.models import ABANDONED, FAILED
 from autocheckin.jobs.runner import JobBusy, Joined, join_run, run_recorded
@@ -83,27 +84,39 @@ def status() -> Response:
 
 
 class StateQuery(BaseModel):
-    users_limit: int = Field(100, ge=0, le=1000, description="roster entries in autoCheckinUsers")
+    users_limit: int | None = Field(
+        None, ge=0, description="roster entries in autoCheckinUsers (default: the whole roster)"
+    )
     users_offset: int = Field(0, ge=0)
 
 
 @bp.get("/state")
 @documented(
-    "Global state: connection, stored data, a page of the roster, jobs, counts",
+    "Global state: connection, stored data, the roster, jobs, counts (ETag: If-None-Match "
+    "answers 304 when nothing changed)",
     query=StateQuery,
     response=schemas.StateResponse,
     security=("checkoutKey",),
-    errors=(400, 401, 503),
+    errors=(304, 400, 401, 503),
 )
+@compress.compressed()
 def global_state() -> Response:
     query = parse_query(StateQuery)
-    report = overview.state_report(
-        upstream_configured=bool(current_app.config["CHECKOUT_API_URL"]),
-        counts_max_age=current_app.config["STATE_COUNTS_MAX_AGE"],
-        users_limit=query.users_limit,
-        users_offset=query.users_offset,
-    )
-    return success("Global State", report)
+    config = current_app.config
+    view = {
+        "upstream_configured": bool(config["CHECKOUT_API_URL"]),
+        "counts_max_age": config["STATE_COUNTS_MAX_AGE"],
+        "users_limit": query.users_limit,
+        "users_offset": query.users_offset,
+    }
+    etag = overview.state_etag(**view)
+    if etag in request.if_none_match:
+        unchanged = Response(status=304)
+        unchanged.set_etag(etag)
+        return unchanged
+    response = success("Global State", overview.state_report(**view))
+    response.set_etag(etag)
+    return response
 
 
 def _app() -> Flask:

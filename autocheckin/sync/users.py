@@ -118,9 +118,9 @@ def roster() -> list[tuple[int, str, str | None]]:
     return [(row.id, row.email, row.identifier) for row in db.session.execute(_ROSTER)]
 
 
-def roster_page(*, limit: int, offset: int) -> tuple[list[dict[str, str]], int]:
-    """A page of the roster as `autoCheckinUsers` entries (the contract's fields that are
-    set), and the roster's size."""
+def roster_page(*, limit: int | None, offset: int) -> tuple[list[dict[str, str]], int]:
+    """A page of the roster (the whole of it when `limit` is None) as `autoCheckinUsers`
+    entries (the contract's fields that are set), and the roster's size."""
     rows = db.session.execute(_ROSTER.limit(limit).offset(offset))
     page = [
         {name: value for name, value in zip(USER_FIELDS, row[1:], strict=True) if value}
