@@ -77,7 +77,13 @@ def test_onetap_flow_bodies(client):
     assert answer["message"] == "Attendance recorded successfully"
     assert answer["attendance_id"] == 1
     assert answer["student"] == {"id": 1, "name": "John Doe", "email": "john@example.com"}
-    assert answer["event"] == {"id": 1, "name": "Weekly Meeting", "date": "2024-01-15T10:00:00Z"}
+    # The guide's day, and the full start beside it.
+    assert answer["event"] == {
+        "id": 1,
+        "name": "Weekly Meeting",
+        "date": "2024-01-15",
+        "start_time": "2024-01-15T10:00:00Z",
+    }
     assert answer["status"] == "late"  # arrival is long after 2024-01-15T10:10Z
     assert answer["source"] == "onetap_webhook"
     assert answer["checked_in_at"].endswith("Z")
@@ -660,3 +666,19 @@ def test_one_structured_log_line_per_webhook(client, caplog):
     assert lines[0].startswith(
         "webhook endpoint=onetap source='test' outcome=succeeded status=201 ms="
     )
+
+
+def test_the_attendance_answer_gives_the_events_day_in_utc_and_its_full_start(app, client):
+    with app.app_context():
+        make_student(identifier="n1")
+    post(
+        client,
+        ONETAP,
+        {
+            "action": "create_event",
+            "data": {"event_name": "Night", "event_date": "2024-01-15T23:30:00-05:00"},
+        },
+    )
+    answer = post(client, LEGACY, {"student_identifier": "n1", "event_identifier": "Night"})
+    assert answer.get_json()["event"]["date"] == "2024-01-16"
+    assert answer.get_json()["event"]["start_time"] == "2024-01-16T04:30:00Z"

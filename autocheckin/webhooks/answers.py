@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import date as date_type
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,7 +57,9 @@ class AttendanceStudent(BaseModel):
 class AttendanceEvent(BaseModel):
     id: int
     name: str
-    date: IsoTime
+    # The guide's answer shows the event's day ("2024-01-15", in UTC); the full start beside.
+    date: date_type = Field(description="the event's start day, in UTC (YYYY-MM-DD)")
+    start_time: IsoTime
 
 
 class AttendanceAnswer(BaseModel):

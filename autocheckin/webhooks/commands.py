@@ -7,7 +7,7 @@ the success bodies are the same whichever format asked.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from autocheckin.attendance import service
@@ -118,7 +118,10 @@ def _attendance_answer(recorded: Recorded, source: str | None) -> dict[str, Any]
             id=recorded.student_id, name=recorded.student_name, email=recorded.student_email
         ),
         event=AttendanceEvent(
-            id=recorded.event_id, name=recorded.event_name, date=recorded.event_start
+            id=recorded.event_id,
+            name=recorded.event_name,
+            date=recorded.event_start.astimezone(UTC).date(),
+            start_time=recorded.event_start,
         ),
         checked_in_at=recorded.checked_in_at,
         status=recorded.status,
