@@ -8,8 +8,14 @@ from datetime import timedelta
 
 import pytest
 
+from autocheckin.attendance.checkins import CheckIn, record_check_in
+from autocheckin.attendance.windows import CheckInRules
 from autocheckin.auth import accounts, api_keys
+from autocheckin.times import utcnow
 from tests.conftest import API_KEY
+from tests.helpers import make_event, make_student
+
+RULES = CheckInRules()
 
 PASSWORD = "correct horse battery staple 42"
 SECRET = "dashboard-session-secret-0123456789abcdef"
@@ -478,5 +484,22 @@ def test_todays_events_leave_out_inactive_ones(site):
     client = site.test_client()
     _sign_in(client, "boss@example.com")
     today = re.search(r'<section aria-labelledby="today">.*?</section>', _page(client), re.S)[0]
-    assert "Live lab" in today and "0 of 0 checked in" in today
+    assert "Live lab" in today and "0 checked in · no roster for this event" in today
     assert "Cancelled lab" not in today
+
+
+def test_an_event_nobody_is_enrolled_in_shows_its_check_ins_without_a_meter(site):
+    """ "1 of 0 checked in" with a full meter said nothing true."""
+    now = utcnow()
+    with site.app_context():
+        event = make_event(name="Drop-in", start_time=now, end_time=now + timedelta(hours=1))
+        for _ in range(12):
+            student = make_student()
+            record_check_in(
+                CheckIn(person_id=student.id, event_id=event.id), arrived_at=now, rules=RULES
+            )
+    client = site.test_client()
+    _sign_in(client, "boss@example.com")
+    today = re.search(r'<section aria-labelledby="today">.*?</section>', _page(client), re.S)[0]
+    assert "12 checked in · no roster for this event" in today
+    assert "<meter" not in today and " of 0 " not in today
