@@ -36,12 +36,15 @@ format: $(VENV)/.dev-deps
 
 ## bench: every benchmark against its ceiling, on SQLite, then PostgreSQL when one answers
 BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/autocheckin_bench
+BENCH_RESULTS := bench-results
 bench: $(VENV)/.dev-deps
-	$(BIN)/python bench/refresh.py
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/ingest.py --database-url $(BENCH_DATABASE_URL)
-	$(BIN)/python bench/export.py
-	$(BIN)/python bench/export.py --database-url $(BENCH_DATABASE_URL)
+	mkdir -p $(BENCH_RESULTS)
+	$(BIN)/python bench/refresh.py --json $(BENCH_RESULTS)/refresh.json
+	$(BIN)/python bench/ingest.py --json $(BENCH_RESULTS)/ingest-sqlite.json
+	$(BIN)/python bench/ingest.py --database-url $(BENCH_DATABASE_URL) --json $(BENCH_RESULTS)/ingest-postgresql.json
+	$(BIN)/python bench/export.py --json $(BENCH_RESULTS)/export-sqlite.json
+	$(BIN)/python bench/export.py --database-url $(BENCH_DATABASE_URL) --json $(BENCH_RESULTS)/export-postgresql.json
+	@echo; $(BIN)/python bench/summary.py $(BENCH_RESULTS)/*.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache

@@ -14,6 +14,7 @@ is the worker that served it.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -141,6 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--database-url", help="a PostgreSQL database it may wipe")
+    parser.add_argument("--json", type=Path, help="also write the rows here (bench/summary.py)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="autocheckin-export-"))
     database_url = args.database_url or f"sqlite:///{workdir / 'export.db'}"
@@ -182,6 +184,18 @@ def main() -> None:
     )
     verdict = "met" if peak < TARGET_PEAK_MB else "NOT met"
     print(f"  peak RSS target < {TARGET_PEAK_MB} MB: {verdict}")
+    if args.json:
+        row = {
+            "bench": "export",
+            "database": backend,
+            "phase": f"moodle export, {rows:,} rows",
+            "unit": "rows/s",
+            "bare": round(bare_rate),
+            "autocheckin": round(ours_rate),
+            "ratio": round(ours_rate / bare_rate, 3),
+            "peak_rss_mb": round(peak),
+        }
+        args.json.write_text(json.dumps([row], indent=2))
 
 
 if __name__ == "__main__":

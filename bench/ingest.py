@@ -328,6 +328,7 @@ def run_wrk(wrk: str, base: str, requests_file: Path, args, connections: int) ->
 
 def report(name: str, unit: str, bare: WrkResult, ours: WrkResult, per_request: int = 1) -> dict:
     row = {
+        "bench": "ingest",
         "phase": name,
         "unit": unit,
         "bare": round(bare.requests_per_second * per_request),
@@ -672,7 +673,8 @@ def main() -> None:
 
     print(f"attendances stored at the end: {stored_attendances(database_url):,}")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        backend = "postgresql" if database_url.startswith("postgres") else "sqlite"
+        args.json.write_text(json.dumps([{**row, "database": backend} for row in rows], indent=2))
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -13,6 +13,7 @@ its own process so that it does not share the GIL with the code under test.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--sessions", type=int, default=200, help="distinct upstream sessions")
     parser.add_argument("--database-url", help="an empty database (default: a temp SQLite file)")
+    parser.add_argument("--json", type=Path, help="also write the rows here (bench/summary.py)")
     args = parser.parse_args()
 
     workdir = tempfile.TemporaryDirectory()
@@ -106,6 +108,14 @@ def main() -> None:
             f"  {label:<28} {seconds:6.2f} s  ({seconds / ideal:.2f}x ideal, "
             f"{seconds / baseline:.2f}x baseline; {calls} upstream calls; {counts})"
         )
+    if args.json:
+        rows = [
+            {"bench": "refresh", "database": backend, "phase": label, "unit": "s",
+             "seconds": round(seconds, 2), "ideal": round(ideal, 2),
+             "ratio": round(ideal / seconds, 3)}
+            for label, seconds, _, _ in runs
+        ]  # fmt: skip
+        args.json.write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

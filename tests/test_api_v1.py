@@ -247,3 +247,13 @@ def test_state_is_compressed_when_the_client_accepts_it(app, auth_headers):
     assert "Accept-Encoding" in packed.headers["Vary"]
     assert len(packed.data) < len(plain.data) / 4
     assert json.loads(gzip.decompress(packed.data)) == plain.get_json()
+
+
+def test_a_compressed_answers_etag_still_answers_304_to_a_plain_poll(app, auth_headers):
+    client = app.test_client()
+    packed = client.get("/api/v1/state", headers={**auth_headers, "Accept-Encoding": "gzip"})
+    assert packed.headers["ETag"].endswith(':gzip"')
+    plain = client.get(
+        "/api/v1/state", headers={**auth_headers, "If-None-Match": packed.headers["ETag"]}
+    )
+    assert plain.status_code == 304

@@ -110,13 +110,20 @@ def global_state() -> Response:
         "users_offset": query.users_offset,
     }
     etag = overview.state_etag(**view)
-    if etag in request.if_none_match:
+    if _matches(etag):
         unchanged = Response(status=304)
         unchanged.set_etag(etag)
         return unchanged
     response = success("Global State", overview.state_report(**view))
     response.set_etag(etag)
     return response
+
+
+def _matches(etag: str) -> bool:
+    """`If-None-Match` names this ETag, also as flask-compress sent it for a compressed
+    answer (`"tag:gzip"`), whichever encoding the poll accepts now."""
+    offered = {tag.rpartition(":")[0] or tag for tag in request.if_none_match.as_set()}
+    return etag in offered or etag in request.if_none_match
 
 
 def _app() -> Flask:
