@@ -62,13 +62,35 @@ _VERSION = select(
 )
 
 
+# A version is read at most this often per process: a poll at most a second old.
+VERSION_MAX_AGE = 1.0
+
+
+class _VersionMemo:
+    lock = threading.Lock()
+    by_engine: weakref.WeakKeyDictionary[Any, tuple[float, tuple]] = weakref.WeakKeyDictionary()
+
+
+def _version(max_age: float) -> tuple:
+    engine = db.engine
+    now = time.monotonic()
+    memo = _VersionMemo.by_engine.get(engine)
+    if memo is not None and now - memo[0] < max_age:
+        return memo[1]
+    version = tuple(db.session.execute(_VERSION).one())
+    with _VersionMemo.lock:
+        _VersionMemo.by_engine[engine] = (now, version)
+    return version
+
+
 def state_etag(
     *, upstream_configured: bool, counts_max_age: float, users_limit: int | None, users_offset: int
 ) -> str:
     """A strong ETag of the report these arguments would give, without building it: it
-    changes whenever anything the report shows changes (the counts as `recent_counts` has
-    them, at most `counts_max_age` old, like the report's)."""
-    version = db.session.execute(_VERSION).one()
+    changes whenever anything the report shows changes (read at most once a second per
+    process, and never older than `counts_max_age`; the counts as `recent_counts` has
+    them, like the report's)."""
+    version = _version(min(VERSION_MAX_AGE, counts_max_age))
     parts = (
         *version,
         tuple(sorted(recent_counts(max_age=counts_max_age).items())),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import math
+import threading
 import time
 
 from flask import Flask, Response, current_app, g, request
@@ -90,6 +91,16 @@ class DatabaseStorage(Storage, MovingWindowSupport):
     """
 
     STORAGE_SCHEME = ["autocheckin+database"]
+    # A key seen with no hit in its window is taken as clean for this long in this process,
+    # so the key doors' check before every request reads nothing: the poll of the state
+    # costs no rate-limit query. A hit here forgets it at once; a hit in another process is
+    # seen after at most this long (one guess per process beyond a used-up limit, at most).
+    CLEAN_FOR_SECONDS = 1.0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._clean_until: dict[str, float] = {}
+        self._clean_lock = threading.Lock()
 
     @property
     def base_exceptions(self) -> type[Exception]:
@@ -98,6 +109,8 @@ class DatabaseStorage(Storage, MovingWindowSupport):
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
         if amount > limit:
             return False
+        with self._clean_lock:
+            self._clean_until.pop(key, None)
         now = time.time()
         with write_transaction() as session:
             connection = session.connection()
@@ -116,11 +129,18 @@ class DatabaseStorage(Storage, MovingWindowSupport):
 
     def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
         now = time.time()
+        if self._clean_until.get(key, 0.0) > time.monotonic():
+            return now, 0
         oldest, taken = db.session.execute(
             select(func.min(HITS.c.hit_at), func.count()).where(
                 HITS.c.key == key, HITS.c.hit_at >= now - expiry
             )
         ).one()
+        if not taken:
+            with self._clean_lock:
+                if len(self._clean_until) > 10_000:  # addresses come and go
+                    self._clean_until.clear()
+                self._clean_until[key] = time.monotonic() + self.CLEAN_FOR_SECONDS
         return (oldest if taken else now), taken
 
     # The fixed-window half of the interface, which the moving window does not use.
