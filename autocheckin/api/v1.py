@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from autocheckin import jobs, overview, settings, state
 from autocheckin.api import schemas
 from autocheckin.api.errors import error_response
-from autocheckin.api.openapi import documented
+from autocheckin.api.openapi import ANONYMOUS, answers, documented
 from autocheckin.api.parsing import parse_query
 from autocheckin.api.security import key_accepted
 from autocheckin.auth import api_keys
@@ -33,6 +33,7 @@ def success(message: str, data: dict, status: int = 200) -> Response:
 
 
 @bp.before_request
+@answers(401, 429, 503, skips=OPEN_ENDPOINTS)
 def require_checkout_key() -> Response | None:
     """Every /api/v1 route but auth/test needs the key; with none configured, none is open."""
     if request.endpoint in OPEN_ENDPOINTS:
@@ -49,7 +50,9 @@ def require_checkout_key() -> Response | None:
 
 
 @bp.route("/auth/test", methods=["GET", "POST"])
-@documented("Test an API key", response=schemas.AuthTestResponse, security=("checkoutKey",))
+@documented(
+    "Test an API key", response=schemas.AuthTestResponse, security=("checkoutKey", ANONYMOUS)
+)
 def auth_test() -> Response:
     authenticated = key_accepted(
         request.headers.get(KEY_HEADER), current_app.config["CHECKOUT_API_KEY"]
@@ -81,7 +84,7 @@ def status() -> Response:
 
 class StateQuery(BaseModel):
     users_limit: int = Field(100, ge=0, le=1000, description="roster entries in autoCheckinUsers")
-    users_offset: int = Field(0, ge=0)
+    users_offset: int = Field(0, ge=0, le=2**31 - 1)
 
 
 @bp.get("/state")
