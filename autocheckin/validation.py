@@ -30,6 +30,9 @@ MAX_JSON_DEPTH = 32
 # C0 controls and DEL, but tab, newline and carriage return (descriptions have lines).
 # ... and lone UTF-16 surrogates, which no database can store as text.
 CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+# The same refusal as a JSON Schema `pattern` (ECMA-262) for /openapi.json. Lone surrogates
+# are left out: JSON text in UTF-8 cannot carry them, and schema regex engines refuse them.
+CONTROL_CHARACTER_FREE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 
 
 def is_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:

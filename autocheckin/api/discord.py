@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from autocheckin import ratelimits, settings
-from autocheckin.api.openapi import documented
+from autocheckin.api.openapi import answers, documented
 from autocheckin.api.parsing import parse_args, parse_body
 from autocheckin.api.representations import (
     AdminCheck,
@@ -68,6 +68,7 @@ NOT_REGISTERED = "Discord user not registered. Please register first."
 
 
 @bp.before_request
+@answers(401, 503)
 def require_discord_key() -> None:
     """The one guard of this family, run before every route in it."""
     configured = current_app.config["DISCORD_API_KEY"]

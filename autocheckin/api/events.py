@@ -35,6 +35,7 @@ from autocheckin.attendance.windows import ACTIVE, UPCOMING, event_status
 from autocheckin.auth import accounts
 from autocheckin.auth.errors import Forbidden, Unauthorized
 from autocheckin.auth.models import Account
+from autocheckin.errors import Unprocessable
 from autocheckin.times import utcnow
 
 bp = Blueprint("events", __name__, url_prefix="/events")
@@ -261,7 +262,10 @@ def discord_attend() -> Response:
     require_discord_key()
     values = request.args.to_dict()  # from the query string or a JSON body
     if request.is_json:
-        values.update(request.get_json(silent=True) or {})
+        payload = request.get_json(silent=True)
+        if payload is not None and not isinstance(payload, dict):
+            raise Unprocessable("Request body must be a JSON object")
+        values.update(payload or {})
     params = parse_values(DiscordEventAttend, values)
     user = registered_discord_user(params.discord_user_id)
     return _check_in(

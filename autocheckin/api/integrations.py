@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from autocheckin import ratelimits
 from autocheckin.api.login import current_user, jwt_secret, log_in
-from autocheckin.api.openapi import documented
+from autocheckin.api.openapi import answers, documented
 from autocheckin.api.parsing import UTCDatetime, parse_body, parse_json, parse_query
 from autocheckin.api.representations import Representation, Token, answer, csv_download
 from autocheckin.api.schemas_web import LoginBody
@@ -81,6 +81,7 @@ def _admitted() -> None:
 
 
 def admitted(view: Callable[..., Any]) -> Callable[..., Any]:
+    @answers(401, 403, 429, 503)
     @functools.wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         _admitted()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from autocheckin.api.login import current_user
-from autocheckin.api.openapi import documented
+from autocheckin.api.openapi import answers, documented
 from autocheckin.api.parsing import parse_json, parse_query
 from autocheckin.api.representations import answer
 from autocheckin.api.schemas_outbound import (
@@ -39,6 +39,7 @@ KEY_HEADER = "x-checkout-key"
 
 
 @bp.before_request
+@answers(401, 403, 429, 503)
 def require_admin_or_key() -> None:
     """`x-checkout-key`, or a bearer token of a web admin; a plain user is 403."""
     if KEY_HEADER in request.headers:

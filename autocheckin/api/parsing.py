@@ -3,11 +3,12 @@ pydantic models, refused in the family's own words when they do not fit."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from flask import request
-from pydantic import AfterValidator, BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError, WithJsonSchema
 
 from autocheckin.errors import Invalid, Unprocessable
 from autocheckin.times import to_utc
@@ -15,8 +16,27 @@ from autocheckin.validation import field_with_control_character, invalid_from
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-# Naive times in these APIs are taken as UTC; the accepted range is the webhooks' own.
-UTCDatetime = Annotated[datetime, AfterValidator(to_utc)]
+ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d")
+
+
+def _iso_text(value: Any) -> Any:
+    """An ISO 8601 text, never a number: pydantic alone would take `0.5` for a Unix time."""
+    if isinstance(value, datetime) or (isinstance(value, str) and ISO_DATE.match(value)):
+        return value
+    raise ValueError("expected an ISO 8601 date-time")
+
+
+# Naive times in these APIs are taken as UTC; the accepted range is the webhooks' own
+# (`times.EARLIEST` to `times.LATEST`), declared as the years 1900 to 8999.
+UTCDatetime = Annotated[
+    datetime,
+    BeforeValidator(_iso_text),
+    AfterValidator(to_utc),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "pattern": r"^(19\d\d|[2-8]\d{3})-\d\d-\d\d"},
+        mode="validation",
+    ),
+]
 
 
 def parse_query(model: type[ModelT]) -> ModelT:

@@ -1,9 +1,13 @@
-"""Service-level routes: API info, health and the OpenAPI document."""
+"""Service-level routes: API info, health, the OpenAPI document and its `/docs`."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from pathlib import Path
+
+import swagger_ui
+from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 from sqlalchemy import text
+from werkzeug.exceptions import NotFound
 
 from autocheckin import metrics
 from autocheckin.api import schemas
@@ -30,7 +34,7 @@ def index() -> Response:
         endpoints.setdefault(rule.rule, []).extend(methods)
     return success(
         "Welcome to AutoCheckin API",
-        {"name": "AutoCheckin", "version": __version__, "endpoints": endpoints},
+        {"name": "AutoCheckin", "version": __version__, "docs": "/docs", "endpoints": endpoints},
     )
 
 
@@ -74,3 +78,51 @@ def _require_metrics_credentials() -> None:
 @documented("This OpenAPI document")
 def openapi() -> Response:
     return jsonify(build_spec(current_app))
+
+
+# /docs: Swagger UI's files from the swagger-ui-py package (nothing from a CDN), started by
+# our own same-origin docs.js, since the HTML policy allows no inline script.
+SWAGGER_UI = Path(swagger_ui.__file__).parent / "static"
+DOCS_INITIALISER = Path(__file__).parent / "static"
+DOCS_ASSETS = {
+    "swagger-ui.css": (SWAGGER_UI, "text/css"),
+    "swagger-ui-bundle.js": (SWAGGER_UI, "text/javascript"),
+    "swagger-ui-standalone-preset.js": (SWAGGER_UI, "text/javascript"),
+    "favicon-32x32.png": (SWAGGER_UI, "image/png"),
+    "docs.js": (DOCS_INITIALISER, "text/javascript"),
+}
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>AutoCheckin API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css">
+<link rel="icon" type="image/png" href="/docs/favicon-32x32.png">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script src="/docs/swagger-ui-standalone-preset.js"></script>
+<script src="/docs/docs.js"></script>
+</body>
+</html>
+"""
+
+
+@bp.get("/docs")
+@documented("Interactive documentation of /openapi.json (Swagger UI)", produces="text/html")
+def docs() -> Response:
+    return Response(DOCS_PAGE, content_type="text/html; charset=utf-8")
+
+
+@bp.get("/docs/<name>")
+@documented(
+    "The files /docs loads (Swagger UI's, from its package, and its initialiser)",
+    produces=("text/javascript", "text/css", "image/png"),
+    errors=(404,),
+)
+def docs_asset(name: str) -> Response:
+    if name not in DOCS_ASSETS:
+        raise NotFound()
+    folder, mimetype = DOCS_ASSETS[name]
+    return send_from_directory(folder, name, mimetype=mimetype, max_age=3600)

@@ -112,6 +112,7 @@ class RefreshSessionData(BaseModel):
 class ApiInfo(BaseModel):
     name: str
     version: str
+    docs: str = Field(description="interactive documentation of /openapi.json")
     endpoints: dict[str, list[str]]
 
 

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from autocheckin.api.representations import Representation, with_computed
 from autocheckin.outbound import subscriptions
@@ -23,28 +24,45 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 
 
+# Only http and https receivers are accepted (and a host is needed).
+# Declared only (`json_schema_extra`): the refusal itself stays `ssrf.parse_url`'s, in its words.
+HTTP_URL = {"pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(:[1-9][0-9]{0,3})?([/?#][^\s]*)?$"}
+
+# A receiver's own headers: plain names, at most MAX_HEADERS (`subscriptions.check_headers`).
+HEADERS = Field(
+    json_schema_extra={
+        "propertyNames": {"pattern": "^" + subscriptions.HEADER_NAME.pattern + "$"},
+        "maxProperties": subscriptions.MAX_HEADERS,
+    }
+)
+
+
 class WebhookCreate(_Body):
     name: str = Field(min_length=1, max_length=200)
-    url: str = Field(min_length=1, max_length=2048)
+    url: str = Field(min_length=1, max_length=2048, json_schema_extra=HTTP_URL)
     event_type: EventType
     secret: str | None = Field(None, min_length=16, max_length=255)
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: Annotated[dict[str, str], HEADERS] = Field(default_factory=dict)
     is_active: bool = True
     retry_count: int = Field(3, ge=0, le=10)
     timeout_seconds: float = Field(10.0, ge=0.5, le=30)
 
 
 class WebhookUpdate(_Body):
-    """Only the fields sent change; `headers` replaces the whole set."""
+    """Only the fields sent change; `headers` replaces the whole set. A field sent as null
+    is refused (400), so none is declared nullable."""
 
-    name: str | None = Field(None, min_length=1, max_length=200)
-    url: str | None = Field(None, min_length=1, max_length=2048)
-    event_type: EventType | None = None
-    secret: str | None = Field(None, min_length=16, max_length=255)
-    headers: dict[str, str] | None = None
-    is_active: bool | None = None
-    retry_count: int | None = Field(None, ge=0, le=10)
-    timeout_seconds: float | None = Field(None, ge=0.5, le=30)
+    name: Annotated[str, Field(min_length=1, max_length=200)] | SkipJsonSchema[None] = None
+    url: (
+        Annotated[str, Field(min_length=1, max_length=2048, json_schema_extra=HTTP_URL)]
+        | SkipJsonSchema[None]
+    ) = None
+    event_type: EventType | SkipJsonSchema[None] = None
+    secret: Annotated[str, Field(min_length=16, max_length=255)] | SkipJsonSchema[None] = None
+    headers: Annotated[dict[str, str], HEADERS] | SkipJsonSchema[None] = None
+    is_active: bool | SkipJsonSchema[None] = None
+    retry_count: Annotated[int, Field(ge=0, le=10)] | SkipJsonSchema[None] = None
+    timeout_seconds: Annotated[float, Field(ge=0.5, le=30)] | SkipJsonSchema[None] = None
 
 
 class DeliveryQuery(BaseModel):

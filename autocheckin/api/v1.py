@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from autocheckin import jobs, overview, settings, state
 from autocheckin.api import schemas
 from autocheckin.api.errors import error_response
-from autocheckin.api.openapi import documented
+from autocheckin.api.openapi import ANONYMOUS, answers, documented
 from autocheckin.api.parsing import parse_query
 from autocheckin.api.security import key_accepted
 from autocheckin.auth import api_keys
@@ -39,6 +39,7 @@ def success(message: str, data: dict, status: int = 200) -> Response:
 
 
 @bp.before_request
+@answers(401, 429, 503, skips=OPEN_ENDPOINTS)
 def require_checkout_key() -> Response | None:
     """Every /api/v1 route but auth/test needs the key; with none configured, none is open."""
     if request.endpoint in OPEN_ENDPOINTS:
@@ -55,7 +56,9 @@ def require_checkout_key() -> Response | None:
 
 
 @bp.route("/auth/test", methods=["GET", "POST"])
-@documented("Test an API key", response=schemas.AuthTestResponse, security=("checkoutKey",))
+@documented(
+    "Test an API key", response=schemas.AuthTestResponse, security=("checkoutKey", ANONYMOUS)
+)
 def auth_test() -> Response:
     authenticated = key_accepted(
         request.headers.get(KEY_HEADER), current_app.config["CHECKOUT_API_KEY"]
@@ -89,7 +92,7 @@ class StateQuery(BaseModel):
     users_limit: int | None = Field(
         None, ge=0, description="roster entries in autoCheckinUsers (default: the whole roster)"
     )
-    users_offset: int = Field(0, ge=0)
+    users_offset: int = Field(0, ge=0, le=2**31 - 1)
 
 
 @bp.get("/state")
@@ -188,7 +191,7 @@ RUNNING_ANSWER = ((202, schemas.RunStillGoingResponse),)
     response=schemas.FetchUsersResponse,
     security=("checkoutKey",),
     errors=(401, 502, 503),
-    answers=RUNNING_ANSWER,
+    other_answers=RUNNING_ANSWER,
 )
 def fetch_users() -> Response:
     outcome = jobs.trigger_or_join(_app(), "fetch_users")
@@ -207,7 +210,7 @@ def fetch_users() -> Response:
     response=schemas.RefreshResponse,
     security=("checkoutKey",),
     errors=(401, 502, 503),
-    answers=RUNNING_ANSWER,
+    other_answers=RUNNING_ANSWER,
 )
 def refresh() -> Response:
     outcome = jobs.trigger_or_join(_app(), "refresh_sessions")
@@ -236,7 +239,7 @@ def refresh() -> Response:
     response=schemas.RefreshSessionResponse,
     security=("checkoutKey",),
     errors=(401, 404, 502, 503),
-    answers=RUNNING_ANSWER,
+    other_answers=RUNNING_ANSWER,
 )
 def refresh_session(email: str) -> Response:
     app, wait = _app(), current_app.config["TRIGGER_WAIT_SECONDS"]

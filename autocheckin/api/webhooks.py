@@ -14,7 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from autocheckin import ratelimits, settings
 from autocheckin.api.errors import http_error_response as _http_error
-from autocheckin.api.openapi import documented
+from autocheckin.api.openapi import answers, documented
 from autocheckin.times import utcnow
 from autocheckin.webhooks import payloads, receive, request_log
 from autocheckin.webhooks.commands import Rendered, error_rendered
@@ -25,6 +25,7 @@ bp = Blueprint("webhooks", __name__, url_prefix=PREFIX)
 
 
 @bp.before_request
+@answers(429)
 def _rate_limited() -> None:
     """WEBHOOK_RATE_LIMIT per client address, when set (the guide's 10/second is opt-in:
     a scanner replaying an offline backlog must not be refused by default)."""

@@ -28,7 +28,7 @@ from wtforms.validators import DataRequired, Length
 
 from autocheckin import overview, settings
 from autocheckin.api.login import authenticated
-from autocheckin.api.openapi import documented
+from autocheckin.api.openapi import answers, documented
 from autocheckin.api.representations import answer, csv_download
 from autocheckin.attendance import queries, windows
 from autocheckin.attendance.models import Attendance, Event, Student
@@ -97,6 +97,7 @@ def _receiver(url: str) -> str:
 
 
 @bp.before_request
+@answers(503)
 def _needs_a_secret_key() -> None:
     if not current_app.config["SECRET_KEY"]:
         raise ServiceUnavailable("Set SECRET_KEY (32+ bytes) to use the dashboard")
@@ -416,7 +417,11 @@ def _chart(moments: list, event: Event) -> dict[str, Any]:
 
 
 @bp.get("/events/<int:event_id>.csv")
-@documented("An event's attendance as Moodle CSV (a signed-in admin)", produces="text/csv")
+@documented(
+    "An event's attendance as Moodle CSV (a signed-in admin; else 302 to the sign-in)",
+    produces="text/csv",
+    errors=(302,),
+)
 def event_csv(event_id: int) -> Response:
     if _admin() is None:
         return redirect(url_for(".login"))

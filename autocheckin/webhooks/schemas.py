@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, RootModel, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from autocheckin.times import IsoTime
 from autocheckin.webhooks.answers import (
@@ -13,7 +13,7 @@ from autocheckin.webhooks.answers import (
     EventAnswer,
     StudentAnswer,
 )
-from autocheckin.webhooks.payloads import AttendanceData, EventData, StudentData
+from autocheckin.webhooks.payloads import MAX_BATCH_ITEMS, AttendanceData, EventData, StudentData
 
 
 class OneTapPayload(BaseModel):
@@ -47,7 +47,10 @@ class WebhookStatus(BaseModel):
 
 
 class AttendanceBatchPayload(BaseModel):
-    items: list[LegacyAttendancePayload]
+    # Declared only: the adapter refuses an empty or oversized list in the guide's words.
+    items: list[LegacyAttendancePayload] = Field(
+        json_schema_extra={"minItems": 1, "maxItems": MAX_BATCH_ITEMS}
+    )
     source: str | None = None
 
 
