@@ -1,0 +1,128 @@
+"""Issue 27's probe of the outbound webhooks, replayed as it was sent: addresses wrapped in
+IPv6, a receiver that drips its answer, line breaks in custom headers, and one
+integration's key reading and moving another's subscription."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from autocheckin.extensions import db
+from autocheckin.outbound.models import Delivery
+from autocheckin.outbound.sender import Sender
+from tests.conftest import API_KEY
+from tests.helpers import make_event, make_student
+from tests.receiver import Receiver, wait_until
+
+KEY = {"x-checkout-key": API_KEY}
+FAST = {
+    "OUTBOUND_POLL_INTERVAL": "0.05",
+    "OUTBOUND_BACKOFF_BASE": "0.2",
+    "OUTBOUND_BACKOFF_MAX": "1",
+}
+ERROR_SHAPE = {"detail", "status_code", "timestamp", "code"}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_sender():
+    senders: list[Sender] = []
+
+    def start(app, **kwargs) -> Sender:
+        sender = Sender(app, **kwargs).start()
+        senders.append(sender)
+        return sender
+
+    yield start
+    for sender in senders:
+        sender.stop()
+
+
+def subscribe(client, url, headers=KEY, **fields):
+    body = {"name": "Receiver", "url": url, "event_type": "attendance.marked", **fields}
+    response = client.post("/api/webhooks", json=body, headers=headers)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def check_in(client, student, event):
+    body = {"student_identifier": student, "event_identifier": event}
+    response = client.post("/api/webhook/attendance/", json=body)
+    assert response.status_code == 201, response.get_json()
+
+
+def deliveries(app, **filters) -> list[Delivery]:
+    with app.app_context():
+        return list(
+            db.session.scalars(db.select(Delivery).filter_by(**filters).order_by(Delivery.id))
+        )
+
+
+# --- 1. addresses inside IPv6 ---------------------------------------------------------------
+
+WRAPPED = [
+    "http://[64:ff9b::7f00:1]/",  # NAT64 of 127.0.0.1
+    "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 of 169.254.169.254 (cloud metadata)
+    "http://[64:ff9b::a00:1]/",  # NAT64 of 10.0.0.1
+    "http://[::7f00:1]/",  # IPv4-compatible 127.0.0.1
+    "http://[::ffff:0:7f00:1]/",  # IPv4-translated 127.0.0.1
+    "http://[64:ff9b:1::a00:1]/",  # local-use NAT64
+    "http://[2002:a9fe:a9fe::1]/",  # 6to4 of 169.254.169.254
+]
+
+
+@pytest.mark.parametrize("url", WRAPPED)
+def test_ipv4_inside_ipv6_is_refused_at_registration(make_app, url):
+    client = make_app(OUTBOUND_WEBHOOKS_ALLOW_PRIVATE="false").test_client()
+    body = {"name": "probe", "url": url, "event_type": "attendance.marked"}
+    response = client.post("/api/webhooks", json=body, headers=KEY)
+    assert response.status_code == 400, response.get_json()
+    answer = response.get_json()
+    assert answer["code"] == "refused_destination"
+    assert set(answer) == ERROR_SHAPE
+    created = client.post("/api/webhooks", json={**body, "url": "http://127.0.0.1/"}, headers=KEY)
+    assert created.status_code == 400
+    patch_target = make_app(OUTBOUND_WEBHOOKS_ALLOW_PRIVATE="true").test_client()
+    webhook_id = subscribe(patch_target, "http://127.0.0.1:9/")["id"]
+    moved = client.patch(f"/api/webhooks/{webhook_id}", json={"url": url}, headers=KEY)
+    assert moved.status_code == 400 and moved.get_json()["code"] == "refused_destination"
+
+
+@pytest.mark.parametrize(
+    "address", ["64:ff9b::808:808", "2606:4700:4700::1111", "8.8.8.8", "2002:808:808::1"]
+)
+def test_public_addresses_stay_allowed_nat64_of_a_public_one_included(address):
+    """An IPv6-only host behind DNS64 reaches an IPv4-only receiver at 64:ff9b::<its IPv4>."""
+    import ipaddress
+
+    from autocheckin.outbound.ssrf import refusal
+
+    assert refusal(ipaddress.ip_address(address)) is None
+
+
+def test_a_name_that_rebinds_to_nat64_loopback_is_refused_at_send(
+    make_app, receiver, start_sender, monkeypatch
+):
+    """Registration saw a public address; at send the name answers 64:ff9b::7f00:1."""
+    from autocheckin.outbound import ssrf
+
+    answers = {"value": ["93.184.215.14"]}
+    monkeypatch.setattr(ssrf, "resolve", lambda host, port: answers["value"])
+    app = make_app(**FAST, OUTBOUND_WEBHOOKS_ALLOW_PRIVATE="false")
+    client = app.test_client()
+    subscribe(client, "http://hooks.example.com/hook", retry_count=0)
+    answers["value"] = ["64:ff9b::7f00:1"]
+    with app.app_context():
+        make_student(identifier="a1")
+        make_event(name="E")
+    start_sender(app)
+    check_in(client, "a1", "E")
+    (delivery,) = wait_until(lambda: deliveries(app, status="failed"))
+    assert "resolves to 64:ff9b::7f00:1, a loopback (IPv4 127.0.0.1" in delivery.last_error
