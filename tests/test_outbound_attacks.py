@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import pytest
 
 from autocheckin.extensions import db
-from autocheckin.outbound.models import Delivery
+from autocheckin.outbound.models import Delivery, DeliveryAttempt
 from autocheckin.outbound.sender import Sender
 from tests.conftest import API_KEY
 from tests.helpers import make_event, make_student
-from tests.receiver import Receiver, wait_until
+from tests.receiver import DripReceiver, Receiver, wait_until
 
 KEY = {"x-checkout-key": API_KEY}
 FAST = {
@@ -126,3 +126,30 @@ def test_a_name_that_rebinds_to_nat64_loopback_is_refused_at_send(
     check_in(client, "a1", "E")
     (delivery,) = wait_until(lambda: deliveries(app, status="failed"))
     assert "resolves to 64:ff9b::7f00:1, a loopback (IPv4 127.0.0.1" in delivery.last_error
+
+
+# --- 2. one deadline for the whole attempt ----------------------------------------------------
+
+
+def test_a_dripping_receiver_holds_a_sender_no_longer_than_its_timeout(make_app, start_sender):
+    """One byte every 0.4 s: every read succeeds within the 1 s read timeout, so before the
+    overall deadline the attempt lasted as long as the answer (~28 s; 12 s in the probe)."""
+    app = make_app(**FAST)
+    drip = DripReceiver(interval=0.4).start()
+    try:
+        client = app.test_client()
+        subscribe(client, drip.url, retry_count=0, timeout_seconds=1)
+        with app.app_context():
+            make_student(identifier="a1")
+            make_event(name="E")
+        start_sender(app)
+        check_in(client, "a1", "E")
+        (delivery,) = wait_until(lambda: deliveries(app, status="failed"), seconds=6)
+        wait_until(lambda: drip.held, seconds=5, what="the receiver sees the sender hang up")
+    finally:
+        drip.stop()
+    assert delivery.last_error == "timed out after 1 s"
+    with app.app_context():
+        (attempt,) = db.session.scalars(db.select(DeliveryAttempt))
+    assert 900 <= attempt.duration_ms < 1500, attempt.duration_ms
+    assert drip.held[0] < 2.5  # one drip interval or two past the deadline, to notice

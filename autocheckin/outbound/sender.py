@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import atexit
 import email.utils
+import heapq
 import logging
 import queue
+import socket
 import threading
 import time
 from collections import Counter, deque
@@ -28,6 +30,8 @@ from typing import Any
 import requests
 from flask import Flask
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from autocheckin.attendance.errors import Invalid
@@ -47,6 +51,134 @@ GATHER_SECONDS = 0.02
 
 
 # --- one attempt --------------------------------------------------------------------------------
+
+
+class AttemptDeadline:
+    """The whole attempt's bound: `requests`' read timeout is per read, so a receiver that
+    drips a byte a little more often than that would hold a sender thread for as long as it
+    likes. At the deadline the socket is shut down, which ends whatever read or write is
+    blocked on it (connecting is bounded by the connect timeout already)."""
+
+    def __init__(self, seconds: float):
+        self.ends_at = time.monotonic() + seconds
+        self.is_expired = False
+        self.is_over = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> AttemptDeadline:
+        _watched.deadline = self
+        _WATCHDOG.watch(self)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            self.is_over = True
+        _watched.deadline = None
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            is_expired = self.is_expired
+        if is_expired:
+            _shut(sock)
+
+    def expire(self) -> None:
+        with self._lock:
+            if self.is_over:
+                return
+            self.is_expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+class _Watchdog:
+    """One thread per process ends the attempts whose deadline passed (a timer thread per
+    attempt cost a fifth of the throughput of 1,000 deliveries)."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, AttemptDeadline]] = []
+        self._count = 0
+        self._condition = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: AttemptDeadline) -> None:
+        with self._condition:
+            self._count += 1
+            heapq.heappush(self._due, (deadline.ends_at, self._count, deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="outbound-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while self._due and self._due[0][2].is_over:
+                    heapq.heappop(self._due)
+                if not self._due:
+                    self._condition.wait()
+                    continue
+                wait = self._due[0][0] - time.monotonic()
+                if wait > 0:
+                    self._condition.wait(wait)
+                    continue
+                _ends_at, _count, deadline = heapq.heappop(self._due)
+            deadline.expire()
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # closed already
+
+
+_watched = threading.local()  # the attempt this thread is making: its AttemptDeadline
+
+
+class _Watched:
+    """A connection that hands its socket to the attempt's deadline: a new one as it is
+    made, a kept-alive one as a request starts on it."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()  # type: ignore[misc]
+        _watch(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self.sock)  # type: ignore[attr-defined]
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+def _watch(sock: socket.socket | None) -> None:
+    deadline = getattr(_watched, "deadline", None)
+    if deadline is not None:
+        deadline.watch(sock)
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
 
 
 class PinnedAdapter(HTTPAdapter):
@@ -70,6 +202,14 @@ class PinnedAdapter(HTTPAdapter):
             pool_kwargs["assert_hostname"] = host_params["host"]
         host_params["host"] = pinned
         return host_params, pool_kwargs
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        # urllib3's documented hook for the pool (and so connection) classes of a scheme.
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPPool,
+            "https": _WatchedHTTPSPool,
+        }
 
 
 def http_session(pool_size: int) -> requests.Session:
@@ -140,25 +280,36 @@ def attempt(claimed: Claimed, *, http: requests.Session, allow_private: bool) ->
     prepared = requests.Request("POST", claimed.url, data=body, headers=headers).prepare()
     prepared.pinned_address = target.address  # type: ignore[attr-defined]
     timeout = claimed.timeout_seconds
-    try:
-        response = http.send(
-            prepared, allow_redirects=False, timeout=(timeout, timeout), stream=True, verify=True
-        )
-    except requests.Timeout:
-        return result(FAILURE, error=f"timed out after {timeout:g} s")
-    except (requests.RequestException, Urllib3Error, OSError, ValueError) as error:
-        return result(FAILURE, error=f"{type(error).__name__}: {error}"[:500])
-    preview, is_read_whole = b"", False
-    try:
-        preview = response.raw.read(PREVIEW_BYTES + 1, decode_content=True) or b""
-        is_read_whole = len(preview) <= PREVIEW_BYTES
-    except (requests.RequestException, Urllib3Error, OSError):
-        is_read_whole = False
-    finally:
-        if is_read_whole:
-            response.raw.release_conn()  # read to the end: the connection can be reused
-        else:
-            response.close()
+    timed_out = f"timed out after {timeout:g} s"
+    with AttemptDeadline(timeout) as deadline:
+        try:
+            response = http.send(
+                prepared,
+                allow_redirects=False,
+                timeout=(timeout, timeout),
+                stream=True,
+                verify=True,
+            )
+        except requests.Timeout:
+            return result(FAILURE, error=timed_out)
+        except (requests.RequestException, Urllib3Error, OSError, ValueError) as error:
+            if deadline.is_expired:
+                return result(FAILURE, error=timed_out)
+            return result(FAILURE, error=f"{type(error).__name__}: {error}"[:500])
+        preview, is_read_whole, is_cut_short = b"", False, False
+        try:
+            preview = response.raw.read(PREVIEW_BYTES + 1, decode_content=True) or b""
+            is_read_whole = len(preview) <= PREVIEW_BYTES
+        except (requests.RequestException, Urllib3Error, OSError):
+            is_cut_short = True
+    # The deadline is over now (it shuts no socket any more): only now may a connection go
+    # back to the pool, and only one the deadline never touched.
+    if is_read_whole and not deadline.is_expired:
+        response.raw.release_conn()  # read to the end: the connection can be reused
+    else:
+        response.close()
+    if is_cut_short and deadline.is_expired:
+        return result(FAILURE, error=timed_out)
     status = response.status_code
     fields: dict[str, Any] = {
         "status_code": status,
