@@ -713,7 +713,7 @@ def test_create_list_get_patch_delete(client, receiver):
                 "event_type": "attendance.marked",
                 "headers": {"Bad Name": "1"},
             },
-            "not a header name",
+            "Invalid value for headers",
         ),
         (
             {"name": "x", "url": LOCAL, "event_type": "attendance.marked", "headers": {"X-A": 1}},

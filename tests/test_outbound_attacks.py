@@ -153,3 +153,55 @@ def test_a_dripping_receiver_holds_a_sender_no_longer_than_its_timeout(make_app,
         (attempt,) = db.session.scalars(db.select(DeliveryAttempt))
     assert 900 <= attempt.duration_ms < 1500, attempt.duration_ms
     assert drip.held[0] < 2.5  # one drip interval or two past the deadline, to notice
+
+
+# --- 3. custom headers a request can carry ----------------------------------------------------
+
+BAD_HEADERS = [
+    {"X-Trace": "a\r\nX-Injected: 1"},  # the probe's CR/LF
+    {"X-Trace": "a\nb"},
+    {"X-Trace": "token\r\n"},
+    {"X-Trace": "a\x00b"},
+    {"X-Trace": " leading-space"},
+    {"X-Trace": "caf\u00e9"},  # not ASCII: http.client would fail every delivery
+    {"X-Trace\r\nX-Injected": "1"},
+    {"X-Trace:": "1"},
+    {"X-Trace": "x" * 4097},
+]
+
+
+@pytest.mark.parametrize("headers", BAD_HEADERS)
+def test_a_header_no_request_can_carry_is_refused_at_registration_and_patch(client, headers):
+    body = {"name": "x", "url": "http://127.0.0.1:9/", "event_type": "attendance.marked"}
+    created = client.post("/api/webhooks", json={**body, "headers": headers}, headers=KEY)
+    assert created.status_code == 400, created.get_json()
+    assert set(created.get_json()) == ERROR_SHAPE
+    assert "headers" in created.get_json()["detail"]
+    webhook_id = subscribe(client, body["url"], headers=KEY)["id"]
+    patched = client.patch(f"/api/webhooks/{webhook_id}", json={"headers": headers}, headers=KEY)
+    assert patched.status_code == 400, patched.get_json()
+    assert set(patched.get_json()) == ERROR_SHAPE
+    shown = client.get(f"/api/webhooks/{webhook_id}", headers=KEY).get_json()
+    assert shown["headers"] == {}
+
+
+def test_the_service_refuses_them_too(app):
+    """The dashboard or a CLI calling the service meets the same rule as the API."""
+    from autocheckin.attendance.errors import Invalid
+    from autocheckin.outbound import subscriptions
+
+    for headers in BAD_HEADERS:
+        with pytest.raises(Invalid, match="headers"):
+            subscriptions.check_headers(headers)
+    good = {"Authorization": "Bearer abc def", "X-Tab": "a\tb", "X-Empty": ""}
+    assert subscriptions.check_headers(good) == good
+
+
+def test_openapi_declares_the_header_rules(client):
+    spec = client.get("/openapi.json").get_json()["components"]["schemas"]
+    for model in ("WebhookCreate", "WebhookUpdate"):
+        headers = spec[model]["properties"]["headers"]
+        assert headers["propertyNames"]["pattern"].startswith("^[!#$%&")
+        assert headers["additionalProperties"] is False
+        text = str(headers)
+        assert "maxLength" in text and "\\t -~" in text

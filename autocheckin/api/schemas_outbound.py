@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from autocheckin.api.representations import Representation, with_computed
 from autocheckin.outbound import subscriptions
@@ -14,6 +14,25 @@ from autocheckin.outbound.signing import secret_hint
 from autocheckin.times import IsoTime
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+# The service's own rules (`subscriptions.check_headers`), declared so /openapi.json shows them.
+HeaderName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=False, pattern=f"^{subscriptions.HEADER_NAME.pattern}$"),
+]
+HeaderValue = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=False,
+        pattern=f"^{subscriptions.HEADER_VALUE.pattern}$",
+        max_length=subscriptions.MAX_HEADER_VALUE,
+    ),
+]
+Headers = dict[HeaderName, HeaderValue]
+# pydantic draws the names as patternProperties, which alone would let other names through.
+HEADER_NAMES_ONLY = {
+    "propertyNames": {"pattern": f"^{subscriptions.HEADER_NAME.pattern}$"},
+    "additionalProperties": False,
+}
 DeliveryStatus = Literal[DELIVERY_STATUSES]  # type: ignore[valid-type]
 
 
@@ -28,7 +47,11 @@ class WebhookCreate(_Body):
     url: str = Field(min_length=1, max_length=2048)
     event_type: EventType
     secret: str | None = Field(None, min_length=16, max_length=255)
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: Headers = Field(
+        default_factory=dict,
+        max_length=subscriptions.MAX_HEADERS,
+        json_schema_extra=HEADER_NAMES_ONLY,
+    )
     is_active: bool = True
     retry_count: int = Field(3, ge=0, le=10)
     timeout_seconds: float = Field(10.0, ge=0.5, le=30)
@@ -41,7 +64,9 @@ class WebhookUpdate(_Body):
     url: str | None = Field(None, min_length=1, max_length=2048)
     event_type: EventType | None = None
     secret: str | None = Field(None, min_length=16, max_length=255)
-    headers: dict[str, str] | None = None
+    headers: Headers | None = Field(
+        None, max_length=subscriptions.MAX_HEADERS, json_schema_extra=HEADER_NAMES_ONLY
+    )
     is_active: bool | None = None
     retry_count: int | None = Field(None, ge=0, le=10)
     timeout_seconds: float | None = Field(None, ge=0.5, le=30)

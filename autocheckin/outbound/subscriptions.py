@@ -31,7 +31,14 @@ from autocheckin.outbound.signing import RESERVED_HEADERS, new_secret
 from autocheckin.times import utcnow
 
 MAX_HEADERS = 20
+# A header is sent as written on every delivery, so it must be one a request can carry: a
+# name of token characters (RFC 9110), a value of visible ASCII with inner spaces and tabs,
+# nothing before or after it. A CR or LF (any control character) would make every delivery
+# fail, or with a lenient client split one header into two. `api.schemas_outbound` declares
+# these same patterns, so /openapi.json says what is refused.
 HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
+HEADER_VALUE = re.compile(r"(?:[!-~](?:[\t -~]*[!-~])?)?")
+MAX_HEADER_VALUE = 4096
 # Header values shown masked: they are credentials the receiver asked for.
 SENSITIVE_HEADER = re.compile(r"authorization|cookie|key|token|secret|signature|password", re.I)
 FIELDS = (
@@ -50,9 +57,18 @@ def check_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Custom headers a receiver wants: plain names, none of ours, a bounded number."""
     if len(headers) > MAX_HEADERS:
         raise Invalid(f"Invalid value for headers: at most {MAX_HEADERS} headers")
-    for name in headers:
-        if not HEADER_NAME.fullmatch(name):
+    for name, value in headers.items():
+        if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
             raise Invalid(f"Invalid value for headers: {name!r} is not a header name")
+        if (
+            not isinstance(value, str)
+            or len(value) > MAX_HEADER_VALUE
+            or not HEADER_VALUE.fullmatch(value)
+        ):
+            raise Invalid(
+                f"Invalid value for headers: the value of {name} must be visible ASCII (inner "
+                f"spaces and tabs allowed), at most {MAX_HEADER_VALUE} characters"
+            )
         if name.lower() in RESERVED_HEADERS:
             raise Invalid(
                 f"Invalid value for headers: {name} is set by AutoCheckin on every delivery"
