@@ -45,9 +45,9 @@ def start_sender():
         sender.stop()
 
 
-def subscribe(client, url, headers=KEY, **fields):
+def subscribe(client, url, auth=KEY, **fields):
     body = {"name": "Receiver", "url": url, "event_type": "attendance.marked", **fields}
-    response = client.post("/api/webhooks", json=body, headers=headers)
+    response = client.post("/api/webhooks", json=body, headers=auth)
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 
@@ -177,7 +177,7 @@ def test_a_header_no_request_can_carry_is_refused_at_registration_and_patch(clie
     assert created.status_code == 400, created.get_json()
     assert set(created.get_json()) == ERROR_SHAPE
     assert "headers" in created.get_json()["detail"]
-    webhook_id = subscribe(client, body["url"], headers=KEY)["id"]
+    webhook_id = subscribe(client, body["url"])["id"]
     patched = client.patch(f"/api/webhooks/{webhook_id}", json={"headers": headers}, headers=KEY)
     assert patched.status_code == 400, patched.get_json()
     assert set(patched.get_json()) == ERROR_SHAPE
@@ -205,3 +205,114 @@ def test_openapi_declares_the_header_rules(client):
         assert headers["additionalProperties"] is False
         text = str(headers)
         assert "maxLength" in text and "\\t -~" in text
+
+
+# --- 4. who sees and moves a subscription --------------------------------------------------------
+
+SECRET_URL = "http://127.0.0.1:9/services/T000/B000/XXXXsecretXXXX?token=abc"
+
+
+def integration_key(app, name: str) -> dict[str, str]:
+    result = app.test_cli_runner().invoke(args=["keys", "create", name])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith(f"{name}: "))
+    return {"x-checkout-key": line.split(": ", 1)[1]}
+
+
+def admin_token(app, client) -> dict[str, str]:
+    from tests.helpers import bearer, login, register
+
+    register(client, email="admin@example.com", name="Admin")
+    assert (
+        app.test_cli_runner().invoke(args=["users", "promote", "admin@example.com"]).exit_code == 0
+    )
+    return bearer(login(client, email="admin@example.com").get_json()["access_token"])
+
+
+def test_another_integration_key_sees_scheme_and_host_and_cannot_move_it(app, client):
+    """The probe: key B lists every subscription and PATCHes key A's to its own server."""
+    moodle, attacker = integration_key(app, "moodle"), integration_key(app, "attacker")
+    created = subscribe(client, SECRET_URL, auth=moodle, headers={"X-Receiver-Pass": "hunter2"})
+    assert created["url"] == SECRET_URL and created["is_yours"] is True
+    webhook_id = created["id"]
+
+    listed = client.get("/api/webhooks", headers=attacker).get_json()["webhooks"]
+    (seen,) = listed
+    assert seen["url"] == "http://127.0.0.1:9"
+    assert seen["headers"] == {"X-Receiver-Pass": "********"}
+    assert seen["is_yours"] is False
+    one = client.get(f"/api/webhooks/{webhook_id}", headers=attacker).get_json()
+    assert one["url"] == "http://127.0.0.1:9" and "secret" not in str(one["url"])
+
+    path = f"/api/webhooks/{webhook_id}"
+    moves = [
+        client.patch(path, json={"url": "http://127.0.0.1:8/steal"}, headers=attacker),
+        client.patch(path, json={"is_active": False}, headers=attacker),
+        client.delete(path, headers=attacker),
+        client.post(f"{path}/test", headers=attacker),
+        client.get(f"{path}/deliveries", headers=attacker),
+        client.post(f"{path}/deliveries/1/redeliver", headers=attacker),
+    ]
+    for refused in moves:
+        assert refused.status_code == 403, refused.get_json()
+        assert set(refused.get_json()) == ERROR_SHAPE
+        assert refused.get_json()["code"] == "not_your_webhook"
+
+    mine = client.get(path, headers=moodle).get_json()
+    assert (mine["url"], mine["is_active"], mine["is_yours"]) == (SECRET_URL, True, True)
+    assert mine["headers"] == {"X-Receiver-Pass": "hunter2"}
+    moved = client.patch(path, json={"name": "Moodle"}, headers=moodle)
+    assert moved.status_code == 200 and moved.get_json()["url"] == SECRET_URL
+
+
+def test_the_checkout_key_and_admins_see_and_change_every_one(app, client):
+    moodle = integration_key(app, "moodle")
+    admin = admin_token(app, client)
+    by_key = subscribe(client, SECRET_URL, auth=moodle)
+    by_operator = subscribe(client, SECRET_URL + "&op=1", auth=KEY)
+    by_admin = subscribe(client, SECRET_URL + "&admin=1", auth=admin)
+    with app.app_context():
+        from autocheckin.auth.api_keys import ApiKey
+        from autocheckin.auth.models import Account
+
+        key_id = db.session.scalar(db.select(ApiKey.id).where(ApiKey.name == "moodle"))
+        admin_id = db.session.scalar(
+            db.select(Account.id).where(Account.email == "admin@example.com")
+        )
+    assert by_key["created_by"] == f"api_key:{key_id}"
+    assert by_operator["created_by"] == "checkout_key"
+    assert by_admin["created_by"] == f"account:{admin_id}"
+    for who in (KEY, admin):
+        shown = client.get("/api/webhooks", headers=who).get_json()["webhooks"]
+        assert [item["url"] for item in shown] == [
+            SECRET_URL,
+            SECRET_URL + "&op=1",
+            SECRET_URL + "&admin=1",
+        ]
+        assert all(item["is_yours"] for item in shown)
+    patched = client.patch(f"/api/webhooks/{by_key['id']}", json={"name": "op"}, headers=KEY)
+    assert patched.status_code == 200
+    shown_to_key = client.get("/api/webhooks", headers=moodle).get_json()["webhooks"]
+    assert [item["url"] for item in shown_to_key] == [
+        SECRET_URL,
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+    ]
+    refused = client.patch(f"/api/webhooks/{by_operator['id']}", json={"name": "x"}, headers=moodle)
+    assert refused.status_code == 403
+
+
+def test_a_subscription_from_before_is_nobodys_but_the_operators(app, client):
+    """Made before migration 0014 (created_by null): an integration key sees its host only."""
+    from autocheckin.outbound.models import Subscription
+
+    moodle = integration_key(app, "moodle")
+    webhook_id = subscribe(client, SECRET_URL, auth=KEY)["id"]
+    with app.app_context():
+        db.session.get(Subscription, webhook_id).created_by = None
+        db.session.commit()
+    shown = client.get(f"/api/webhooks/{webhook_id}", headers=moodle).get_json()
+    assert shown["url"] == "http://127.0.0.1:9" and shown["created_by"] is None
+    path = f"/api/webhooks/{webhook_id}"
+    assert client.patch(path, json={"name": "x"}, headers=moodle).status_code == 403
+    assert client.get(path, headers=KEY).get_json()["url"] == SECRET_URL

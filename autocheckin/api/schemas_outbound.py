@@ -78,11 +78,16 @@ class DeliveryQuery(BaseModel):
 
 
 class WebhookOut(Representation):
-    """A subscription: never its secret, credentials in its headers masked."""
+    """A subscription: never its secret, credentials in its headers masked; to a caller
+    that did not make it, the receiver as scheme and host only and every header value
+    masked."""
 
     id: int
     name: str
-    url: str
+    url: str = Field(
+        description="The full URL for the caller that made the subscription, the "
+        "CHECKOUT_API_KEY holder and web admins; scheme and host only for other callers"
+    )
     event_type: str
     headers: dict[str, str]
     is_active: bool
@@ -96,6 +101,22 @@ class WebhookOut(Representation):
     )
     created_at: IsoTime | None
     updated_at: IsoTime | None
+    created_by: str | None = Field(
+        description='"checkout_key", "api_key:<id>" or "account:<id>"; null when made '
+        "before this was recorded"
+    )
+    is_yours: bool = Field(description="Whether the caller may change it and read its deliveries")
+
+    @classmethod
+    def of(cls, subscription: Any, caller: subscriptions.Caller) -> WebhookOut:
+        return cls.model_validate(
+            with_computed(
+                subscription,
+                url=subscriptions.receiver_shown_to(caller, subscription),
+                headers=subscriptions.headers_shown_to(caller, subscription),
+                is_yours=caller.owns(subscription),
+            )
+        )
 
     @field_validator("headers", mode="before")
     @classmethod
@@ -112,8 +133,10 @@ class WebhookCreated(WebhookOut):
     secret: str = Field(description="Shown once, in this answer only")
 
     @classmethod
-    def of(cls, subscription: Any, secret: str) -> WebhookCreated:
-        shown = WebhookOut.model_validate(subscription).model_dump()
+    def created(
+        cls, subscription: Any, secret: str, caller: subscriptions.Caller
+    ) -> WebhookCreated:
+        shown = WebhookOut.of(subscription, caller).model_dump()
         return cls.model_validate({**shown, "secret_hint": secret_hint(secret), "secret": secret})
 
 

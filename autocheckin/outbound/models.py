@@ -56,6 +56,9 @@ class Subscription(db.Model):
     revision: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Who made it (`subscriptions.Caller.principal`): "checkout_key", "api_key:<id>" or
+    # "account:<id>"; None for those made before migration 0014.
+    created_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class OutboxEntry(db.Model):

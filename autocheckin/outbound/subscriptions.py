@@ -1,5 +1,11 @@
 """Subscriptions and their deliveries, as the API manages them.
 
+Each subscription records who made it. A `Caller` who `sees_all` (the CHECKOUT_API_KEY
+holder, a web admin) sees and changes every one; any other caller (an integration key)
+sees the others' receivers as scheme and host only (a path or query can be a secret, as
+Slack's are) and their header values masked, and is refused (403 `not_your_webhook`) when
+it would change, delete, test, redeliver or read the deliveries of one it did not make.
+
 Every write raises the subscription's `revision`, so each process notices the change the
 next time it announces something (the local cache is dropped at once). Deleting only marks
 a subscription deleted and wipes its secret: its deliveries keep their history.
@@ -10,11 +16,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, union_all, update
 
+from autocheckin import errors
 from autocheckin.attendance.errors import Conflict, Invalid, NotFound
 from autocheckin.database import write_transaction
 from autocheckin.extensions import db
@@ -76,6 +85,40 @@ def check_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return dict(headers)
 
 
+class NotYours(errors.Forbidden):
+    """An integration key reaching for a subscription another caller made. 403, not 404:
+    the list shows the subscription exists, so pretending it does not would be a lie."""
+
+    code = "not_your_webhook"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: `principal` as recorded in `created_by`; `sees_all` for the
+    CHECKOUT_API_KEY holder and web admins."""
+
+    principal: str
+    sees_all: bool = False
+
+    def owns(self, subscription: Subscription) -> bool:
+        return self.sees_all or subscription.created_by == self.principal
+
+
+def receiver_shown_to(caller: Caller | None, subscription: Subscription) -> str:
+    """The full URL for its owner (or a caller who sees all); else scheme and host only."""
+    if caller is None or caller.owns(subscription):
+        return subscription.url
+    parts = urlsplit(subscription.url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def headers_shown_to(caller: Caller | None, subscription: Subscription) -> dict[str, str]:
+    """Credential-looking values masked for everyone; every value for a non-owner."""
+    if caller is None or caller.owns(subscription):
+        return masked_headers(subscription.headers or {})
+    return {name: "********" for name in subscription.headers or {}}
+
+
 def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {
         name: ("********" if SENSITIVE_HEADER.search(name) else value)
@@ -93,7 +136,7 @@ def _forget_types() -> None:
 
 
 def create_subscription(
-    *, fields: Mapping[str, Any], allow_private: bool
+    *, fields: Mapping[str, Any], allow_private: bool, caller: Caller | None = None
 ) -> tuple[Subscription, str]:
     """A new subscription and its secret (generated when none is given), shown only now."""
     headers = check_headers(fields.get("headers") or {})
@@ -109,6 +152,7 @@ def create_subscription(
             is_active=fields.get("is_active", True),
             retry_count=fields.get("retry_count", 3),
             timeout_seconds=fields.get("timeout_seconds", 10.0),
+            created_by=caller.principal if caller is not None else None,
         )
         session.add(subscription)
     _forget_types()
@@ -123,18 +167,30 @@ def list_subscriptions() -> list[Subscription]:
     )
 
 
-def get_subscription(subscription_id: int) -> Subscription:
+def get_subscription(subscription_id: int, *, caller: Caller | None = None) -> Subscription:
+    """The live subscription; with a `caller`, only one it may manage (`NotYours` else).
+    No caller is a trusted one: the dashboard's admin, the CLI."""
     subscription = db.session.get(Subscription, subscription_id)
     if subscription is None or subscription.deleted_at is not None:
         raise NotFound(f"Webhook {subscription_id} not found", code="webhook_not_found")
+    if caller is not None and not caller.owns(subscription):
+        raise NotYours(
+            f"Webhook {subscription_id} was made by another caller; only it, the "
+            "CHECKOUT_API_KEY holder or a web admin may change it or read its deliveries"
+        )
     return subscription
 
 
 def update_subscription(
-    subscription_id: int, *, changes: Mapping[str, Any], allow_private: bool
+    subscription_id: int,
+    *,
+    changes: Mapping[str, Any],
+    allow_private: bool,
+    caller: Caller | None = None,
 ) -> Subscription:
     """Change the given fields. Turning a disabled subscription back on clears why it was
     disabled; turning one off cancels what it had pending."""
+    get_subscription(subscription_id, caller=caller)  # not theirs: refused before any check
     unknown = set(changes) - set(FIELDS)
     if unknown:
         raise Invalid(f"Unknown webhook fields: {', '.join(sorted(unknown))}")
@@ -144,7 +200,7 @@ def update_subscription(
         ssrf.destination(changes["url"], allow_private=allow_private)
     now = utcnow()
     with write_transaction() as session:
-        subscription = get_subscription(subscription_id)
+        subscription = get_subscription(subscription_id, caller=caller)
         was_active = subscription.is_active
         for name, value in changes.items():
             setattr(subscription, name, value)
@@ -161,10 +217,10 @@ def update_subscription(
     return subscription
 
 
-def delete_subscription(subscription_id: int) -> None:
+def delete_subscription(subscription_id: int, *, caller: Caller | None = None) -> None:
     now = utcnow()
     with write_transaction() as session:
-        subscription = get_subscription(subscription_id)
+        subscription = get_subscription(subscription_id, caller=caller)
         subscription.deleted_at = now
         subscription.is_active = False
         subscription.secret = ""
@@ -176,10 +232,14 @@ def delete_subscription(subscription_id: int) -> None:
 
 
 def list_deliveries(
-    subscription_id: int, *, status: str | None = None, limit: int = 50
+    subscription_id: int,
+    *,
+    status: str | None = None,
+    limit: int = 50,
+    caller: Caller | None = None,
 ) -> list[tuple[Delivery, list[DeliveryAttempt]]]:
     """Newest first, each with its attempts in order."""
-    get_subscription(subscription_id)
+    get_subscription(subscription_id, caller=caller)
     query = select(Delivery).where(Delivery.subscription_id == subscription_id)
     if status is not None:
         query = query.where(Delivery.status == status)
@@ -235,12 +295,12 @@ def _active(subscription: Subscription) -> None:
         )
 
 
-def redeliver(subscription_id: int, delivery_id: int) -> Delivery:
+def redeliver(subscription_id: int, delivery_id: int, *, caller: Caller | None = None) -> Delivery:
     """Send a finished delivery again, same body and same webhook-id, with a fresh set of
     retries."""
     now = utcnow()
     with write_transaction() as session:
-        subscription = get_subscription(subscription_id)
+        subscription = get_subscription(subscription_id, caller=caller)
         delivery = session.get(Delivery, delivery_id)
         if delivery is None or delivery.subscription_id != subscription.id:
             raise NotFound(
@@ -267,11 +327,11 @@ def redeliver(subscription_id: int, delivery_id: int) -> Delivery:
     return delivery
 
 
-def send_ping(subscription_id: int) -> Delivery:
+def send_ping(subscription_id: int, *, caller: Caller | None = None) -> Delivery:
     """Queue one `ping` delivery (a single attempt) to check the receiver and its secret."""
     now = utcnow()
     with write_transaction() as session:
-        subscription = get_subscription(subscription_id)
+        subscription = get_subscription(subscription_id, caller=caller)
         _active(subscription)
         data = {"webhook_id": subscription.id, "message": "Test delivery from AutoCheckin"}
         values = dispatch.new_delivery(
