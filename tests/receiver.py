@@ -28,9 +28,10 @@ class Answer:
 
 
 class Receiver:
-    """`answer(received) -> Answer` decides each response; the default is 200."""
+    """`answer(received) -> Answer` decides each response; the default is 200. `port`: a
+    fixed one, to come back on after an outage."""
 
-    def __init__(self, answer: Callable[[Received], Answer] | None = None):
+    def __init__(self, answer: Callable[[Received], Answer] | None = None, *, port: int = 0):
         self.answer = answer or (lambda _received: Answer())
         self.received: list[Received] = []
         self._lock = threading.Lock()
@@ -66,8 +67,9 @@ class Receiver:
             def log_message(self, *_args: Any) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
+        self.server.handle_error = lambda _request, _address: None  # a sender that hung up
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -95,7 +97,9 @@ def wait_until(condition: Callable[[], Any], *, seconds: float = 10, what: str =
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds} s: {what or condition}")
+            raise AssertionError(
+                f"not within {seconds} s: {what() if callable(what) else what or condition}"
+            )
         time.sleep(0.02)
 
 

@@ -18,8 +18,7 @@ from tests.receiver import DripReceiver, Receiver, wait_until
 KEY = {"x-checkout-key": API_KEY}
 FAST = {
     "OUTBOUND_POLL_INTERVAL": "0.05",
-    "OUTBOUND_BACKOFF_BASE": "0.2",
-    "OUTBOUND_BACKOFF_MAX": "1",
+    "OUTBOUND_RETRY_SCHEDULE": "0.2,0.4,0.8,1",
 }
 ERROR_SHAPE = {"detail", "status_code", "timestamp", "code"}
 

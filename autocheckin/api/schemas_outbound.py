@@ -53,7 +53,13 @@ class WebhookCreate(_Body):
         json_schema_extra=HEADER_NAMES_ONLY,
     )
     is_active: bool = True
-    retry_count: int = Field(3, ge=0, le=10)
+    retry_count: int = Field(
+        subscriptions.DEFAULT_RETRY_COUNT,
+        ge=0,
+        le=10,
+        description="Retries after the first attempt, waiting OUTBOUND_RETRY_SCHEDULE's steps "
+        "in turn (by default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; the last repeats)",
+    )
     timeout_seconds: float = Field(10.0, ge=0.5, le=30)
 
 

@@ -46,7 +46,7 @@ class Subscription(db.Model):
     secret: Mapped[str] = mapped_column(String(255))
     headers: Mapped[dict[str, str]] = mapped_column(JSONValue, default=dict)
     is_active: Mapped[bool] = mapped_column(default=True)
-    retry_count: Mapped[int] = mapped_column(default=3)
+    retry_count: Mapped[int] = mapped_column(default=7)  # subscriptions.DEFAULT_RETRY_COUNT
     timeout_seconds: Mapped[float] = mapped_column(default=10.0)
     consecutive_failures: Mapped[int] = mapped_column(default=0)
     disabled_reason: Mapped[str | None] = mapped_column(String(300))

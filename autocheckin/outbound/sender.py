@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,6 +49,9 @@ log = logging.getLogger("autocheckin.outbound")
 PREVIEW_BYTES = 1024
 PRUNE_EVERY = 3600.0
 GATHER_SECONDS = 0.02
+# How long a stopping sender waits for its attempts under way, unless told (gunicorn's
+# default graceful timeout is 30 s; ours, GUNICORN_GRACEFUL_TIMEOUT, 20 s).
+DRAIN_SECONDS = 15.0
 
 
 # --- one attempt --------------------------------------------------------------------------------
@@ -338,6 +342,7 @@ class SenderSettings:
     allow_private: bool
     backoff: Backoff
     retention: timedelta
+    lease_seconds: float
 
     @classmethod
     def from_config(cls, config: Any) -> SenderSettings:
@@ -346,10 +351,10 @@ class SenderSettings:
             poll_interval=config["OUTBOUND_POLL_INTERVAL"],
             allow_private=config["OUTBOUND_WEBHOOKS_ALLOW_PRIVATE"],
             backoff=Backoff(
-                base_seconds=config["OUTBOUND_BACKOFF_BASE"],
-                max_seconds=config["OUTBOUND_BACKOFF_MAX"],
+                schedule=tuple(config["OUTBOUND_RETRY_SCHEDULE"]),
                 disable_after=config["OUTBOUND_DISABLE_AFTER"],
             ),
+            lease_seconds=config["OUTBOUND_CLAIM_LEASE"],
             retention=timedelta(days=config["OUTBOUND_RETENTION_DAYS"]),
         )
 
@@ -364,7 +369,8 @@ class Sender:
         self.clock = clock
         self.per_subscription = max(1, self.settings.concurrency // 2)
         self._wake = threading.Event()
-        self._stopping = threading.Event()
+        self._draining = threading.Event()  # `stop` began: claim nothing more
+        self._stopping = threading.Event()  # the dispatcher ends now
         self._results: queue.SimpleQueue[AttemptResult] = queue.SimpleQueue()
         # Claims are taken a few per worker ahead, so workers never wait for the dispatcher;
         # one subscription may hold at most half of them.
@@ -390,9 +396,12 @@ class Sender:
         self._wake.set()
 
     def run(self) -> None:
-        """The dispatcher loop, until `stop`; a database outage is one log line a cycle."""
+        """The dispatcher loop, until `stop`; a database outage is one log line a cycle.
+        While draining it claims nothing, and ends once every attempt it holds is recorded."""
         is_woken = True
         while not self._stopping.is_set():
+            if self._draining.is_set() and self._is_idle():
+                return
             with self.app.app_context():
                 try:
                     self.cycle(is_woken=is_woken)
@@ -405,6 +414,8 @@ class Sender:
                     log.exception("outbound: dispatcher cycle failed")
                 finally:
                     db.session.remove()
+            if self._draining.is_set() and self._is_idle():
+                return
             is_woken = self._wake.wait(self.settings.poll_interval)
             if is_woken:
                 # Let a burst of commits and finished attempts gather: one transaction then
@@ -424,7 +435,7 @@ class Sender:
             with self._lock:
                 held = dict(self._held)
             by_subscription = Counter(held.values())
-            free = max(0, self.buffer - len(held))
+            free = 0 if self._draining.is_set() else max(0, self.buffer - len(held))
             busy = {sid for sid, n in by_subscription.items() if n >= self.buffer // 2}
             try:
                 exchanged = dispatch.exchange(
@@ -435,6 +446,7 @@ class Sender:
                     backoff=self.settings.backoff,
                     now=self.clock(),
                     renew=list(held),
+                    lease_seconds=self.settings.lease_seconds,
                 )
             except Exception:
                 for result in results:  # recorded by the next cycle that reaches the database
@@ -446,6 +458,10 @@ class Sender:
             is_more_due = free > 0 and len(exchanged.claimed) == free
             if not (is_more_due or exchanged.fanned_out):
                 return
+
+    def _is_idle(self) -> bool:
+        with self._lock:
+            return not self._held and self._results.empty()
 
     def _drain(self) -> list[AttemptResult]:
         results = []
@@ -510,39 +526,64 @@ class Sender:
         if removed:
             log.info("outbound: pruned %s finished deliveries", removed)
 
-    def stop(self, *, timeout: float = 5.0) -> None:
-        """Stop claiming; record what has finished. Attempts still running are abandoned:
-        their claims expire and the deliveries go again, with the same webhook-id."""
-        self._stopping.set()
-        self._wake.set()
+    def stop(self, *, timeout: float = DRAIN_SECONDS) -> None:
+        """Claim nothing more, give back the claims not started, and wait up to `timeout`
+        for the attempts under way, recording each as it ends (the dispatcher keeps renewing
+        their claims meanwhile). An attempt still running after that is abandoned: its claim
+        expires within OUTBOUND_CLAIM_LEASE and the delivery goes again, same webhook-id."""
+        if self._draining.is_set():
+            return
+        deadline = time.monotonic() + timeout
+        self._draining.set()
         if self._forget_wake is not None:
             self._forget_wake()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        results = self._drain()
         with self._lock:
             unstarted = [d.delivery_id for queued in self._waiting.values() for d in queued]
             self._waiting.clear()
             for delivery_id in unstarted:
                 self._held.pop(delivery_id, None)
-        if results or unstarted:
-            with self.app.app_context():
-                try:
-                    dispatch.exchange(
-                        results,
-                        holder=self.holder,
-                        claim_limit=0,
-                        busy_subscriptions=set(),
-                        backoff=self.settings.backoff,
-                        now=self.clock(),
-                    )
-                    dispatch.release(unstarted, holder=self.holder)
-                except Exception:  # noqa: BLE001 - best effort at exit; claims expire anyway
-                    log.warning("outbound: could not record %s attempts at exit", len(results))
-                finally:
-                    db.session.remove()
+        if unstarted:
+            self._in_app(lambda: dispatch.release(unstarted, holder=self.holder), "release")
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(1.0)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        results = self._drain()
+        if results:
+            self._in_app(
+                lambda: dispatch.exchange(
+                    results,
+                    holder=self.holder,
+                    claim_limit=0,
+                    busy_subscriptions=set(),
+                    backoff=self.settings.backoff,
+                    now=self.clock(),
+                ),
+                f"record {len(results)} attempts",
+            )
+        with self._lock:
+            abandoned = len(self._held)
+        if abandoned:
+            log.warning(
+                "outbound: stopped with %s attempts still running; their claims expire "
+                "within %g s and they go again",
+                abandoned,
+                self.settings.lease_seconds,
+            )
         self._http.close()
+
+    def _in_app(self, work: Callable[[], Any], what: str) -> None:
+        with self.app.app_context():
+            try:
+                work()
+            except Exception:  # noqa: BLE001 - best effort at exit; claims expire anyway
+                log.warning("outbound: could not %s at exit", what)
+            finally:
+                db.session.remove()
 
 
 class _Process:
@@ -563,8 +604,10 @@ def start_sender(app: Flask) -> Sender | None:
         return _Process.sender
 
 
-def stop_sender() -> None:
+def stop_sender(timeout: float = DRAIN_SECONDS) -> None:
+    """Stop this process's sender, waiting up to `timeout` for the attempts under way
+    (gunicorn.conf.py's worker_exit gives it what is left of the graceful timeout)."""
     with _Process.lock:
         sender, _Process.sender = _Process.sender, None
     if sender is not None:
-        sender.stop()
+        sender.stop(timeout=timeout)

@@ -17,10 +17,11 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from flask import current_app
 from sqlalchemy import func, select, union_all, update
 
 from autocheckin import errors
@@ -40,6 +41,8 @@ from autocheckin.outbound.signing import RESERVED_HEADERS, new_secret
 from autocheckin.times import utcnow
 
 MAX_HEADERS = 20
+# As many retries as OUTBOUND_RETRY_SCHEDULE's default has steps: about 27.6 hours.
+DEFAULT_RETRY_COUNT = 7
 # A header is sent as written on every delivery, so it must be one a request can carry: a
 # name of token characters (RFC 9110), a value of visible ASCII with inner spaces and tabs,
 # nothing before or after it. A CR or LF (any control character) would make every delivery
@@ -150,7 +153,7 @@ def create_subscription(
             secret=secret,
             headers=headers,
             is_active=fields.get("is_active", True),
-            retry_count=fields.get("retry_count", 3),
+            retry_count=fields.get("retry_count", DEFAULT_RETRY_COUNT),
             timeout_seconds=fields.get("timeout_seconds", 10.0),
             created_by=caller.principal if caller is not None else None,
         )
@@ -188,8 +191,9 @@ def update_subscription(
     allow_private: bool,
     caller: Caller | None = None,
 ) -> Subscription:
-    """Change the given fields. Turning a disabled subscription back on clears why it was
-    disabled; turning one off cancels what it had pending."""
+    """Change the given fields. Turning a subscription off holds what it has pending;
+    turning it back on clears why it was disabled and offers again what it did not deliver
+    in the last OUTBOUND_RECOVER_WINDOW (`dispatch.recover`)."""
     get_subscription(subscription_id, caller=caller)  # not theirs: refused before any check
     unknown = set(changes) - set(FIELDS)
     if unknown:
@@ -207,11 +211,17 @@ def update_subscription(
         if subscription.is_active and not was_active:
             subscription.disabled_reason = subscription.disabled_at = None
             subscription.consecutive_failures = 0
+            session.flush()
+            dispatch.recover(
+                session.connection(),
+                subscription.id,
+                retry_count=subscription.retry_count,
+                since=now - timedelta(seconds=current_app.config["OUTBOUND_RECOVER_WINDOW"]),
+                now=now,
+            )
+            outbox.wake_after_commit(session)
         if was_active and not subscription.is_active:
             subscription.disabled_reason, subscription.disabled_at = "turned off by PATCH", now
-            dispatch.cancel_pending(
-                session.connection(), subscription.id, "cancelled: subscription turned off", now
-            )
         _changed(subscription)
     _forget_types()
     return subscription
