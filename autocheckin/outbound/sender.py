@@ -368,6 +368,13 @@ class Sender:
         self.holder = holder or f"{process_identity()}:outbound"
         self.clock = clock
         self.per_subscription = max(1, self.settings.concurrency // 2)
+        if self.settings.lease_seconds < 3 * self.settings.poll_interval:
+            log.warning(
+                "outbound: OUTBOUND_CLAIM_LEASE (%g s) is under three OUTBOUND_POLL_INTERVALs "
+                "(%g s): a claim may lapse while its attempt runs, and the delivery go twice",
+                self.settings.lease_seconds,
+                self.settings.poll_interval,
+            )
         self._wake = threading.Event()
         self._draining = threading.Event()  # `stop` began: claim nothing more
         self._stopping = threading.Event()  # the dispatcher ends now
