@@ -89,9 +89,10 @@ def post_worker_init(worker):
 
 def worker_exit(server, worker):
     """Hand the leader lease back on a clean exit, so another worker takes over at once;
-    record the outbound attempts that finished."""
+    wait for the outbound attempts under way and record them, within the graceful timeout
+    (the master kills the worker when it is over; a second is left for the rest)."""
     from autocheckin.jobs import stop_scheduler  # noqa: PLC0415 - the worker's, as above
     from autocheckin.outbound.sender import stop_sender  # noqa: PLC0415 - the worker's
 
     stop_scheduler()
-    stop_sender()
+    stop_sender(timeout=max(1, server.cfg.graceful_timeout - 1))

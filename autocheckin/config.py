@@ -17,7 +17,12 @@ from urllib.parse import urlsplit
 
 from limits import parse
 from pydantic import BeforeValidator, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -83,6 +88,17 @@ def seconds(value: Any, *, minimum: float = 0) -> float:
 
 def _duration(minimum: float = 0) -> BeforeValidator:
     return _check(lambda value: seconds(value, minimum=minimum))
+
+
+def _schedule(value: Any) -> tuple[float, ...]:
+    """Durations separated by commas ("5s,5m,30m,2h"), each more than zero."""
+    if isinstance(value, tuple | list):
+        parts = list(value)
+    else:
+        parts = [part for part in str(value).split(",") if part.strip()]
+    if not parts:
+        raise ValueError("must list at least one duration, like 5s,5m,30m,2h")
+    return tuple(seconds(part, minimum=0.01) for part in parts)
 
 
 def _text(value: Any) -> str:
@@ -216,12 +232,26 @@ class Settings(BaseSettings):
     INTEGRATION_USER_RATE: Rate = "100/hour"
     INTEGRATION_ADMIN_RATE: Rate = "1000/hour"
     WEBHOOK_RATE_LIMIT: Annotated[str | None, _check(_rate)] = None
-    # Outbound webhooks
+    # Outbound webhooks. Retries wait OUTBOUND_RETRY_SCHEDULE's steps in turn (Svix's
+    # schedule: about 27.6 hours from the first attempt to the last, so an overnight
+    # maintenance window loses nothing); turning a subscription back on offers again what
+    # it did not deliver in the last OUTBOUND_RECOVER_WINDOW; a sender's claim on a delivery
+    # lasts OUTBOUND_CLAIM_LEASE and is renewed while it holds it, so a dead worker's
+    # deliveries are taken over within that.
     OUTBOUND_SENDER_ENABLED: Boolean = True
     OUTBOUND_CONCURRENCY: Annotated[int, _whole(minimum=1, maximum=256)] = 8
     OUTBOUND_POLL_INTERVAL: Annotated[float, _duration(minimum=0.05)] = 1
-    OUTBOUND_BACKOFF_BASE: Annotated[float, _duration(minimum=0.01)] = 10
-    OUTBOUND_BACKOFF_MAX: Annotated[float, _duration(minimum=0.01)] = 3600
+    OUTBOUND_RETRY_SCHEDULE: Annotated[tuple[float, ...], NoDecode, _check(_schedule)] = (
+        5.0,
+        300.0,
+        1800.0,
+        7200.0,
+        18000.0,
+        36000.0,
+        36000.0,
+    )
+    OUTBOUND_RECOVER_WINDOW: Annotated[float, _duration(minimum=0)] = 3 * 86400
+    OUTBOUND_CLAIM_LEASE: Annotated[float, _duration(minimum=1)] = 10
     OUTBOUND_DISABLE_AFTER: Annotated[int, _whole(minimum=1)] = 10
     OUTBOUND_WEBHOOKS_ALLOW_PRIVATE: Boolean = False
     OUTBOUND_RETENTION_DAYS: Annotated[int, _whole(minimum=1)] = 30

@@ -28,9 +28,10 @@ class Answer:
 
 
 class Receiver:
-    """`answer(received) -> Answer` decides each response; the default is 200."""
+    """`answer(received) -> Answer` decides each response; the default is 200. `port`: a
+    fixed one, to come back on after an outage."""
 
-    def __init__(self, answer: Callable[[Received], Answer] | None = None):
+    def __init__(self, answer: Callable[[Received], Answer] | None = None, *, port: int = 0):
         self.answer = answer or (lambda _received: Answer())
         self.received: list[Received] = []
         self._lock = threading.Lock()
@@ -66,8 +67,9 @@ class Receiver:
             def log_message(self, *_args: Any) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
+        self.server.handle_error = lambda _request, _address: None  # a sender that hung up
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -95,5 +97,68 @@ def wait_until(condition: Callable[[], Any], *, seconds: float = 10, what: str =
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds} s: {what or condition}")
+            raise AssertionError(
+                f"not within {seconds} s: {what() if callable(what) else what or condition}"
+            )
         time.sleep(0.02)
+
+
+class DripReceiver:
+    """A receiver that reads the request, then answers one byte every `interval` seconds:
+    each read the sender makes gets a byte well within any read timeout. `held` has, per
+    connection, how long the sender stayed on it (until a write found it gone)."""
+
+    ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+
+    def __init__(self, interval: float = 0.4):
+        import socket
+
+        self.interval = interval
+        self.held: list[float] = []
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(16)
+        self._socket.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def start(self) -> DripReceiver:
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                connection, _address = self._socket.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._drip, args=(connection,), daemon=True).start()
+
+    def _drip(self, connection: Any) -> None:
+        accepted = time.monotonic()
+        with connection:
+            connection.settimeout(5)
+            request = b""
+            try:
+                while b"\r\n\r\n" not in request:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        return
+                    request += chunk
+                for byte in self.ANSWER:
+                    if self._stopping.wait(self.interval):
+                        return
+                    connection.sendall(bytes([byte]))
+            except OSError:
+                pass  # the sender hung up
+        with self._lock:
+            self.held.append(time.monotonic() - accepted)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._socket.close()
+        self._thread.join(timeout=5)

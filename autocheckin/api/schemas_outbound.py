@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from autocheckin.api.representations import Representation, with_computed
@@ -15,6 +15,25 @@ from autocheckin.outbound.signing import secret_hint
 from autocheckin.times import IsoTime
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+# The service's own rules (`subscriptions.check_headers`), declared so /openapi.json shows them.
+HeaderName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=False, pattern=f"^{subscriptions.HEADER_NAME.pattern}$"),
+]
+HeaderValue = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=False,
+        pattern=f"^{subscriptions.HEADER_VALUE.pattern}$",
+        max_length=subscriptions.MAX_HEADER_VALUE,
+    ),
+]
+Headers = dict[HeaderName, HeaderValue]
+# pydantic draws the names as patternProperties, which alone would let other names through.
+HEADER_NAMES_ONLY = {
+    "propertyNames": {"pattern": f"^{subscriptions.HEADER_NAME.pattern}$"},
+    "additionalProperties": False,
+}
 DeliveryStatus = Literal[DELIVERY_STATUSES]  # type: ignore[valid-type]
 
 
@@ -28,13 +47,8 @@ class _Body(BaseModel):
 # Declared only (`json_schema_extra`): the refusal itself stays `ssrf.parse_url`'s, in its words.
 HTTP_URL = {"pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(:[1-9][0-9]{0,3})?([/?#][^\s]*)?$"}
 
-# A receiver's own headers: plain names, at most MAX_HEADERS (`subscriptions.check_headers`).
-HEADERS = Field(
-    json_schema_extra={
-        "propertyNames": {"pattern": "^" + subscriptions.HEADER_NAME.pattern + "$"},
-        "maxProperties": subscriptions.MAX_HEADERS,
-    }
-)
+# A receiver's own headers: at most MAX_HEADERS, names and values as above.
+HEADERS = Field(max_length=subscriptions.MAX_HEADERS, json_schema_extra=HEADER_NAMES_ONLY)
 
 
 class WebhookCreate(_Body):
@@ -42,9 +56,19 @@ class WebhookCreate(_Body):
     url: str = Field(min_length=1, max_length=2048, json_schema_extra=HTTP_URL)
     event_type: EventType
     secret: str | None = Field(None, min_length=16, max_length=255)
-    headers: Annotated[dict[str, str], HEADERS] = Field(default_factory=dict)
+    headers: Headers = Field(
+        default_factory=dict,
+        max_length=subscriptions.MAX_HEADERS,
+        json_schema_extra=HEADER_NAMES_ONLY,
+    )
     is_active: bool = True
-    retry_count: int = Field(3, ge=0, le=10)
+    retry_count: int = Field(
+        subscriptions.DEFAULT_RETRY_COUNT,
+        ge=0,
+        le=10,
+        description="Retries after the first attempt, waiting OUTBOUND_RETRY_SCHEDULE's steps "
+        "in turn (by default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; the last repeats)",
+    )
     timeout_seconds: float = Field(10.0, ge=0.5, le=30)
 
 
@@ -59,7 +83,7 @@ class WebhookUpdate(_Body):
     ) = None
     event_type: EventType | SkipJsonSchema[None] = None
     secret: Annotated[str, Field(min_length=16, max_length=255)] | SkipJsonSchema[None] = None
-    headers: Annotated[dict[str, str], HEADERS] | SkipJsonSchema[None] = None
+    headers: Annotated[Headers, HEADERS] | SkipJsonSchema[None] = None
     is_active: bool | SkipJsonSchema[None] = None
     retry_count: Annotated[int, Field(ge=0, le=10)] | SkipJsonSchema[None] = None
     timeout_seconds: Annotated[float, Field(ge=0.5, le=30)] | SkipJsonSchema[None] = None
@@ -71,11 +95,16 @@ class DeliveryQuery(BaseModel):
 
 
 class WebhookOut(Representation):
-    """A subscription: never its secret, credentials in its headers masked."""
+    """A subscription: never its secret, credentials in its headers masked; to a caller
+    that did not make it, the receiver as scheme and host only and every header value
+    masked."""
 
     id: int
     name: str
-    url: str
+    url: str = Field(
+        description="The full URL for the caller that made the subscription, the "
+        "CHECKOUT_API_KEY holder and web admins; scheme and host only for other callers"
+    )
     event_type: str
     headers: dict[str, str]
     is_active: bool
@@ -89,6 +118,22 @@ class WebhookOut(Representation):
     )
     created_at: IsoTime | None
     updated_at: IsoTime | None
+    created_by: str | None = Field(
+        description='"checkout_key", "api_key:<id>" or "account:<id>"; null when made '
+        "before this was recorded"
+    )
+    is_yours: bool = Field(description="Whether the caller may change it and read its deliveries")
+
+    @classmethod
+    def of(cls, subscription: Any, caller: subscriptions.Caller) -> WebhookOut:
+        return cls.model_validate(
+            with_computed(
+                subscription,
+                url=subscriptions.receiver_shown_to(caller, subscription),
+                headers=subscriptions.headers_shown_to(caller, subscription),
+                is_yours=caller.owns(subscription),
+            )
+        )
 
     @field_validator("headers", mode="before")
     @classmethod
@@ -105,8 +150,10 @@ class WebhookCreated(WebhookOut):
     secret: str = Field(description="Shown once, in this answer only")
 
     @classmethod
-    def of(cls, subscription: Any, secret: str) -> WebhookCreated:
-        shown = WebhookOut.model_validate(subscription).model_dump()
+    def created(
+        cls, subscription: Any, secret: str, caller: subscriptions.Caller
+    ) -> WebhookCreated:
+        shown = WebhookOut.of(subscription, caller).model_dump()
         return cls.model_validate({**shown, "secret_hint": secret_hint(secret), "secret": secret})
 
 

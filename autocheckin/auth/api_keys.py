@@ -23,6 +23,7 @@ from autocheckin.times import utcnow
 PREFIX = "ack_"
 # Last use is written at most this often per key: never a write on every request.
 LAST_USED_EVERY = timedelta(minutes=1)
+CHECKOUT_KEY = "checkout_key"  # `holder_of` CHECKOUT_API_KEY
 
 
 class ApiKey(db.Model):
@@ -91,6 +92,18 @@ def is_valid(presented: str | None, configured: str | None) -> bool:
     if key_matches(presented, configured):
         return True
     return find_live(presented) is not None
+
+
+def holder_of(presented: str | None, configured: str | None) -> str | None:
+    """Which key `presented` is: "checkout_key" (CHECKOUT_API_KEY), "api_key:<id>" (a live
+    stored key) or None. Asked only after `api.security.key_accepted`, which counts wrong
+    keys; this counts nothing."""
+    if not presented:
+        return None
+    if key_matches(presented, configured):
+        return CHECKOUT_KEY
+    record = find_live(presented)
+    return f"api_key:{record.id}" if record is not None else None
 
 
 def any_live() -> bool:

@@ -5,10 +5,15 @@ own `webhook-id`), and claims due deliveries.
 Claims are `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`, so
 concurrent senders on PostgreSQL skip each other's rows; on SQLite the same statement runs
 under the write lock (`BEGIN IMMEDIATE`, the writer gate), which serializes claimers. A
-claim lasts CLAIM_SECONDS and its holder renews it in every transaction while it holds it:
-a sender that dies leaves claims that expire, and those deliveries are sent again with the
-same `webhook-id`. A result is stored only by the claim's
-holder, so a late answer never overwrites what another sender recorded since.
+claim lasts OUTBOUND_CLAIM_LEASE (10 s) and its holder renews it in every transaction
+while it holds it (one at least every poll): a sender that dies leaves claims that expire
+within the lease, and those deliveries are sent again with the same `webhook-id`. A result
+is stored only by the claim's holder, so a late answer never overwrites what another
+sender recorded since.
+
+Only deliveries of an active subscription are due. A disabled one keeps its deliveries
+pending; `recover` offers them again, with those that failed for good, when it is turned
+back on.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from autocheckin.outbound.models import (
     CANCELLED,
     FAILED,
     PENDING,
+    PING,
     SUCCEEDED,
     Delivery,
     DeliveryAttempt,
@@ -38,8 +44,8 @@ from autocheckin.times import iso, utcnow
 
 DELIVERIES = Delivery.__table__
 ATTEMPTS = DeliveryAttempt.__table__
-# Timeouts are at most 30 s for connect and for read: a live sender finishes well within.
-CLAIM_SECONDS = 90
+# The default claim lease (OUTBOUND_CLAIM_LEASE); the holder renews it every poll.
+CLAIM_SECONDS = 10.0
 RETRY_AFTER_CAP = timedelta(hours=24)
 FAN_OUT_ROWS = 100
 # A transaction fans out at most about this many deliveries (a 1,000-item batch is one row):
@@ -86,14 +92,16 @@ class AttemptResult:
 
 @dataclass(frozen=True)
 class Backoff:
-    base_seconds: float
-    max_seconds: float
+    """OUTBOUND_RETRY_SCHEDULE: the wait before each retry, the last step repeating."""
+
+    schedule: tuple[float, ...]
     disable_after: int
 
     def delay(self, attempts_made: int, retry_after: float | None) -> timedelta:
-        """Exponential, with jitter in its upper half; at least what Retry-After asked."""
-        ceiling = min(self.max_seconds, self.base_seconds * 2 ** max(0, attempts_made - 1))
-        seconds = ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+        """The schedule's step, up to a fifth longer for jitter (never shorter, so the
+        schedule's span is kept); at least what Retry-After asked."""
+        step = self.schedule[min(max(0, attempts_made - 1), len(self.schedule) - 1)]
+        seconds = step * random.uniform(1.0, 1.2)  # noqa: S311 - jitter, not a secret
         if retry_after is not None:
             seconds = max(seconds, min(retry_after, RETRY_AFTER_CAP.total_seconds()))
         return timedelta(seconds=seconds)
@@ -114,11 +122,17 @@ def has_work(*, now: datetime | None = None) -> bool:
     return result
 
 
+_ACTIVE_SUBSCRIPTIONS = select(SUBSCRIPTIONS.c.id).where(
+    SUBSCRIPTIONS.c.is_active.is_(True), SUBSCRIPTIONS.c.deleted_at.is_(None)
+)
+
+
 def _due(now: datetime) -> Any:
     return select(DELIVERIES.c.id).where(
         DELIVERIES.c.status == PENDING,
         DELIVERIES.c.next_attempt_at <= now,
         or_(DELIVERIES.c.claimed_until.is_(None), DELIVERIES.c.claimed_until < now),
+        DELIVERIES.c.subscription_id.in_(_ACTIVE_SUBSCRIPTIONS),
     )
 
 
@@ -131,6 +145,7 @@ def exchange(
     backoff: Backoff,
     now: datetime | None = None,
     renew: list[int] | None = None,
+    lease_seconds: float = CLAIM_SECONDS,
 ) -> Exchanged:
     """One write transaction: record `results`, renew the claims still `renew`ed (held,
     not finished), fan the outbox out, claim due deliveries.
@@ -149,11 +164,18 @@ def exchange(
             connection.execute(
                 update(DELIVERIES)
                 .where(DELIVERIES.c.id.in_(renew), DELIVERIES.c.claimed_by == holder)
-                .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+                .values(claimed_until=now + timedelta(seconds=lease_seconds))
             )
         exchanged.fanned_out = _apply_fan_out(connection, fanned)
         if claim_limit > 0:
-            exchanged.claimed = _claim(connection, holder, claim_limit, busy_subscriptions, now=now)
+            exchanged.claimed = _claim(
+                connection,
+                holder,
+                claim_limit,
+                busy_subscriptions,
+                now=now,
+                lease=timedelta(seconds=lease_seconds),
+            )
     if exchanged.disabled:
         forget_subscribed_types(db.engine)
     return exchanged
@@ -236,7 +258,13 @@ def new_delivery(
 
 
 def _claim(
-    connection: Connection, holder: str, limit: int, busy: set[int], *, now: datetime
+    connection: Connection,
+    holder: str,
+    limit: int,
+    busy: set[int],
+    *,
+    now: datetime,
+    lease: timedelta,
 ) -> list[Claimed]:
     due = _due(now).order_by(DELIVERIES.c.next_attempt_at, DELIVERIES.c.id).limit(limit)
     if busy:
@@ -244,7 +272,7 @@ def _claim(
     rows = connection.execute(
         update(DELIVERIES)
         .where(DELIVERIES.c.id.in_(due.with_for_update(skip_locked=True).scalar_subquery()))
-        .values(claimed_by=holder, claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+        .values(claimed_by=holder, claimed_until=now + lease)
         .returning(
             DELIVERIES.c.id,
             DELIVERIES.c.subscription_id,
@@ -275,17 +303,12 @@ def _claim(
     }
     orphaned = [row.id for row in rows if row.subscription_id not in subscriptions]
     if orphaned:
-        # Fanned out just as their subscription was turned off: never sent.
+        # Their subscription was turned off as they were claimed: held for when it is
+        # turned back on (a deleted one's were cancelled with it, and stay so).
         connection.execute(
             update(DELIVERIES)
-            .where(DELIVERIES.c.id.in_(orphaned))
-            .values(
-                status=CANCELLED,
-                completed_at=now,
-                last_error="cancelled: subscription no longer active",
-                claimed_by=None,
-                claimed_until=None,
-            )
+            .where(DELIVERIES.c.id.in_(orphaned), DELIVERIES.c.claimed_by == holder)
+            .values(claimed_by=None, claimed_until=None)
         )
     claimed = []
     for row in sorted(rows, key=lambda row: row.id):
@@ -446,7 +469,8 @@ def _give_up(
 
 
 def disable(connection: Connection, subscription_id: int, reason: str, now: datetime) -> bool:
-    """Mark a subscription inactive with the reason; its pending deliveries are cancelled."""
+    """Mark a subscription inactive with the reason; its pending deliveries are held (none
+    is due while it is off) for `recover`."""
     changed = connection.execute(
         update(SUBSCRIPTIONS)
         .where(SUBSCRIPTIONS.c.id == subscription_id, SUBSCRIPTIONS.c.is_active.is_(True))
@@ -458,10 +482,50 @@ def disable(connection: Connection, subscription_id: int, reason: str, now: date
             revision=SUBSCRIPTIONS.c.revision + 1,
         )
     ).rowcount
-    if changed:
-        why = f"cancelled: subscription disabled ({reason})"
-        cancel_pending(connection, subscription_id, why, now)
     return bool(changed)
+
+
+def recover(
+    connection: Connection,
+    subscription_id: int,
+    *,
+    retry_count: int,
+    since: datetime,
+    now: datetime,
+) -> int:
+    """A subscription turned back on: every delivery made since `since` (the recover
+    window) that it did not deliver — held while it was off, or failed for good — is due
+    now with a fresh set of retries; held ones older than that are cancelled. Returns how
+    many are offered again."""
+    mine = DELIVERIES.c.subscription_id == subscription_id
+    connection.execute(
+        update(DELIVERIES)
+        .where(mine, DELIVERIES.c.status == PENDING, DELIVERIES.c.created_at < since)
+        .values(
+            status=CANCELLED,
+            completed_at=now,
+            last_error="cancelled: older than OUTBOUND_RECOVER_WINDOW when turned back on",
+            claimed_by=None,
+            claimed_until=None,
+        )
+    )
+    return connection.execute(
+        update(DELIVERIES)
+        .where(
+            mine,
+            DELIVERIES.c.status.in_((PENDING, FAILED)),
+            DELIVERIES.c.created_at >= since,
+            DELIVERIES.c.event_type != PING,
+        )
+        .values(
+            status=PENDING,
+            next_attempt_at=now,
+            max_attempts=DELIVERIES.c.attempts + 1 + retry_count,
+            completed_at=None,
+            claimed_by=None,
+            claimed_until=None,
+        )
+    ).rowcount
 
 
 def cancel_pending(connection: Connection, subscription_id: int, why: str, now: datetime) -> None:

@@ -46,7 +46,7 @@ class Subscription(db.Model):
     secret: Mapped[str] = mapped_column(String(255))
     headers: Mapped[dict[str, str]] = mapped_column(JSONValue, default=dict)
     is_active: Mapped[bool] = mapped_column(default=True)
-    retry_count: Mapped[int] = mapped_column(default=3)
+    retry_count: Mapped[int] = mapped_column(default=7)  # subscriptions.DEFAULT_RETRY_COUNT
     timeout_seconds: Mapped[float] = mapped_column(default=10.0)
     consecutive_failures: Mapped[int] = mapped_column(default=0)
     disabled_reason: Mapped[str | None] = mapped_column(String(300))
@@ -56,6 +56,9 @@ class Subscription(db.Model):
     revision: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Who made it (`subscriptions.Caller.principal`): "checkout_key", "api_key:<id>" or
+    # "account:<id>"; None for those made before migration 0014.
+    created_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class OutboxEntry(db.Model):
