@@ -6,7 +6,7 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -140,6 +140,15 @@ class WriterGate:
 
 
 _WRITER_GATES: weakref.WeakKeyDictionary[Any, WriterGate] = weakref.WeakKeyDictionary()
+
+
+def writer_gate_held(engine: Any) -> AbstractContextManager[None]:
+    """The SQLite file's writer gate held (nothing on PostgreSQL, or SQLite in memory): a
+    `flask db upgrade` takes it before connecting, so several started at once queue on it
+    and the later ones find the schema at head, where they failed with "database is
+    locked" (PostgreSQL: env.py's advisory lock)."""
+    gate = _WRITER_GATES.get(engine)
+    return gate.held() if gate is not None else nullcontext()
 
 
 @contextmanager

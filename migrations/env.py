@@ -4,6 +4,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from autocheckin.database import writer_gate_held
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -101,7 +103,9 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    # SQLite: several `flask db upgrade` at once queue on the app's writer lock file (one
+    # migrates, the others then find the schema at head); PostgreSQL: the advisory lock below.
+    with writer_gate_held(connectable), connectable.connect() as connection:
         is_sqlite = connection.dialect.name == "sqlite"
         if is_sqlite:
             # SQLite changes a table by copying it and dropping the old one, and with foreign
@@ -114,7 +118,7 @@ def run_migrations_online():
         if serialized:
             # Several replicas start at once on a fresh database: one upgrades, the others
             # wait here, then find the schema at head and do nothing. A session-level lock,
-            # kept across the migration's own transaction; SQLite needs none (one file).
+            # kept across the migration's own transaction.
             connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
             connection.commit()
         try:
