@@ -41,7 +41,7 @@ from autocheckin.api.security import init_security
 from autocheckin.auth import cli as users_cli
 from autocheckin.config import ConfigError, load_config
 from autocheckin.dashboard import views as dashboard_views
-from autocheckin.database import configure_sqlite
+from autocheckin.database import configure_postgres, configure_sqlite, engine_options
 from autocheckin.extensions import compress, db, migrate
 from autocheckin.jobs import cli as jobs_cli
 from autocheckin.outbound import announcements  # noqa: F401 - listens to the core's signals
@@ -76,13 +76,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config is not None:
         app.config.update({k: v for k, v in config.items() if k not in loaded})
     # The 500's log line must never print SQL parameters (password hashes, bodies).
-    # A PostgreSQL connection dropped while idle (a restart, a failover) is replaced on
-    # checkout instead of failing a request; a SQLite file needs no such check.
-    is_postgres = app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+    # PostgreSQL's timeouts (connect, statement, keepalives) come from engine_options; a
+    # connection dropped while idle (a restart, a failover) is replaced on checkout by
+    # configure_postgres's ping instead of failing a request.
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
         **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
         "hide_parameters": True,
-        "pool_pre_ping": is_postgres,
+        **engine_options(app.config),
     }
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
@@ -94,6 +94,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault("COMPRESS_MIMETYPES", ["application/json", "text/csv", "text/calendar"])
     compress.init_app(app)
     configure_sqlite(app)
+    configure_postgres(app)
 
     attendance.init_app(app)
     sync.init_app(app)

@@ -179,6 +179,25 @@ class Settings(BaseSettings):
     # DATABASE_URL unset: SQLite in the instance folder.
     DATABASE_URL: Annotated[str | None, _check(_database_url)] = None
     SQLITE_BUSY_TIMEOUT: Annotated[float, _duration(minimum=0.1)] = 30
+    # Database timeouts (PostgreSQL; SQLite waits SQLITE_BUSY_TIMEOUT for its lock). A hung
+    # or unreachable server answers 503 database_unavailable within seconds, never holds a
+    # request's thread for as long as it hangs. A connection attempt gives up after
+    # DATABASE_CONNECT_TIMEOUT (libpq counts whole seconds, 2 at least), and so does the
+    # ping on taking a pooled connection. The server cancels a statement after
+    # DATABASE_STATEMENT_TIMEOUT (each FETCH of a streamed export is a statement of its
+    # own, so a long export is not one) and a lock wait after DATABASE_LOCK_TIMEOUT; when
+    # the server says nothing at all, the client gives up one second later. Migrations run
+    # without either. Keepalives probe an idle connection after DATABASE_TCP_KEEPALIVE (3
+    # probes, a third of it apart); data unacknowledged for DATABASE_TCP_USER_TIMEOUT
+    # drops the connection (a partition). A request waits DATABASE_POOL_TIMEOUT for a free
+    # connection; /health waits DATABASE_HEALTH_TIMEOUT for `SELECT 1`.
+    DATABASE_CONNECT_TIMEOUT: Annotated[int, _whole(minimum=2)] = 5
+    DATABASE_STATEMENT_TIMEOUT: Annotated[float, _duration(minimum=0.1)] = 15
+    DATABASE_LOCK_TIMEOUT: Annotated[float, _duration(minimum=0.1)] = 5
+    DATABASE_TCP_KEEPALIVE: Annotated[float, _duration(minimum=3)] = 30
+    DATABASE_TCP_USER_TIMEOUT: Annotated[float, _duration(minimum=1)] = 20
+    DATABASE_POOL_TIMEOUT: Annotated[float, _duration(minimum=0.1)] = 5
+    DATABASE_HEALTH_TIMEOUT: Annotated[float, _duration(minimum=0.1)] = 3
     HOST: Text = "127.0.0.1"
     PORT: Annotated[int, _whole(minimum=1, maximum=65535)] = 5000
     LOG_LEVEL: Annotated[str, _choice(*LOG_LEVELS)] = "info"

@@ -1,17 +1,23 @@
-"""Database plumbing shared by every domain: UTC times, SQLite tuning, write transactions."""
+"""Database plumbing shared by every domain: UTC times, SQLite tuning, PostgreSQL timeouts,
+write transactions, the health probe."""
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import threading
+import time
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import JSON, Connection, DateTime, event
+from sqlalchemy import JSON, Connection, DateTime, Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
@@ -25,7 +31,11 @@ try:
 except ImportError:  # not on Windows: SQLite's busy handler alone queues the writers there
     fcntl = None
 
+logger = logging.getLogger(__name__)
+
 _BEGIN_IMMEDIATE = "autocheckin_begin_immediate"
+_UNBOUNDED = "autocheckin_unbounded_statements"
+_FRESH = "autocheckin_fresh_connection"
 # Ids and counters are INTEGER columns: PostgreSQL refuses anything larger.
 MAX_DB_INTEGER = 2**31 - 1
 
@@ -86,6 +96,229 @@ def configure_sqlite(app: Flask) -> None:
         _WRITER_GATES[engine] = WriterGate(os.path.abspath(database) + "-writer.lock")
 
 
+# --- PostgreSQL: a hung or unreachable server answers within seconds ------------------------
+
+
+def engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """SQLAlchemy engine options for the database in `config`: on PostgreSQL, libpq's
+    connect timeout, TCP keepalives and user timeout, the server's statement and lock
+    timeouts, and the pool's wait (settings DATABASE_*; see autocheckin/config.py)."""
+    if not config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        return {"pool_pre_ping": False}  # a SQLite file is never dropped under us
+    keepalive = max(1, round(config["DATABASE_TCP_KEEPALIVE"]))
+    statement_ms = round(config["DATABASE_STATEMENT_TIMEOUT"] * 1000)
+    lock_ms = round(config["DATABASE_LOCK_TIMEOUT"] * 1000)
+    return {
+        # The checkout ping of configure_postgres replaces SQLAlchemy's, which has no deadline.
+        "pool_pre_ping": False,
+        "pool_timeout": config["DATABASE_POOL_TIMEOUT"],
+        "connect_args": {
+            "connect_timeout": config["DATABASE_CONNECT_TIMEOUT"],
+            "keepalives": 1,
+            "keepalives_idle": keepalive,
+            "keepalives_interval": max(1, keepalive // 3),
+            "keepalives_count": 3,
+            "tcp_user_timeout": round(config["DATABASE_TCP_USER_TIMEOUT"] * 1000),
+            "options": f"-c statement_timeout={statement_ms} -c lock_timeout={lock_ms}",
+        },
+    }
+
+
+class StatementDeadlines:
+    """A client-side deadline on each statement and checkout ping, one watcher thread a process.
+
+    A frozen server (SIGSTOP, a stuck disk) cannot run its own statement_timeout, and while
+    its kernel still acknowledges, neither keepalives nor tcp_user_timeout ever fire: psycopg
+    would wait for as long as it hangs. Past the deadline the watcher shuts the connection's
+    socket down; psycopg then raises OperationalError (a disconnect: the pool drops the
+    connection) and the request answers 503 database_unavailable. Keyed by thread: a thread
+    runs one statement at a time. The rows a server-side cursor fetches later are not timed.
+    """
+
+    TICK = 0.25  # the watcher's granularity while a deadline is armed
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._condition = threading.Condition()
+        self._armed: dict[int, tuple[float, Any, float]] = {}
+        self._watcher: threading.Thread | None = None
+        self._watcher_idle = False
+
+    def arm(self, dbapi_connection: Any, seconds: float) -> None:
+        entry = (time.monotonic() + seconds, dbapi_connection, seconds)
+        with self._condition:
+            self._armed[threading.get_ident()] = entry
+            if self._watcher is None:
+                self._watcher = threading.Thread(
+                    target=self._watch, name="db-deadlines", daemon=True
+                )
+                self._watcher.start()
+            elif self._watcher_idle:
+                self._condition.notify()
+
+    def disarm(self) -> bool:
+        """End this thread's deadline; False when it had already fired."""
+        with self._condition:
+            return self._armed.pop(threading.get_ident(), None) is not None
+
+    def forget(self, dbapi_connection: Any) -> None:
+        """A connection back in the pool is nobody's statement any more."""
+        with self._condition:
+            for thread_id, (_, armed, _) in list(self._armed.items()):
+                if armed is dbapi_connection:
+                    del self._armed[thread_id]
+
+    def _watch(self) -> None:
+        with self._condition:
+            while True:
+                self._watcher_idle = not self._armed
+                self._condition.wait(None if self._watcher_idle else self.TICK)
+                now = time.monotonic()
+                for thread_id, (deadline, dbapi_connection, seconds) in list(self._armed.items()):
+                    if deadline <= now:
+                        del self._armed[thread_id]
+                        _shut_down(dbapi_connection, seconds)
+
+
+def _shut_down(dbapi_connection: Any, seconds: float) -> None:
+    try:
+        descriptor = dbapi_connection.pgconn.socket
+        with socket.socket(fileno=os.dup(descriptor)) as connection_socket:
+            connection_socket.shutdown(socket.SHUT_RDWR)
+    except Exception as error:  # noqa: BLE001 - closed meanwhile: nothing left to wake
+        logger.debug("database deadline: connection already gone: %s", error)
+        return
+    logger.warning("database did not answer within %gs; its connection was closed", seconds)
+
+
+_DEADLINES = StatementDeadlines()
+
+
+def configure_postgres(app: Flask) -> None:
+    """Deadlines on every statement and on the ping taking a pooled connection (see
+    StatementDeadlines); a ping that finds the connection dropped gets a new one."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        return
+    statement_seconds = app.config["DATABASE_STATEMENT_TIMEOUT"] + 1
+    ping_seconds = float(app.config["DATABASE_CONNECT_TIMEOUT"])
+    no_answer = engine.dialect.loaded_dbapi.OperationalError
+
+    @event.listens_for(engine, "connect")
+    def _fresh(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_FRESH] = True
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.info.pop(_FRESH, False):
+            return
+        _DEADLINES.arm(dbapi_connection, ping_seconds)
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            if not _DEADLINES.disarm():
+                raise no_answer(f"the database did not answer within {ping_seconds:g}s") from None
+            raise sa_exc.DisconnectionError(str(error)) from error  # dropped: reconnect
+        _DEADLINES.disarm()
+
+    def _arm(connection: Connection, *_args: Any) -> None:
+        # An invalidated connection (a deadline fired) is rolled back without the network.
+        if not connection.invalidated and not connection.info.get(_UNBOUNDED):
+            _DEADLINES.arm(connection.connection.dbapi_connection, statement_seconds)
+
+    def _disarm(*_args: Any) -> None:
+        _DEADLINES.disarm()
+
+    # A statement from sending it to its answer; COMMIT and ROLLBACK (no "after" event: the
+    # next BEGIN or the return to the pool ends theirs), and the pool's rollback on return.
+    for armed_by in ("before_cursor_execute", "commit", "rollback"):
+        event.listen(engine, armed_by, _arm)
+    for disarmed_by in ("after_cursor_execute", "handle_error", "begin"):
+        event.listen(engine, disarmed_by, _disarm)
+
+    @event.listens_for(engine, "reset")
+    def _resetting(dbapi_connection: Any, _record: Any, _state: Any) -> None:
+        _DEADLINES.arm(dbapi_connection, statement_seconds)
+
+    @event.listens_for(engine, "checkin")
+    def _returned(dbapi_connection: Any, _record: Any) -> None:
+        if dbapi_connection is not None:
+            _DEADLINES.forget(dbapi_connection)
+
+
+@contextmanager
+def statements_unbounded(connection: Connection) -> Iterator[None]:
+    """No statement or lock timeout on this connection while inside: a migration may copy
+    a large table or wait for another replica's migration. Restored on the way out."""
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    connection.exec_driver_sql("SET statement_timeout = 0")
+    connection.exec_driver_sql("SET lock_timeout = 0")
+    connection.commit()
+    connection.info[_UNBOUNDED] = True
+    try:
+        yield
+    finally:
+        connection.info.pop(_UNBOUNDED, None)
+        connection.rollback()
+        connection.exec_driver_sql("RESET statement_timeout")
+        connection.exec_driver_sql("RESET lock_timeout")
+        connection.commit()
+
+
+class _HealthProbe:
+    """`SELECT 1` on a thread of its own: a hung database holds that thread (until the
+    deadlines above end it), never the request's. Callers while one is out share it."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: weakref.WeakKeyDictionary[Engine, Future] = weakref.WeakKeyDictionary()
+
+    def check(self, engine: Engine, timeout: float) -> str | None:
+        with self._lock:
+            future = self._pending.get(engine)
+            if future is None or future.done():
+                future = self._pending[engine] = Future()
+                threading.Thread(
+                    target=_probe, args=(engine, future), name="db-health", daemon=True
+                ).start()
+        try:
+            future.result(timeout)
+        except FutureTimeout:
+            return f"TimeoutError: the database did not answer within {timeout:g}s"
+        except Exception as error:  # noqa: BLE001 - any failure means unreachable
+            return outage_summary(error)
+        return None
+
+
+def _probe(engine: Engine, future: Future) -> None:
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    except BaseException as error:  # noqa: BLE001 - handed to the waiting request
+        future.set_exception(error)
+    else:
+        future.set_result(None)
+
+
+_HEALTH_PROBE = _HealthProbe()
+
+
+def database_problem(engine: Engine, *, timeout: float) -> str | None:
+    """None when the database answers `SELECT 1` within `timeout` seconds, else one line
+    saying what went wrong; never waits longer, whatever the database does."""
+    return _HEALTH_PROBE.check(engine, timeout)
+
+
 class WriterGate:
     """Queues every SQLite writer of this machine on a lock file, ahead of BEGIN IMMEDIATE.
 
@@ -140,6 +373,15 @@ class WriterGate:
 
 
 _WRITER_GATES: weakref.WeakKeyDictionary[Any, WriterGate] = weakref.WeakKeyDictionary()
+
+
+def writer_gate_held(engine: Any) -> AbstractContextManager[None]:
+    """The SQLite file's writer gate held (nothing on PostgreSQL, or SQLite in memory): a
+    `flask db upgrade` takes it before connecting, so several started at once queue on it
+    and the later ones find the schema at head, where they failed with "database is
+    locked" (PostgreSQL: env.py's advisory lock)."""
+    gate = _WRITER_GATES.get(engine)
+    return gate.held() if gate is not None else nullcontext()
 
 
 @contextmanager

@@ -4,6 +4,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from autocheckin.database import statements_unbounded, writer_gate_held
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -101,7 +103,9 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    # SQLite: several `flask db upgrade` at once queue on the app's writer lock file (one
+    # migrates, the others then find the schema at head); PostgreSQL: the advisory lock below.
+    with writer_gate_held(connectable), connectable.connect() as connection:
         is_sqlite = connection.dialect.name == "sqlite"
         if is_sqlite:
             # SQLite changes a table by copying it and dropping the old one, and with foreign
@@ -111,24 +115,29 @@ def run_migrations_online():
             # Alembic begins one, and turned back on (and checked) after.
             _sqlite_foreign_keys(connection, on=False)
         serialized = connection.dialect.name == "postgresql"
-        if serialized:
-            # Several replicas start at once on a fresh database: one upgrades, the others
-            # wait here, then find the schema at head and do nothing. A session-level lock,
-            # kept across the migration's own transaction; SQLite needs none (one file).
-            connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
-            connection.commit()
-        try:
-            context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
-            with context.begin_transaction():
-                context.run_migrations()
-        finally:
+        # No statement or lock timeout (DATABASE_STATEMENT_TIMEOUT, _LOCK_TIMEOUT): copying a
+        # large table, or waiting below for another replica's migration, takes what it takes.
+        with statements_unbounded(connection):
             if serialized:
-                connection.rollback()
-                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+                # Several replicas start at once on a fresh database: one upgrades, the others
+                # wait here, then find the schema at head and do nothing. A session-level
+                # lock, kept across the migration's own transaction.
+                connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
                 connection.commit()
-            if is_sqlite:
-                connection.rollback()
-                _sqlite_foreign_keys(connection, on=True)
+            try:
+                context.configure(
+                    connection=connection, target_metadata=get_metadata(), **conf_args
+                )
+                with context.begin_transaction():
+                    context.run_migrations()
+            finally:
+                if serialized:
+                    connection.rollback()
+                    connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+                    connection.commit()
+                if is_sqlite:
+                    connection.rollback()
+                    _sqlite_foreign_keys(connection, on=True)
 
 
 def _sqlite_foreign_keys(connection, *, on):

@@ -201,7 +201,6 @@ def test_fetch_users_survives_a_webhook_creating_the_same_person_mid_write(
                         first_name="",
                         last_name="",
                         is_admin=False,
-                        is_active=True,
                         source="webhook",
                         created_at=utcnow(),
                         updated_at=utcnow(),

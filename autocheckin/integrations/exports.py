@@ -19,6 +19,7 @@ from sqlalchemy import Select, and_, case, func, literal, select, union
 
 from autocheckin.attendance import service
 from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.database import MAX_DB_INTEGER
 from autocheckin.extensions import db
 from autocheckin.sync.models import Enrolment
 from autocheckin.times import iso
@@ -173,9 +174,10 @@ class Summary:
 
 
 def find_student(ref: str) -> Student | None:
-    """By id, else by identifier or email (as the webhooks find people)."""
+    """By id, else by identifier or email (as the webhooks find people); a number beyond
+    the INTEGER columns' range is no id (PostgreSQL would refuse the query)."""
     text = ref.strip()
-    if text.isascii() and text.isdigit() and len(text) <= 10:
+    if text.isascii() and text.isdigit() and int(text) <= MAX_DB_INTEGER:
         student = db.session.get(Student, int(text))
         if student is not None:
             return student
