@@ -18,6 +18,7 @@ integration request in the database would cost a write per read.
 from __future__ import annotations
 
 import functools
+import hashlib
 import ipaddress
 import math
 import threading
@@ -106,7 +107,15 @@ class DatabaseStorage(Storage, MovingWindowSupport):
     def base_exceptions(self) -> type[Exception]:
         return SQLAlchemyError
 
+    @staticmethod
+    def _stored(key: str) -> str:
+        """The key as the column holds it: a long one (a 300-character email) as its hash."""
+        if len(key) <= 200:
+            return key
+        return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        key = self._stored(key)
         if amount > limit:
             return False
         with self._clean_lock:
@@ -128,6 +137,7 @@ class DatabaseStorage(Storage, MovingWindowSupport):
         return True
 
     def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        key = self._stored(key)
         now = time.time()
         if self._clean_until.get(key, 0.0) > time.monotonic():
             return now, 0
@@ -150,7 +160,7 @@ class DatabaseStorage(Storage, MovingWindowSupport):
 
     def get(self, key: str) -> int:
         return db.session.execute(
-            select(func.count()).select_from(HITS).where(HITS.c.key == key)
+            select(func.count()).select_from(HITS).where(HITS.c.key == self._stored(key))
         ).scalar_one()
 
     def get_expiry(self, key: str) -> float:
@@ -165,7 +175,7 @@ class DatabaseStorage(Storage, MovingWindowSupport):
 
     def clear(self, key: str) -> None:
         with write_transaction() as session:
-            session.execute(delete(HITS).where(HITS.c.key == key))
+            session.execute(delete(HITS).where(HITS.c.key == self._stored(key)))
 
 
 def prune_hits(*, older_than_seconds: float = 86400) -> int:

@@ -13,8 +13,10 @@ from datetime import timedelta
 import pytest
 import requests
 
+from autocheckin.extensions import db
 from autocheckin.integrations import calendar
 from autocheckin.times import iso, utcnow
+from tests.conftest import is_postgres
 from tests.helpers import LEGACY, ONETAP, PASSWORD, make_event, make_student, post, register
 from tests.servers import gunicorn
 
@@ -139,6 +141,8 @@ def test_a_calendar_feed_name_cannot_break_or_inject_lines(app, client, name):
     refused = client.post("/api/integrations/calendar/feeds", json={"name": name}, headers=KEY)
     assert refused.status_code == 400, refused.get_json()
     assert "control characters" in refused.get_json()["detail"]
+    if "\x00" in name and is_postgres():
+        return  # PostgreSQL cannot store a NUL at all: the refusal above is the whole story
     with app.app_context():  # one stored before the check (or written by hand) still serves
         _, token = calendar.create_feed(name)
     polled = client.get(f"/api/integrations/calendar/feeds/{token}.ics")
@@ -201,6 +205,7 @@ def test_no_feed_secret_reaches_the_access_log(database_url, tmp_path):
     app = create_app({"DATABASE_URL": database_url, "CHECKOUT_API_KEY": "live-key"})
     with app.app_context():
         feeds = [calendar.create_feed(f"feed {n}") for n in range(3)]
+        db.engine.dispose()  # no connection of this one-off app outlives the test
     log_path = tmp_path / "gunicorn.log"
     with log_path.open("w") as log, gunicorn(database_url, log=log, LOG_LEVEL="INFO") as base:
         for _, token in feeds:
@@ -218,3 +223,9 @@ def test_no_feed_secret_reaches_the_access_log(database_url, tmp_path):
         assert token not in text
         assert f"/calendar/feeds/feed-{feed.id}.ics" in text
     assert "guess" not in text
+
+
+def test_a_login_with_a_300_character_email_is_refused_not_a_500(client):
+    """schemathesis on PostgreSQL: the limit's key outgrew its column (500)."""
+    answer = client.post("/auth/login", json={"email": "0" * 300, "password": "x"})
+    assert answer.status_code in (401, 422), answer.get_json()
