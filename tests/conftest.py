@@ -179,3 +179,20 @@ def sync_app(make_app: Callable[..., Flask], checkout: Any) -> Flask:
         CHECKOUT_RETRIES="1",
         REFRESH_CONCURRENCY="4",
     )
+
+
+@pytest.fixture
+def start_sender() -> Iterator[Callable[..., Any]]:
+    """Start outbound senders on any app; every one is stopped at the end of the test."""
+    from autocheckin.outbound.sender import Sender  # noqa: PLC0415 - only tests that send
+
+    senders: list[Any] = []
+
+    def start(app: Flask, **kwargs: Any) -> Any:
+        sender = Sender(app, **kwargs).start()
+        senders.append(sender)
+        return sender
+
+    yield start
+    for sender in senders:
+        sender.stop(timeout=2)

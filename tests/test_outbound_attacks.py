@@ -10,7 +10,6 @@ import pytest
 
 from autocheckin.extensions import db
 from autocheckin.outbound.models import Delivery, DeliveryAttempt
-from autocheckin.outbound.sender import Sender
 from tests.conftest import API_KEY
 from tests.helpers import make_event, make_student
 from tests.receiver import DripReceiver, Receiver, wait_until
@@ -28,20 +27,6 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver().start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def start_sender():
-    senders: list[Sender] = []
-
-    def start(app, **kwargs) -> Sender:
-        sender = Sender(app, **kwargs).start()
-        senders.append(sender)
-        return sender
-
-    yield start
-    for sender in senders:
-        sender.stop()
 
 
 def subscribe(client, url, auth=KEY, **fields):

@@ -20,7 +20,6 @@ from autocheckin.extensions import db
 from autocheckin.outbound import dispatch, subscriptions
 from autocheckin.outbound.dispatch import Backoff
 from autocheckin.outbound.models import Delivery, DeliveryAttempt, Subscription
-from autocheckin.outbound.sender import Sender
 from autocheckin.times import utcnow
 from tests.conftest import API_KEY
 from tests.helpers import make_event
@@ -40,20 +39,6 @@ GUNICORN = {
     "OUTBOUND_WEBHOOKS_ALLOW_PRIVATE": "true",
     "GUNICORN_GRACEFUL_TIMEOUT": "10",
 }
-
-
-@pytest.fixture
-def start_sender():
-    senders: list[Sender] = []
-
-    def start(app, **kwargs) -> Sender:
-        sender = Sender(app, **kwargs).start()
-        senders.append(sender)
-        return sender
-
-    yield start
-    for sender in senders:
-        sender.stop(timeout=2)
 
 
 @pytest.fixture
