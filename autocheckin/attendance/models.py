@@ -119,3 +119,18 @@ class Attendance(db.Model):
 
     student: Mapped[Student] = relationship(back_populates="attendances")
     event: Mapped[Event] = relationship(back_populates="attendances")
+
+
+class Enrolment(db.Model):
+    """A student is expected at an event. Sync keeps them (an upstream session that lists
+    the user adds one; a refresh in which upstream no longer lists it removes it); the core
+    reads them to know who is absent."""
+
+    __tablename__ = "enrolments"
+    __table_args__ = (UniqueConstraint("student_id", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(100), default="checkout")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -31,7 +31,7 @@ from autocheckin.api.login import authenticated
 from autocheckin.api.openapi import answers, documented
 from autocheckin.api.representations import answer, csv_download
 from autocheckin.attendance import queries, windows
-from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.attendance.models import Attendance, Enrolment, Event, Student
 from autocheckin.auth import accounts, api_keys
 from autocheckin.auth.errors import Unauthorized
 from autocheckin.auth.models import Account
@@ -39,7 +39,6 @@ from autocheckin.errors import ServiceError
 from autocheckin.extensions import db
 from autocheckin.integrations import calendar, exports
 from autocheckin.outbound import subscriptions
-from autocheckin.sync.models import Enrolment
 from autocheckin.times import IsoTime, parse_iso, to_utc, utcnow
 from autocheckin.webhooks import receive, request_log
 

@@ -18,10 +18,9 @@ from typing import Any
 from sqlalchemy import Select, and_, case, func, literal, select, union
 
 from autocheckin.attendance import service
-from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.attendance.models import Attendance, Enrolment, Event, Student
 from autocheckin.database import MAX_DB_INTEGER
 from autocheckin.extensions import db
-from autocheckin.sync.models import Enrolment
 from autocheckin.times import iso
 
 BATCH_ROWS = 2_000

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from autocheckin.attendance.models import Student
+from autocheckin.attendance.models import Enrolment, Student
 from autocheckin.database import UTCDateTime
 from autocheckin.extensions import db
 from autocheckin.times import utcnow
+
+__all__ = ["Enrolment", "RosterEntry", "UserRefresh"]  # Enrolment lives in the core
 
 
 class RosterEntry(db.Model):
@@ -28,20 +30,6 @@ class RosterEntry(db.Model):
     )
     position: Mapped[int] = mapped_column(index=True)
     listed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class Enrolment(db.Model):
-    """A student is expected at an event: the truth sync keeps. An upstream session that
-    lists the user adds one; a refresh in which upstream no longer lists it removes it."""
-
-    __tablename__ = "enrolments"
-    __table_args__ = (UniqueConstraint("student_id", "event_id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
-    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
-    source: Mapped[str] = mapped_column(String(100), default="checkout")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class UserRefresh(db.Model):
