@@ -60,6 +60,12 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+class PreconditionFailed(ServiceError):
+    """An `If-Match` that names a version the resource has moved on from."""
+
+    code = "precondition_failed"
+
+
 class TooLarge(ServiceError):
     """More than the service accepts in one go (items in a batch)."""
 
@@ -103,6 +109,7 @@ _STATUSES: dict[type[ServiceError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    PreconditionFailed: 412,
     TooLarge: 413,
     Unprocessable: 422,
     Unsupported: 501,

@@ -496,7 +496,10 @@ def test_an_event_nobody_is_enrolled_in_shows_its_check_ins_without_a_meter(site
         for _ in range(12):
             student = make_student()
             record_check_in(
-                CheckIn(person_id=student.id, event_id=event.id), arrived_at=now, rules=RULES
+                CheckIn(person_id=student.id, event_id=event.id),
+                arrived_at=now,
+                rules=RULES,
+                actor="test",
             )
     client = site.test_client()
     _sign_in(client, "boss@example.com")

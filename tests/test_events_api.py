@@ -43,6 +43,7 @@ def test_window_edges_through_the_core(app):
                 CheckIn(person_id=person.id, event_id=event.id, source="t"),
                 arrived_at=at,
                 rules=RULES,
+                actor="test",
             )
 
         with pytest.raises(OutsideWindow, match="Starts in 16 minutes"):

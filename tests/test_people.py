@@ -137,19 +137,23 @@ def test_an_operator_links_an_account_to_its_roster_person_and_merges_its_check_
     runner = app.test_cli_runner()
     linked = runner.invoke(args=["users", "link", "ann@example.com", "A0001"])
     assert linked.exit_code == 0, linked.output
-    assert "1 check-ins moved over, 1 dropped as duplicates" in linked.output
+    assert "1 check-ins moved over, 1 voided as duplicates" in linked.output
     mine = client.get("/users/me/events", headers=headers).get_json()
     assert sorted(e["id"] for e in mine) == sorted([web_only, both])
     with app.app_context():
-        assert db.session.query(Student).count() == 1  # the account's own person merged in
-        kept = db.session.query(Attendance).filter_by(event_id=both).one()
+        # The account's own person is merged in, and kept (deactivated) for its voided twin.
+        merged = db.session.query(Student).filter(Student.deactivated_at.is_not(None)).one()
+        assert merged.identifier_key is None and db.session.query(Student).count() == 2
+        kept = db.session.query(Attendance).filter_by(event_id=both, voided_at=None).one()
         assert kept.source == "webhook"  # the roster person's own check-in is the one kept
+        twin = db.session.query(Attendance).filter_by(event_id=both, student_id=merged.id).one()
+        assert twin.voided_at is not None and twin.version == 2
     again = runner.invoke(args=["users", "link", "someone@else.example", "A0001"])
     assert again.exit_code != 0 and "No account" in again.output
     unlinked = runner.invoke(args=["users", "unlink", "ann@example.com"])
     assert unlinked.exit_code == 0
     assert client.get("/users/me/events", headers=headers).get_json() == []
-    assert rows(app, Attendance) == 2  # unlinking moves no check-in
+    assert rows(app, Attendance) == 3  # unlinking moves no check-in; the voided twin stays
 
 
 def test_deactivating_an_account_keeps_its_persons_attendance(app, client, auth):

@@ -163,7 +163,12 @@ def attend(event_id: int) -> Response:
     now, rules = utcnow(), settings.current().rules
     try:
         accounts.check_in(
-            account_id=user.id, event_id=event.id, at=now, rules=rules, source="discord"
+            account_id=user.id,
+            event_id=event.id,
+            at=now,
+            rules=rules,
+            source="discord",
+            actor=f"discord:{user.discord_user_id}",
         )
     except (OutsideWindow, AlreadyCheckedIn) as refusal:
         window = EventStatusOut.of(event, event_status(event, now, rules))
@@ -223,8 +228,10 @@ def _open_windows(now) -> list:
     return [event for event in found if event.end_time is not None]
 
 
-def _attend_now(user: Account, event, now, *, source: str, metadata: dict | None = None):
-    """Check `user`'s person in to `event`; None on success, else the refusal's message."""
+def _attend_now(
+    user: Account, event, now, *, source: str, by: Account, metadata: dict | None = None
+):
+    """Check `user`'s person in to `event` (`by` asked); None on success, else the refusal."""
     try:
         accounts.check_in(
             account_id=user.id,
@@ -233,6 +240,7 @@ def _attend_now(user: Account, event, now, *, source: str, metadata: dict | None
             rules=settings.current().rules,
             source=source,
             metadata=metadata,
+            actor=f"discord:{by.discord_user_id}",
         )
     except (OutsideWindow, AlreadyCheckedIn) as refusal:
         return refusal.message
@@ -264,7 +272,7 @@ def attend_auto() -> Response:
             )
         )
     event = running[0]
-    refusal = _attend_now(user, event, now, source="discord")
+    refusal = _attend_now(user, event, now, source="discord", by=user)
     if refusal is not None:
         return answer(Refused(message=refusal))
     return answer(
@@ -402,7 +410,7 @@ def attend_for_user() -> Response:
             return answer(Refused(message=message))
         event = running[0]
     metadata = {"checked_in_by": {"discord_user_id": admin.discord_user_id, "name": admin.name}}
-    refusal = _attend_now(target, event, now, source="discord_admin", metadata=metadata)
+    refusal = _attend_now(target, event, now, source="discord_admin", by=admin, metadata=metadata)
     if refusal is not None:
         return answer(Refused(message=refusal))
     return answer(

@@ -76,6 +76,7 @@ def _check_in(user: Account, event: Event, now: datetime, *, source: str) -> Res
             at=now,
             rules=settings.current().rules,
             source=source,
+            actor=f"discord:{user.discord_user_id}" if source == DISCORD_SOURCE else None,
         )
     except (OutsideWindow, AlreadyCheckedIn) as refusal:
         if source == DISCORD_SOURCE:

@@ -57,6 +57,7 @@ def _inbound(endpoint: str, body: bytes) -> receive.Inbound:
         body=body,
         headers={name.lower(): value for name, value in request.headers.items()},
         received_at=utcnow(),
+        request_id=g.get("request_id", ""),
     )
 
 

@@ -6,9 +6,9 @@ same rules run (active, inside the window, late or present, once only), on SQLAl
 statements: a fixed handful whatever the batch size (people by key or id, events by id or
 name, one INSERT … ON CONFLICT DO NOTHING RETURNING). The unique (student, event) pair is
 the duplicate guard; a pair that inserts nothing was already there, concurrent twin or
-not. What was stored is announced once, through `signals.attendances_recorded`, in the
-same transaction. Each function runs in the caller's write transaction
-(`write_transaction()` joins an open one).
+not. What was stored gets its first history entry and is announced once, through
+`signals.attendances_recorded`, in the same transaction. Each function runs in the
+caller's write transaction (`write_transaction()` joins an open one).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, or_, select
 
-from autocheckin.attendance import signals
+from autocheckin.attendance import history, signals
 from autocheckin.attendance.errors import (
     AlreadyCheckedIn,
     DomainError,
@@ -334,22 +334,65 @@ def _insert(connection: Connection, rows: Sequence[dict[str, Any]]) -> dict[tupl
     return {(row.student_id, row.event_id): row.id for row in result}
 
 
-def record_check_in(check_in: CheckIn, *, arrived_at: datetime, rules: CheckInRules) -> Recorded:
+def record_check_in(
+    check_in: CheckIn, *, arrived_at: datetime, rules: CheckInRules, actor: str
+) -> Recorded:
     """Record one check-in: window, lateness and once-only, judged on the scanner's time."""
-    (result,) = record_check_ins([check_in], arrived_at=arrived_at, rules=rules)
+    (result,) = record_check_ins([check_in], arrived_at=arrived_at, rules=rules, actor=actor)
     if isinstance(result, DomainError):
         raise result
     return result
 
 
+def _first_entries(
+    plans: Sequence[_Planned | DomainError], stored: dict[tuple[int, int], int], actor: str
+) -> list[dict[str, Any]]:
+    """Each stored check-in's first history entry (what was marked, by whom)."""
+    entries = []
+    for plan in plans:
+        if isinstance(plan, DomainError):
+            continue
+        attendance_id = stored.get((plan.student.id, plan.event.id))
+        if attendance_id is None:
+            continue
+        after = history.state(
+            student_id=plan.student.id,
+            status=plan.status,
+            checked_in_at=plan.moment,
+            voided=False,
+            status_explicit=False,
+        )
+        entries.append(
+            history.entry(
+                attendance_id=attendance_id,
+                seq=1,
+                event_id=plan.event.id,
+                action=history.MARKED,
+                before=None,
+                after=after,
+                actor=actor,
+                reason=None,
+                previous_hash=history.GENESIS,
+                recorded_at=plan.values["created_at"],
+            )
+        )
+    return entries
+
+
 def record_check_ins(
-    check_ins: Iterable[CheckIn | DomainError], *, arrived_at: datetime, rules: CheckInRules
+    check_ins: Iterable[CheckIn | DomainError],
+    *,
+    arrived_at: datetime,
+    rules: CheckInRules,
+    actor: str,
 ) -> list[Recorded | DomainError]:
     """Record many check-ins in one statement each for people, events and inserts.
 
     Results come back in order; an item that was already a parse error, or that fails a
     rule, is its domain error and spoils no other. The first of two items naming the same
-    pair wins; the second is a duplicate, as it would be sent one after the other.
+    pair wins; the second is a duplicate, as it would be sent one after the other. Each
+    stored check-in gets its first history entry, by `actor`, in the same transaction
+    (one more statement, whatever the batch size).
     """
     items = list(check_ins)
     wanted = [item for item in items if isinstance(item, CheckIn)]
@@ -386,6 +429,7 @@ def record_check_ins(
             else:
                 results.append(_recorded(plan, attendance_id))
         if stored:
+            history.write(connection, _first_entries(plans, stored, actor))
             recorded = [result for result in results if isinstance(result, Recorded)]
             signals.attendances_recorded.send(session, records=recorded)
     return results

@@ -44,3 +44,13 @@ class TooLarge(errors.TooLarge, DomainError):
 
 class Conflict(errors.Conflict, DomainError):
     code = "conflict"
+
+
+class Unprocessable(errors.Unprocessable, DomainError):
+    """A correction that cannot be made as sent (no reason, an unknown status)."""
+
+    code = "unprocessable"
+
+
+class PreconditionFailed(errors.PreconditionFailed, DomainError):
+    code = "precondition_failed"

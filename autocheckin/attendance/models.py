@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from autocheckin.database import JSONValue, UTCDateTime
@@ -14,6 +14,11 @@ from autocheckin.times import utcnow
 
 STATUS_PRESENT = "present"
 STATUS_LATE = "late"
+STATUS_EXCUSED = "excused"
+STATUS_ABSENT = "absent"
+STATUSES = (STATUS_PRESENT, STATUS_LATE, STATUS_EXCUSED, STATUS_ABSENT)
+# A mark that says the person was there (counts as attending, for rates and attendee lists).
+ATTENDED_STATUSES = (STATUS_PRESENT, STATUS_LATE)
 
 
 def normalize_key(value: str | None) -> str | None:
@@ -50,10 +55,11 @@ class Student(TimestampMixin, db.Model):
     last_name: Mapped[str] = mapped_column(String(100), default="")
     is_admin: Mapped[bool] = mapped_column(default=False)
     source: Mapped[str | None] = mapped_column(String(100))
+    # Set when the person is removed: the row (and every attendance and history entry that
+    # names it) stays, so nothing recorded about them is lost; see `people.remove_person`.
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    attendances: Mapped[list[Attendance]] = relationship(
-        back_populates="student", cascade="all, delete-orphan", passive_deletes=True
-    )
+    attendances: Mapped[list[Attendance]] = relationship(back_populates="student")
 
     @validates("identifier")
     def _keep_identifier_key(self, _field: str, value: str | None) -> str | None:
@@ -97,28 +103,94 @@ class Event(TimestampMixin, db.Model):
         ForeignKey("accounts.id", ondelete="SET NULL")
     )
 
-    attendances: Mapped[list[Attendance]] = relationship(
-        back_populates="event", cascade="all, delete-orphan", passive_deletes=True
-    )
+    attendances: Mapped[list[Attendance]] = relationship(back_populates="event")
 
 
 class Attendance(db.Model):
-    """One check-in of one student to one event; the unique pair is the duplicate guard."""
+    """One person's mark at one event: a check-in a door recorded, or a status an admin
+    set (then `checked_in_at` may be empty). The unique pair is the duplicate guard.
+
+    Corrections change it in place and bump `version` (the ETag an `If-Match` names); every
+    change, the first mark included, is an `AttendanceChange` in its hash chain. A voided
+    mark stays and stops counting. Nothing deletes a row: the foreign keys restrict.
+    """
 
     __tablename__ = "attendances"
     __table_args__ = (UniqueConstraint("student_id", "event_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
-    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
-    checked_in_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="RESTRICT"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="RESTRICT"), index=True)
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16), default=STATUS_PRESENT)
     source: Mapped[str | None] = mapped_column(String(100))
     check_in_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSONValue, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The status was set by a correction: a later change of time keeps it (no recomputed late).
+    status_explicit: Mapped[bool] = mapped_column(default=False, server_default=false())
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     student: Mapped[Student] = relationship(back_populates="attendances")
     event: Mapped[Event] = relationship(back_populates="attendances")
+
+    @property
+    def counts(self) -> bool:
+        """Whether the mark says the person attended (present or late, not voided)."""
+        return self.voided_at is None and self.status in ATTENDED_STATUSES
+
+
+class AttendanceChange(db.Model):
+    """One append-only entry of an attendance's history, hash-chained to the one before.
+
+    `entry_hash` is SHA-256 of `previous_hash` and the entry's canonical content
+    (`history.canonical`); the first entry of an attendance chains to `history.GENESIS`.
+    Each attendance has its own chain, so two check-ins never wait for one another.
+    Nothing updates or deletes a row; `flask audit verify` recomputes every chain.
+    """
+
+    __tablename__ = "attendance_history"
+    __table_args__ = (UniqueConstraint("attendance_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attendance_id: Mapped[int] = mapped_column(ForeignKey("attendances.id", ondelete="RESTRICT"))
+    seq: Mapped[int]  # the attendance's version after this change: 1, 2, …
+    event_id: Mapped[int] = mapped_column(index=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    action: Mapped[str] = mapped_column(String(32))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONValue)
+    after: Mapped[dict[str, Any]] = mapped_column(JSONValue)
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    previous_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+EXCUSE_PENDING, EXCUSE_APPROVED, EXCUSE_DECLINED = "pending", "approved", "declined"
+
+
+class Excuse(db.Model):
+    """A person's reason for missing an event, submitted before or after it; an admin
+    approves it (the attendance becomes excused, through a correction) or declines it.
+    One per person and event."""
+
+    __tablename__ = "excuses"
+    __table_args__ = (UniqueConstraint("student_id", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="RESTRICT"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="RESTRICT"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default=EXCUSE_PENDING, index=True)
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+
+    student: Mapped[Student] = relationship()
+    event: Mapped[Event] = relationship()
 
 
 class Enrolment(db.Model):

@@ -18,3 +18,6 @@ attendances_recorded = _signals.signal("attendances-recorded")
 event_created = _signals.signal("event-created")
 # sender: the session; event: the Event; changed: the names of the fields that changed.
 event_updated = _signals.signal("event-updated")
+# sender: the session; changes: list[corrections.Change], what one correction changed
+# (a status set, a void or restore, a time changed, a bulk mark, a merge's moves).
+attendance_corrected = _signals.signal("attendance-corrected")

@@ -20,10 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from autocheckin.attendance import corrections
 from autocheckin.attendance import service as people
 from autocheckin.attendance.checkins import CheckIn, Recorded, record_check_in
 from autocheckin.attendance.errors import AlreadyExists, Invalid, NotFound
-from autocheckin.attendance.models import Attendance, Student, normalize_key
+from autocheckin.attendance.models import Attendance, Excuse, Student, normalize_key
 from autocheckin.attendance.windows import CheckInRules
 from autocheckin.auth.errors import Forbidden
 from autocheckin.auth.models import ROLE_ADMIN, ROLE_USER, ROLES, Account, AccountSession
@@ -310,14 +311,19 @@ def check_in(
     rules: CheckInRules,
     source: str,
     metadata: dict[str, Any] | None = None,
+    actor: str | None = None,
 ) -> Recorded:
-    """Check the account's person in to an event, by the one rule every door shares."""
+    """Check the account's person in to an event, by the one rule every door shares.
+
+    The history names `actor`, else the account itself (`account:<id>`).
+    """
     with write_transaction() as session:
         person_id = _own_person(session, account_id)
         return record_check_in(
             CheckIn(person_id=person_id, event_id=event_id, source=source, metadata=metadata or {}),
             arrived_at=at,
             rules=rules,
+            actor=actor or f"account:{account_id}",
         )
 
 
@@ -331,13 +337,16 @@ def attendance_of(account: Account, *, event_id: int) -> Attendance | None:
     )
 
 
-def link_person(*, account_ref: str, person_ref: str) -> tuple[Account, int, int]:
+def link_person(
+    *, account_ref: str, person_ref: str, actor: str = "cli"
+) -> tuple[Account, int, int]:
     """Link the account to the roster person `person_ref` (identifier or email): the
     operator's verified path. The account's own person, if it had one that no scanner or
     sync can address, is merged in: its check-ins move over where the roster person has
-    none for that event, and it is deleted with the rest (the roster person's own check-in
-    for the same event is the one kept). Returns the account, the check-ins moved and the
-    ones dropped as duplicates.
+    none for that event, the others are voided (the roster person's own mark is the one
+    kept), each change in the history, by `actor`. The merged person is deactivated, never
+    deleted, when a voided mark still names it. Returns the account, the check-ins moved
+    and the ones voided as duplicates.
     """
     with write_transaction() as session:
         account = _account_by_ref(session, account_ref)
@@ -349,27 +358,39 @@ def link_person(*, account_ref: str, person_ref: str) -> tuple[Account, int, int
         account.person_id = None
         session.flush()
         if previous is not None and not previous.identifier_key and not previous.email_key:
-            moved, dropped = _merge_person(session, source=previous, into=person)
+            moved, dropped = _merge_person(session, source=previous, into=person, actor=actor)
         account.person_id = person.id
     return account, moved, dropped
 
 
-def _merge_person(session: Session, *, source: Student, into: Student) -> tuple[int, int]:
-    """Move `source`'s check-ins to `into` where `into` has none for the event; delete it
-    with what is left. (moved, dropped)."""
-    taken = select(Attendance.event_id).where(Attendance.student_id == into.id)
-    moved = session.execute(
-        update(Attendance)
-        .where(Attendance.student_id == source.id, Attendance.event_id.not_in(taken))
-        .values(student_id=into.id)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    dropped = session.scalar(
-        select(func.count()).select_from(Attendance).where(Attendance.student_id == source.id)
+def _merge_person(
+    session: Session, *, source: Student, into: Student, actor: str
+) -> tuple[int, int]:
+    """Move `source`'s marks to `into` (through the corrections path, so each is in the
+    history); delete `source` when nothing names it any more, else deactivate it."""
+    source_id, into_id = source.id, into.id
+    moved, voided = corrections.move_marks(
+        session,
+        from_person=source_id,
+        to_person=into_id,
+        actor=actor,
+        reason=f"account linked to person {into_id}: person {source_id} merged into it",
     )
-    session.expire_all()
-    session.delete(session.get(Student, source.id))
-    return moved or 0, dropped or 0
+    left = session.scalar(
+        select(func.count()).select_from(Attendance).where(Attendance.student_id == source_id)
+    )
+    remaining = session.get(Student, source_id)
+    if left or _has_excuses(session, source_id):
+        remaining.deactivated_at = remaining.deactivated_at or utcnow()
+    else:
+        session.delete(remaining)
+    return moved, voided
+
+
+def _has_excuses(session: Session, person_id: int) -> bool:
+    return (
+        session.scalar(select(Excuse.id).where(Excuse.student_id == person_id).limit(1)) is not None
+    )
 
 
 def unlink_person(*, account_ref: str) -> Account:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup, with_appcontext
 
+from autocheckin.attendance import history
 from autocheckin.attendance.errors import AlreadyExists
 from autocheckin.auth import accounts, api_keys
 from autocheckin.auth.models import ROLE_ADMIN, ROLE_USER
@@ -52,12 +53,14 @@ def link_command(account: str, person: str) -> None:
     that person's. The person the account made for itself, if any, is merged in.
     """
     try:
-        linked, moved, dropped = accounts.link_person(account_ref=account, person_ref=person)
+        linked, moved, dropped = accounts.link_person(
+            account_ref=account, person_ref=person, actor=history.cli_actor()
+        )
     except ServiceError as error:
         raise click.ClickException(error.message) from None
     click.echo(
         f"{_account_name(linked)} now records for {linked.person.name or person} "
-        f"({moved} check-ins moved over, {dropped} dropped as duplicates)"
+        f"({moved} check-ins moved over, {dropped} voided as duplicates)"
     )
 
 

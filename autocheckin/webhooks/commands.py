@@ -183,8 +183,8 @@ def _check_in(command: RecordAttendance) -> CheckIn:
     )
 
 
-def execute(command: Command, *, arrived_at: datetime, rules: CheckInRules) -> Rendered:
-    """Run the command through the core and render the documented success body."""
+def execute(command: Command, *, arrived_at: datetime, rules: CheckInRules, actor: str) -> Rendered:
+    """Run the command through the core, as `actor`, and render the documented success body."""
     match command:
         case CreateStudent():
             student = service.create_student(
@@ -221,7 +221,9 @@ def execute(command: Command, *, arrived_at: datetime, rules: CheckInRules) -> R
             message = "Event updated successfully"
             return Rendered(200, _event_answer(message, event, command))
         case RecordAttendance():
-            recorded = record_check_in(_check_in(command), arrived_at=arrived_at, rules=rules)
+            recorded = record_check_in(
+                _check_in(command), arrived_at=arrived_at, rules=rules, actor=actor
+            )
             return Rendered(201, _attendance_answer(recorded, command.source))
         case RecordAttendanceBatch():
             results = record_check_ins(
@@ -231,6 +233,7 @@ def execute(command: Command, *, arrived_at: datetime, rules: CheckInRules) -> R
                 ),
                 arrived_at=arrived_at,
                 rules=rules,
+                actor=actor,
             )
             return batch_rendered(results)
     raise TypeError(f"not a webhook command: {command!r}")

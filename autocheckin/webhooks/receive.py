@@ -82,6 +82,7 @@ class Inbound:
     body: bytes
     headers: dict[str, str]
     received_at: datetime
+    request_id: str = ""  # the X-Request-ID the answer carries: names the request in history
 
 
 def entry_for(inbound: Inbound) -> Entry:
@@ -120,7 +121,8 @@ def receive(inbound: Inbound, options: WebhookOptions) -> Rendered:
         if earlier is not None:
             return earlier
     try:
-        rendered, request_id = _process_new(entry, options, started)
+        actor = f"webhook:{entry.endpoint}:{inbound.request_id or 'unnamed'}"
+        rendered, request_id = _process_new(entry, options, started, actor)
     except IntegrityError:
         # A concurrent twin (same key, or same signed bytes) committed first: answer as it was.
         earlier = _twin_answer(entry, options)
@@ -182,7 +184,8 @@ def replay(request_id: int, options: WebhookOptions) -> WebhookRequest:
         return request_id
 
     try:
-        _run(record.endpoint, record.body, record.received_at, options, store)
+        actor = f"webhook:{record.endpoint}:replay of request {request_id}"
+        _run(record.endpoint, record.body, record.received_at, options, store, actor)
     except IntegrityError:
         # Its signed twin took effect first (the replay protection's unique index).
         raise Conflict(
@@ -327,9 +330,14 @@ def _failure(error: DomainError, command: Command | None) -> tuple[Rendered, str
 
 
 def _run(
-    endpoint: str, body: bytes, arrived_at: datetime, options: WebhookOptions, store: Store
+    endpoint: str,
+    body: bytes,
+    arrived_at: datetime,
+    options: WebhookOptions,
+    store: Store,
+    actor: str,
 ) -> tuple[Rendered, str, str | None, int]:
-    """Parse and run a body; `store` writes its record inside the same transaction.
+    """Parse and run a body as `actor`; `store` writes its record inside the same transaction.
 
     A domain error rolls the command's changes back and stores the failure on its own.
     """
@@ -339,7 +347,7 @@ def _run(
         command = parse(endpoint, _payload(body))
         source = command.source
         with write_transaction() as session:
-            rendered = execute(command, arrived_at=arrived_at, rules=options.rules)
+            rendered = execute(command, arrived_at=arrived_at, rules=options.rules, actor=actor)
             outcome = UNMATCHED if rendered.has_unmatched else SUCCEEDED
             return rendered, outcome, source, store(session, rendered, outcome, source)
     except DomainError as error:
@@ -348,7 +356,9 @@ def _run(
         return rendered, outcome, source, store(session, rendered, outcome, source)
 
 
-def _process_new(entry: Entry, options: WebhookOptions, started: float) -> tuple[Rendered, int]:
+def _process_new(
+    entry: Entry, options: WebhookOptions, started: float, actor: str
+) -> tuple[Rendered, int]:
     default_source = ENDPOINTS[entry.endpoint].default_source
 
     def store(session: Session, rendered: Rendered, outcome: str, source: str | None) -> int:
@@ -362,7 +372,7 @@ def _process_new(entry: Entry, options: WebhookOptions, started: float) -> tuple
         )
 
     rendered, outcome, source, request_id = _run(
-        entry.endpoint, entry.body, entry.received_at, options, store
+        entry.endpoint, entry.body, entry.received_at, options, store, actor
     )
     _log_line(
         entry.endpoint, source or default_source, outcome, rendered.status, started, request_id
