@@ -27,6 +27,7 @@ from autocheckin.api import (
     root,
     v1,
 )
+from autocheckin.api import corrections as corrections_api
 from autocheckin.api import webhooks as webhooks_api
 from autocheckin.api.errors import (
     DETAIL_PREFIXES,
@@ -38,6 +39,7 @@ from autocheckin.api.errors import (
     render_page_error,
 )
 from autocheckin.api.security import init_security
+from autocheckin.audit import cli as audit_cli
 from autocheckin.auth import cli as users_cli
 from autocheckin.config import ConfigError, load_config
 from autocheckin.dashboard import views as dashboard_views
@@ -110,6 +112,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_renderer(app, "/dashboard", render_page_error)
     app.register_blueprint(root.bp)
     app.register_blueprint(v1.bp)
+    app.register_blueprint(corrections_api.bp)
     app.register_blueprint(webhooks_api.bp)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(events.bp)
@@ -119,6 +122,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(dashboard_views.bp)
     app.cli.add_command(webhook_cli.webhooks)
     app.cli.add_command(users_cli.users)
+    app.cli.add_command(users_cli.people)
+    app.cli.add_command(audit_cli.attendance)
+    app.cli.add_command(audit_cli.audit)
     app.cli.add_command(users_cli.discord)
     app.cli.add_command(users_cli.keys)
     app.cli.add_command(users_cli.create_admin_command)

@@ -288,7 +288,7 @@ def test_an_events_page_lists_attendees_with_a_chart_and_a_csv(site):
     assert client.get(f"/dashboard/events/{lab_id}").status_code == 302
     _sign_in(client, "boss@example.com")
     page = client.get(f"/dashboard/events/{lab_id}").get_data(as_text=True)
-    assert "1 present, 1 late, 1 absent, 0 pending" in page
+    assert "1 present, 1 late, 0 excused, 1 absent, 0 pending" in page
     assert page.count("<rect ") == 24 and "Cy Ng" in page
     csv_answer = client.get(f"/dashboard/events/{lab_id}.csv")
     rows = csv_answer.get_data(as_text=True).splitlines()

@@ -366,3 +366,59 @@ def test_0011_moves_logins_to_accounts_and_keeps_every_persons_check_ins(empty_d
     ]
     assert check_ins_after == 3
     assert creator_after == 2
+
+
+def test_0015_gives_every_stored_check_in_its_first_history_entry(empty_database_url):
+    """Check-ins stored before the history existed each get a `marked` entry by
+    `migration`, hashed as the service hashes one (so `audit verify` passes); people and
+    events no longer cascade their attendances away; the downgrade takes it all back."""
+    from autocheckin.attendance import history
+
+    app = create_app(base_config(empty_database_url))
+    with app.app_context():
+        upgrade(revision="0014_outbound_created_by")
+        with db.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO students (id, identifier, identifier_key, first_name, last_name,"
+                    " is_admin, created_at, updated_at) VALUES (1, 'a1', 'a1', 'Ann', 'Lee',"
+                    " :no, :now, :now), (2, 'b2', 'b2', 'Bob', 'Ray', :no, :now, :now)"
+                ),
+                {"no": False, "now": "2026-11-01 10:00:00"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO events (id, name, event_type, points, description, location,"
+                    " start_time, is_active, created_at, updated_at) VALUES (1, 'Lab', 'General',"
+                    " 0, '', '', :start, :yes, :start, :start)"
+                ),
+                {"yes": True, "start": "2026-11-02 09:00:00"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO attendances (student_id, event_id, checked_in_at, status, source,"
+                    " metadata, created_at) VALUES (1, 1, '2026-11-02 09:01:02.345678', 'present',"
+                    " 'onetap', '{}', :now),"
+                    " (2, 1, '2026-11-02 09:30:00', 'late', NULL, '{}', :now)"
+                ),
+                {"now": "2026-11-02 09:31:00"},
+            )
+        upgrade()
+        with db.engine.connect() as connection:
+            entries = connection.execute(
+                text("SELECT actor, action, seq FROM attendance_history ORDER BY attendance_id")
+            ).all()
+            assert [tuple(row) for row in entries] == [("migration", "marked", 1)] * 2
+            result = history.verify(connection)
+            assert result.ok and (result.entries, result.attendances) == (2, 2)
+            versions = connection.execute(text("SELECT version FROM attendances")).scalars().all()
+            assert versions == [1, 1]
+        with db.engine.begin() as connection, pytest.raises(Exception, match="(?i)foreign key"):
+            connection.execute(text("DELETE FROM students WHERE id = 1"))
+        downgrade(revision="0014_outbound_created_by")
+        with db.engine.connect() as connection:
+            tables = set(inspect(connection).get_table_names())
+            kept = connection.execute(text("SELECT count(*) FROM attendances")).scalar()
+        db.engine.dispose()
+    assert "attendance_history" not in tables and "excuses" not in tables
+    assert kept == 2

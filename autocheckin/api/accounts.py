@@ -17,6 +17,8 @@ from autocheckin.api.parsing import parse_args, parse_body, refuse_control_chara
 from autocheckin.api.representations import (
     AttendedEventList,
     AttendedEventOut,
+    ExcuseList,
+    ExcuseOut,
     ProfileUpdated,
     Token,
     UserOut,
@@ -24,7 +26,13 @@ from autocheckin.api.representations import (
     answer,
     with_computed,
 )
-from autocheckin.api.schemas_web import LoginBody, PageQuery, ProfileUpdate, RegisterBody
+from autocheckin.api.schemas_web import (
+    ExcuseBody,
+    LoginBody,
+    PageQuery,
+    ProfileUpdate,
+    RegisterBody,
+)
 from autocheckin.attendance import queries as event_queries
 from autocheckin.attendance.errors import NotFound
 from autocheckin.auth import accounts
@@ -153,3 +161,31 @@ def get_user(user_id: int) -> Response:
 def _require_admin() -> None:
     if not current_user().is_admin:
         raise Forbidden("Only admins may list users")
+
+
+@bp.post("/users/me/excuses")
+@documented(
+    "Submit an excuse for an event, before or after it (one per event); an admin decides",
+    body=ExcuseBody,
+    response=ExcuseOut,
+    security=("bearerAuth",),
+    status=201,
+    errors=(401, 404, 409, 422),
+)
+def submit_excuse() -> Response:
+    user = current_user()
+    body = parse_body(ExcuseBody)
+    excuse = accounts.submit_excuse(account_id=user.id, event_id=body.event_id, reason=body.reason)
+    return answer(ExcuseOut.model_validate(excuse), 201)
+
+
+@bp.get("/users/me/excuses")
+@documented(
+    "The logged-in user's excuses and their decisions, newest first",
+    response=ExcuseList,
+    security=("bearerAuth",),
+    errors=(401,),
+)
+def my_excuses() -> Response:
+    user = current_user()
+    return answer(ExcuseList([ExcuseOut.model_validate(e) for e in accounts.excuses_of(user)]))

@@ -33,6 +33,9 @@ from autocheckin.api.representations import (
     EventList,
     EventOut,
     EventStatusOut,
+    ExcuseAnswer,
+    ExcuseOut,
+    ExcuseSubmitted,
     HistoryEntry,
     MadeAdmin,
     Refused,
@@ -46,6 +49,7 @@ from autocheckin.api.schemas_web import (
     DiscordAdminQuery,
     DiscordAttendFor,
     DiscordAttendQuery,
+    DiscordExcuseBody,
     DiscordMakeAdmin,
     DiscordRegister,
     DiscordUsersQuery,
@@ -53,7 +57,7 @@ from autocheckin.api.schemas_web import (
 )
 from autocheckin.attendance import queries as event_queries
 from autocheckin.attendance import service
-from autocheckin.attendance.errors import AlreadyCheckedIn, NotFound, OutsideWindow
+from autocheckin.attendance.errors import AlreadyCheckedIn, Conflict, NotFound, OutsideWindow
 from autocheckin.attendance.windows import ACTIVE, UPCOMING, event_status
 from autocheckin.auth import accounts
 from autocheckin.auth.errors import Forbidden, Unauthorized
@@ -419,5 +423,36 @@ def attend_for_user() -> Response:
             admin_user={"name": admin.name},
             target_user=BotAttendee.model_validate(target),
             event=EventBrief.model_validate(event),
+        )
+    )
+
+
+@bp.post("/excuse/<int:event_id>")
+@documented(
+    "A Discord user's excuse for an event (?discord_user_id=, body {reason}); an admin "
+    "decides; a second one for the event is 200 success false",
+    query=DiscordAttendQuery,
+    body=DiscordExcuseBody,
+    response=ExcuseAnswer,
+    errors=(404, 422),
+)
+def submit_excuse(event_id: int) -> Response:
+    query = parse_args(DiscordAttendQuery)
+    user = registered_discord_user(query.discord_user_id)
+    body = parse_body(DiscordExcuseBody)
+    event_queries.get_event(event_id)
+    try:
+        excuse = accounts.submit_excuse(
+            account_id=user.id,
+            event_id=event_id,
+            reason=body.reason,
+            actor=f"discord:{user.discord_user_id}",
+        )
+    except Conflict as refusal:
+        return answer(Refused(message=refusal.message))
+    return answer(
+        ExcuseSubmitted(
+            message="Excuse submitted; an admin will decide",
+            excuse=ExcuseOut.model_validate(excuse),
         )
     )

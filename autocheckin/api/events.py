@@ -236,7 +236,7 @@ def check_attendance(event_id: int) -> Response:
         AttendanceCheck(
             event_id=event_id,
             user_id=user.id,
-            attended=attendance is not None,
+            attended=attendance is not None and attendance.counts,
             attended_at=attendance.checked_in_at if attendance else None,
             status=attendance.status if attendance else None,
         )
@@ -288,7 +288,7 @@ def discord_check_attendance(discord_user_id: str, event_id: int) -> Response:
         DiscordAttendanceCheck(
             event_id=event_id,
             discord_user_id=discord_user_id,
-            attended=attendance is not None,
+            attended=attendance is not None and attendance.counts,
             attended_at=attendance.checked_in_at if attendance else None,
             status=attendance.status if attendance else None,
         )

@@ -275,11 +275,17 @@ class HrSummaryOut(Representation):
     student_email: str | None
     period_start: IsoTime
     period_end: IsoTime
-    total_sessions: int = Field(description="events in the period enrolled in or attended")
+    total_sessions: int = Field(
+        description="events in the period enrolled in or marked at (voided check-ins are no mark)"
+    )
     present: int
-    absent: int = Field(description="enrolled, ended, no check-in")
+    absent: int = Field(description="an absent mark, or enrolled, ended and no live mark")
     late: int
-    attendance_rate: float = Field(description="(present + late) / total × 100, one decimal")
+    excused: int = Field(description="an excused mark (an approved excuse or a correction)")
+    attendance_rate: float = Field(
+        description="(present + late) / (total_sessions − excused) × 100, one decimal; 0 when "
+        "nothing is left to count"
+    )
 
 
 def _hr_period() -> tuple[datetime, datetime]:

@@ -309,6 +309,34 @@ class RefusedAmong(Refused):
     events: list[EventBrief]
 
 
+class ExcuseOut(Representation):
+    """A person's excuse for an event, and what became of it."""
+
+    id: int
+    event_id: int
+    reason: str
+    state: Literal["pending", "approved", "declined"]
+    submitted_at: IsoTime
+    decided_at: IsoTime | None
+    decision_reason: str | None
+
+
+class ExcuseList(RootModel[list[ExcuseOut]]):
+    """The user's excuses, newest first."""
+
+
+class ExcuseSubmitted(Representation):
+    """The bot's answer to an excuse: 200 with success true (a refusal is `Refused`)."""
+
+    success: Literal[True] = True
+    message: str
+    excuse: ExcuseOut
+
+
+class ExcuseAnswer(RootModel[ExcuseSubmitted | Refused]):
+    """Submitted, or refused (one excuse per event), 200 either way as the bots expect."""
+
+
 class BotAttendee(Representation):
     name: str
     discord_username: str | None

@@ -108,6 +108,15 @@ class DiscordAttendQuery(_Body):
     discord_user_id: str = Field(pattern=r"^\d{1,32}$")
 
 
+class ExcuseBody(_Body):
+    event_id: int = Field(ge=1, le=2_147_483_647)
+    reason: str = Field(min_length=1, max_length=2000, description="why you miss (or missed) it")
+
+
+class DiscordExcuseBody(_Body):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
 class PageQuery(_Body):
     skip: int = Field(0, ge=0, le=1_000_000)
     limit: int = Field(100, ge=1, le=500)

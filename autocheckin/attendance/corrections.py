@@ -289,7 +289,8 @@ def set_status(
 ) -> Change:
     """Set the person's status at the event: a manual mark when there is none yet, else a
     change of the mark (a voided one is restored by it). The status stays as set when its
-    time changes later."""
+    time changes later. A present or late mark with no time is dated at the event's start;
+    excused and absent marks need none."""
     reason = required_reason(correction.reason)
     status = _status(status)
     now = now or utcnow()
@@ -301,6 +302,10 @@ def set_status(
         if checked_in_at is not None and checked_in_at > now + rules.max_future:
             raise Unprocessable("checked_in_at is in the future", code="checked_in_at_in_future")
         row = connection.execute(_PAIR, {"person": person_id, "event": event_id}).first()
+        if checked_in_at is None and status in ATTENDED_STATUSES:
+            # A present or late mark says when; without a time, the event's start.
+            checked_in_at = row.checked_in_at if row is not None else None
+            checked_in_at = checked_in_at or event.start_time
         if row is None:
             if correction.expected_version is not None:
                 raise PreconditionFailed(

@@ -59,7 +59,11 @@ class Student(TimestampMixin, db.Model):
     # names it) stays, so nothing recorded about them is lost; see `people.remove_person`.
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    attendances: Mapped[list[Attendance]] = relationship(back_populates="student")
+    # passive_deletes="all": the ORM never nulls or deletes a person's marks; the foreign
+    # key refuses the delete instead (anonymise or deactivate a person; see the README).
+    attendances: Mapped[list[Attendance]] = relationship(
+        back_populates="student", passive_deletes="all"
+    )
 
     @validates("identifier")
     def _keep_identifier_key(self, _field: str, value: str | None) -> str | None:
@@ -103,7 +107,9 @@ class Event(TimestampMixin, db.Model):
         ForeignKey("accounts.id", ondelete="SET NULL")
     )
 
-    attendances: Mapped[list[Attendance]] = relationship(back_populates="event")
+    attendances: Mapped[list[Attendance]] = relationship(
+        back_populates="event", passive_deletes="all"
+    )
 
 
 class Attendance(db.Model):

@@ -9,7 +9,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import joinedload
 
 from autocheckin.attendance.errors import NotFound
-from autocheckin.attendance.models import Attendance, Event
+from autocheckin.attendance.models import ATTENDED_STATUSES, Attendance, Event
 from autocheckin.attendance.windows import ACTIVE, UPCOMING, CheckInRules
 from autocheckin.extensions import db
 
@@ -63,12 +63,17 @@ def list_events(filters: EventFilter, *, now: datetime, rules: CheckInRules) -> 
     return list(db.session.scalars(query))
 
 
+# A mark that says the person was there: present or late, and not voided (corrected truth).
+COUNTED = and_(Attendance.voided_at.is_(None), Attendance.status.in_(ATTENDED_STATUSES))
+
+
 def attendees(event_id: int) -> list[Attendance]:
+    """Who attended: present or late, not voided (excused and absent marks are not here)."""
     get_event(event_id)
     return list(
         db.session.scalars(
             select(Attendance)
-            .where(Attendance.event_id == event_id)
+            .where(Attendance.event_id == event_id, COUNTED)
             .options(joinedload(Attendance.student))
             .order_by(Attendance.checked_in_at)
         )
@@ -76,26 +81,29 @@ def attendees(event_id: int) -> list[Attendance]:
 
 
 def attendance_of(*, person_id: int | None, event_id: int) -> Attendance | None:
-    """The person's check-in to the event (None for no person: an account that never
-    checked in); NotFound for an unknown event."""
+    """The person's live mark at the event (a voided one is none; None for no person: an
+    account that never checked in); NotFound for an unknown event."""
     get_event(event_id)
     if person_id is None:
         return None
     return db.session.scalar(
         select(Attendance).where(
-            Attendance.student_id == person_id, Attendance.event_id == event_id
+            Attendance.student_id == person_id,
+            Attendance.event_id == event_id,
+            Attendance.voided_at.is_(None),
         )
     )
 
 
 def history(person_id: int | None) -> list[Attendance]:
-    """A person's check-ins, newest first, with their events (none for no person)."""
+    """The events a person attended (present or late, not voided), newest first, with their
+    events (none for no person)."""
     if person_id is None:
         return []
     return list(
         db.session.scalars(
             select(Attendance)
-            .where(Attendance.student_id == person_id)
+            .where(Attendance.student_id == person_id, COUNTED)
             .options(joinedload(Attendance.event))
             .order_by(Attendance.checked_in_at.desc())
         )

@@ -16,11 +16,18 @@ from sqlalchemy.exc import IntegrityError
 
 from autocheckin.attendance import signals
 from autocheckin.attendance.checkins import event_not_found, student_not_found
-from autocheckin.attendance.errors import AlreadyExists, Invalid
-from autocheckin.attendance.models import Attendance, Event, Student, normalize_key
+from autocheckin.attendance.errors import AlreadyExists, Invalid, NotFound
+from autocheckin.attendance.models import (
+    ATTENDED_STATUSES,
+    Attendance,
+    Event,
+    Student,
+    normalize_key,
+)
 from autocheckin.attendance.windows import CheckInRules, pick_event
 from autocheckin.database import MAX_DB_INTEGER, write_transaction
 from autocheckin.extensions import db
+from autocheckin.times import utcnow
 
 STUDENT_FIELDS = ("identifier", "email", "first_name", "last_name", "is_admin")
 EVENT_FIELDS = (
@@ -39,12 +46,17 @@ EVENT_FIELDS = (
 _COUNTS = select(
     select(func.count()).select_from(Student).scalar_subquery().label("students"),
     select(func.count()).select_from(Event).scalar_subquery().label("events"),
-    select(func.count()).select_from(Attendance).scalar_subquery().label("attendances"),
+    select(func.count())
+    .select_from(Attendance)
+    .where(Attendance.voided_at.is_(None), Attendance.status.in_(ATTENDED_STATUSES))
+    .scalar_subquery()
+    .label("attendances"),
 )
 
 
 def counts() -> dict[str, int]:
-    """How many students, events and attendances are stored, in one statement."""
+    """How many students and events are stored, and how many attendances count (present
+    or late, not voided: the corrected truth), in one statement."""
     return dict(db.session.execute(_COUNTS).one()._mapping)
 
 
@@ -148,6 +160,33 @@ def update_student(*, ref: str, changes: dict[str, Any]) -> Student:
             "Another student already has that email or identifier", code="student_exists"
         ) from None
     return student
+
+
+def resolve_person(ref: str | int) -> Student:
+    """By id (digits), else by identifier or email: the operator's way to name anyone,
+    people only an account can address (no identifier, no email) included."""
+    text = str(ref).strip()
+    if text.isascii() and text.isdigit() and int(text) <= MAX_DB_INTEGER:
+        person = db.session.get(Student, int(text))
+        if person is not None:
+            return person
+    person = find_student(text)
+    if person is None:
+        raise NotFound(f"Person {text} not found", code="person_not_found")
+    return person
+
+
+def remove_person(ref: str | int) -> Student:
+    """Remove a person without losing anything recorded about them: what identifies them
+    (identifier, email, name) is cleared and the row is deactivated; their attendances,
+    history and excuses stay, under their id. No scanner or sync can address them again."""
+    with write_transaction():
+        person = resolve_person(ref)
+        person.identifier = None
+        person.email = None
+        person.first_name, person.last_name = "Removed", f"person {person.id}"
+        person.deactivated_at = person.deactivated_at or utcnow()
+    return person
 
 
 # --- events -------------------------------------------------------------------------------

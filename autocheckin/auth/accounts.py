@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from autocheckin.attendance import corrections
+from autocheckin.attendance import corrections, excuses
 from autocheckin.attendance import service as people
 from autocheckin.attendance.checkins import CheckIn, Recorded, record_check_in
 from autocheckin.attendance.errors import AlreadyExists, Invalid, NotFound
@@ -327,14 +327,27 @@ def check_in(
         )
 
 
-def attendance_of(account: Account, *, event_id: int) -> Attendance | None:
-    if account.person_id is None:
-        return None
-    return db.session.scalar(
-        select(Attendance).where(
-            Attendance.student_id == account.person_id, Attendance.event_id == event_id
+def submit_excuse(
+    *, account_id: int, event_id: int, reason: str | None, actor: str | None = None
+) -> Excuse:
+    """The account's person's excuse for an event (a person is made on first use, as for a
+    check-in); the history of the decision names `actor`, else the account."""
+    with write_transaction() as session:
+        person_id = _own_person(session, account_id)
+        return excuses.submit(
+            person_id=person_id,
+            event_id=event_id,
+            reason=reason,
+            actor=actor or f"account:{account_id}",
         )
-    )
+
+
+def excuses_of(account: Account) -> list[Excuse]:
+    """The account's person's excuses, newest first."""
+    if account.person_id is None:
+        return []
+    found, _ = excuses.list_excuses(excuses.ExcuseFilter(person_id=account.person_id, limit=500))
+    return found
 
 
 def link_person(
@@ -391,6 +404,22 @@ def _has_excuses(session: Session, person_id: int) -> bool:
     return (
         session.scalar(select(Excuse.id).where(Excuse.student_id == person_id).limit(1)) is not None
     )
+
+
+def remove_person(person_ref: str) -> tuple[Student, int]:
+    """Remove a person (`service.remove_person`: anonymised, deactivated, nothing recorded
+    lost) and unlink every account that recorded for them. Returns the person and how many
+    accounts were unlinked."""
+    with write_transaction() as session:
+        person = people.resolve_person(person_ref)
+        unlinked = session.execute(
+            update(Account)
+            .where(Account.person_id == person.id)
+            .values(person_id=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        people.remove_person(person.id)
+    return person, unlinked or 0
 
 
 def unlink_person(*, account_ref: str) -> Account:

@@ -97,6 +97,24 @@ def activate_command(account: str) -> None:
     _set_active(account, True)
 
 
+people = AppGroup("people", help="People on the roster.")
+
+
+@people.command("remove")
+@click.argument("person")
+def remove_person_command(person: str) -> None:
+    """Remove PERSON (id, identifier or email): anonymised and deactivated, never deleted.
+
+    Their attendances, history and excuses stay (under their id), so every count and the
+    audit chain stay true; accounts that recorded for them are unlinked.
+    """
+    try:
+        removed, unlinked = accounts.remove_person(person)
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"Person {removed.id} removed ({unlinked} accounts unlinked); history kept")
+
+
 discord = AppGroup("discord", help="Discord accounts.")
 discord_admin = AppGroup("admin", help="Admins of the bot's commands.")
 discord.add_command(discord_admin)

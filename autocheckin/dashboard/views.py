@@ -4,6 +4,7 @@ same services the API answers from."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,17 +22,24 @@ from flask import (
 from flask_wtf import FlaskForm
 from pydantic import BaseModel
 from sqlalchemy import func, select
-from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
+from werkzeug.exceptions import NotFound, ServiceUnavailable, TooManyRequests
 from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Length, Optional
 
 from autocheckin import overview, settings
 from autocheckin.api.login import authenticated
 from autocheckin.api.openapi import answers, documented
 from autocheckin.api.representations import answer, csv_download
-from autocheckin.attendance import queries, windows
-from autocheckin.attendance.models import Attendance, Enrolment, Event, Student
+from autocheckin.attendance import corrections, excuses, history, queries, windows
+from autocheckin.attendance.models import (
+    EXCUSE_PENDING,
+    STATUSES,
+    Attendance,
+    Enrolment,
+    Event,
+    Student,
+)
 from autocheckin.auth import accounts, api_keys
 from autocheckin.auth.errors import Unauthorized
 from autocheckin.auth.models import Account
@@ -67,6 +75,14 @@ class ActionForm(FlaskForm):
 
 class NewKeyForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=100)])
+
+
+class CorrectionForm(FlaskForm):
+    """A correction's reason (required: the history keeps it) and, where it sets one, the
+    status."""
+
+    status = StringField("Status", validators=[Optional(), Length(max=16)])  # the core checks it
+    reason = StringField("Reason", validators=[DataRequired(), Length(max=2000)])
 
 
 @bp.context_processor
@@ -147,24 +163,38 @@ def logout() -> Response:
     return redirect(url_for(".login"))
 
 
-def _act(action: Any) -> Response:
-    """Run a button's action for a signed-in admin with the page's token; say how it went."""
-    if _admin() is None:
+def _act(
+    action: Any,
+    *,
+    back: str | Callable[[], str] | None = None,
+    form: type[FlaskForm] = ActionForm,
+) -> Response:
+    """Run a button's action for a signed-in admin with the page's token; say how it went.
+
+    `action` is called with the signed-in admin and the validated form; `back` (where to
+    go next) may be a function, asked only once an admin is signed in."""
+    admin = _admin()
+    if admin is None:
         return redirect(url_for(".login"))
-    if not ActionForm().validate_on_submit():
-        flash("The page expired; nothing was done. Please try again.")
-        return redirect(url_for(".index"))
+    back = (back() if callable(back) else back) or url_for(".index")
+    submitted = form()
+    if not submitted.validate_on_submit():
+        if isinstance(submitted, CorrectionForm) and not submitted.reason.data:
+            flash("A correction needs a reason; nothing was changed.")
+        else:
+            flash("The page expired; nothing was done. Please try again.")
+        return redirect(back)
     try:
-        flash(action())
+        flash(action(admin, submitted))
     except ServiceError as error:
         flash(error.message)
-    return redirect(url_for(".index"))
+    return redirect(back)
 
 
 @bp.post("/webhooks/<int:request_id>/replay")
 @documented("Replay a failed or unmatched webhook request (the page's form)", status=302)
 def replay(request_id: int) -> Response:
-    def run() -> str:
+    def run(*_: Any) -> str:
         record = receive.replay(request_id, settings.current().webhooks)
         return f"Request {request_id} replayed: {record.outcome}"
 
@@ -174,7 +204,7 @@ def replay(request_id: int) -> Response:
 @bp.post("/webhooks/resolve")
 @documented("Replay every unmatched check-in (the page's form)", status=302)
 def resolve() -> Response:
-    def run() -> str:
+    def run(*_: Any) -> str:
         tally = receive.resolve_unmatched(settings.current().webhooks)
         return f"{tally['resolved']} of {tally['checked']} unmatched check-ins resolved"
 
@@ -202,13 +232,13 @@ def create_key() -> Response | tuple[str, int]:
 @bp.post("/keys/<name>/revoke")
 @documented("Revoke an integration key (the page's form)", status=302)
 def revoke_key(name: str) -> Response:
-    return _act(lambda: f"Key {api_keys.revoke_key(name).name} revoked")
+    return _act(lambda *_: f"Key {api_keys.revoke_key(name).name} revoked")
 
 
 @bp.post("/outbound/<int:subscription_id>/enable")
 @documented("Turn a disabled outbound webhook back on (the page's form)", status=302)
 def enable_subscription(subscription_id: int) -> Response:
-    def run() -> str:
+    def run(*_: Any) -> str:
         was_on = subscriptions.get_subscription(subscription_id).is_active
         subscription = subscriptions.update_subscription(
             subscription_id,
@@ -225,7 +255,7 @@ def enable_subscription(subscription_id: int) -> Response:
 @bp.post("/feeds/<int:feed_id>/revoke")
 @documented("Revoke a calendar feed URL (the page's form)", status=302)
 def revoke_feed(feed_id: int) -> Response:
-    return _act(lambda: f"Calendar feed {calendar.revoke_feed(feed_id).name} revoked")
+    return _act(lambda *_: f"Calendar feed {calendar.revoke_feed(feed_id).name} revoked")
 
 
 @bp.get("/")
@@ -256,6 +286,7 @@ def _overview(created: tuple[str, str] | None = None) -> str:
         subscriptions=subscriptions.list_subscriptions(),
         deliveries=subscriptions.delivery_tally(since=utcnow() - timedelta(hours=24)),
         feeds=calendar.list_feeds(),
+        excuses=excuses.list_excuses(excuses.ExcuseFilter(state=EXCUSE_PENDING, limit=20))[0],
         action=ActionForm(),
         new_key=NewKeyForm(),
         notes=get_flashed_messages(),
@@ -275,7 +306,7 @@ def _events_of_today() -> list[dict[str, Any]]:
         .limit(20)
     ).all()
     ids = [event.id for event in found]
-    checked = _count_by_event(Attendance.event_id, ids)
+    checked = _count_by_event(Attendance.event_id, ids, queries.COUNTED)
     expected = _count_by_event(Enrolment.event_id, ids)
     return [
         {
@@ -287,10 +318,12 @@ def _events_of_today() -> list[dict[str, Any]]:
     ]
 
 
-def _count_by_event(column: Any, ids: list[int]) -> dict[int, int]:
+def _count_by_event(column: Any, ids: list[int], *where: Any) -> dict[int, int]:
     if not ids:
         return {}
-    rows = db.session.execute(select(column, func.count()).where(column.in_(ids)).group_by(column))
+    rows = db.session.execute(
+        select(column, func.count()).where(column.in_(ids), *where).group_by(column)
+    )
     return dict(rows.all())
 
 
@@ -333,7 +366,10 @@ def recent_json() -> Response:
 def _recent_check_ins() -> list[Attendance]:
     return list(
         db.session.scalars(
-            select(Attendance).order_by(Attendance.checked_in_at.desc()).limit(RECENT)
+            select(Attendance)
+            .where(queries.COUNTED)
+            .order_by(Attendance.checked_in_at.desc())
+            .limit(RECENT)
         )
     )
 
@@ -341,42 +377,67 @@ def _recent_check_ins() -> list[Attendance]:
 # --- an event's page ------------------------------------------------------------------------
 
 CHART_BARS = 24
-STATUS_ORDER = ("present", "late", "absent", "pending")
+STATUS_ORDER = ("present", "late", "excused", "absent", "pending")
+
+
+def _marks_of(event_id: int) -> dict[int, Attendance]:
+    """Every mark at the event, voided ones too, by person."""
+    return {
+        mark.student_id: mark
+        for mark in db.session.scalars(select(Attendance).where(Attendance.event_id == event_id))
+    }
 
 
 @bp.get("/events/<int:event_id>")
-@documented("An event: attendees with their status, and check-ins over time", produces="text/html")
+@documented(
+    "An event: each person's mark with its corrections, the history, excuses, and "
+    "check-ins over time",
+    produces="text/html",
+)
 def event_page(event_id: int) -> str | Response:
     if _admin() is None:
         return redirect(url_for(".login"))
     event = queries.get_event(event_id)
     now = utcnow()
-    attended = {a.student_id: a for a in queries.attendees(event_id)}
+    marks = _marks_of(event_id)
     expected = set(
         db.session.scalars(select(Enrolment.student_id).where(Enrolment.event_id == event_id))
     )
     people = {
         student.id: student
         for student in db.session.scalars(
-            select(Student).where(Student.id.in_(expected | set(attended)))
+            select(Student).where(Student.id.in_(expected | set(marks)))
         )
     }
     status = windows.event_status(event, now, settings.current().rules)
     ended = status.status == windows.ENDED
+    unmarked = "absent" if ended else "pending"
+
+    def row(student_id: int) -> dict[str, Any]:
+        mark = marks.get(student_id)
+        live = mark is not None and mark.voided_at is None
+        return {
+            "student": people[student_id],
+            "attendance": mark,
+            "status": mark.status if live else unmarked,
+            "voided": mark is not None and not live,
+        }
+
     rows = sorted(
-        (
-            {
-                "student": people[student_id],
-                "attendance": attended.get(student_id),
-                "status": attended[student_id].status
-                if student_id in attended
-                else ("absent" if ended else "pending"),
-            }
-            for student_id in people
-        ),
-        key=lambda row: (STATUS_ORDER.index(row["status"]), row["student"].name),
+        (row(student_id) for student_id in people),
+        key=lambda r: (STATUS_ORDER.index(r["status"]), r["student"].name),
     )
     tally = {name: sum(1 for r in rows if r["status"] == name) for name in STATUS_ORDER}
+    tally["voided"] = sum(1 for r in rows if r["voided"])
+    counted = [m.checked_in_at for m in marks.values() if m.counts and m.checked_in_at]
+    entries = history.entries_for_event(db.session.connection(), event_id)
+    names = {
+        student.id: student.name
+        for student in db.session.scalars(
+            select(Student).where(Student.id.in_({e.after["student_id"] for e in entries}))
+        )
+    }
+    found, _ = excuses.list_excuses(excuses.ExcuseFilter(event_id=event_id, limit=200))
     return render_template(
         "dashboard/event.html",
         admin=_admin(),
@@ -384,7 +445,108 @@ def event_page(event_id: int) -> str | Response:
         status=status.status,
         rows=rows,
         tally=tally,
-        chart=_chart([a.checked_in_at for a in attended.values()], event),
+        chart=_chart(counted, event),
+        entries=entries,
+        names=names,
+        excuses=found,
+        form=CorrectionForm(),
+        statuses=STATUSES,
+        pending=EXCUSE_PENDING,
+        notes=get_flashed_messages(),
+    )
+
+
+def _actor(admin: Account) -> str:
+    return f"account:{admin.id}"
+
+
+def _correction(admin: Account, form: CorrectionForm) -> corrections.Correction:
+    return corrections.Correction(actor=_actor(admin), reason=form.reason.data)
+
+
+def _back_to(event_id: int) -> str:
+    return url_for(".event_page", event_id=event_id)
+
+
+@bp.post("/events/<int:event_id>/people/<int:person_id>/status")
+@documented("Set a person's status at the event, with a reason (the page's form)", status=302)
+def set_status(event_id: int, person_id: int) -> Response:
+    def run(admin: Account, form: CorrectionForm) -> str:
+        change = corrections.set_status(
+            event_id=event_id,
+            person_id=person_id,
+            status=form.status.data or "",
+            correction=_correction(admin, form),
+            rules=settings.current().rules,
+        )
+        return f"Marked {change.after['status']} (attendance {change.attendance_id})"
+
+    return _act(run, back=_back_to(event_id), form=CorrectionForm)
+
+
+@bp.post("/events/<int:event_id>/mark-unmarked")
+@documented("Mark everyone still unmarked absent or excused (the page's form)", status=302)
+def mark_unmarked(event_id: int) -> Response:
+    def run(admin: Account, form: CorrectionForm) -> str:
+        changes = corrections.mark_unmarked(
+            event_id=event_id,
+            status=form.status.data or "",
+            correction=_correction(admin, form),
+            rules=settings.current().rules,
+        )
+        return f"{len(changes)} marked {form.status.data}"
+
+    return _act(run, back=_back_to(event_id), form=CorrectionForm)
+
+
+def _attendance_event(attendance_id: int) -> int:
+    mark = db.session.get(Attendance, attendance_id)
+    if mark is None:
+        raise NotFound(f"Attendance {attendance_id} not found")
+    return mark.event_id
+
+
+@bp.post("/attendances/<int:attendance_id>/void")
+@documented("Void a check-in, with a reason (the page's form)", status=302)
+def void(attendance_id: int) -> Response:
+    def run(admin: Account, form: CorrectionForm) -> str:
+        corrections.void(attendance_id=attendance_id, correction=_correction(admin, form))
+        return f"Attendance {attendance_id} voided"
+
+    return _act(run, back=lambda: _back_to(_attendance_event(attendance_id)), form=CorrectionForm)
+
+
+@bp.post("/attendances/<int:attendance_id>/restore")
+@documented("Restore a voided check-in, with a reason (the page's form)", status=302)
+def restore(attendance_id: int) -> Response:
+    def run(admin: Account, form: CorrectionForm) -> str:
+        corrections.restore(attendance_id=attendance_id, correction=_correction(admin, form))
+        return f"Attendance {attendance_id} restored"
+
+    return _act(run, back=lambda: _back_to(_attendance_event(attendance_id)), form=CorrectionForm)
+
+
+@bp.post("/excuses/<int:excuse_id>/approve")
+@documented("Approve an excuse: the person is marked excused (the page's form)", status=302)
+def approve_excuse(excuse_id: int) -> Response:
+    def run(admin: Account, _form: FlaskForm) -> str:
+        excuse, change = excuses.approve(
+            excuse_id=excuse_id, actor=_actor(admin), note=None, rules=settings.current().rules
+        )
+        return f"Excuse {excuse.id} approved: marked excused (attendance {change.attendance_id})"
+
+    return _act(run, back=lambda: _back_to(excuses.get_excuse(excuse_id).event_id))
+
+
+@bp.post("/excuses/<int:excuse_id>/decline")
+@documented("Decline an excuse, with a reason (the page's form)", status=302)
+def decline_excuse(excuse_id: int) -> Response:
+    def run(admin: Account, form: CorrectionForm) -> str:
+        excuses.decline(excuse_id=excuse_id, actor=_actor(admin), reason=form.reason.data)
+        return f"Excuse {excuse_id} declined"
+
+    return _act(
+        run, back=lambda: _back_to(excuses.get_excuse(excuse_id).event_id), form=CorrectionForm
     )
 
 

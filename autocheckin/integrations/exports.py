@@ -2,7 +2,9 @@
 batches through a server-side cursor, so an export of millions of rows runs in flat memory.
 
 A "session" in the integration guide is an event here, and a check-in's "method" is its
-source. Absent = enrolled in an event that has ended, with no check-in.
+source. Everything reads the corrected truth: a voided check-in is no mark; absent is an
+explicit absent mark, or enrolled in an event that has ended with no (live) mark; excused
+is an excused mark (an approved excuse or a correction), never absent.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from typing import Any
 from sqlalchemy import Select, and_, case, func, literal, select, union
 
 from autocheckin.attendance import service
-from autocheckin.attendance.models import Attendance, Enrolment, Event, Student
+from autocheckin.attendance.models import (
+    STATUS_ABSENT,
+    STATUS_EXCUSED,
+    STATUS_LATE,
+    STATUS_PRESENT,
+    Attendance,
+    Enrolment,
+    Event,
+    Student,
+)
 from autocheckin.database import MAX_DB_INTEGER
 from autocheckin.extensions import db
 from autocheckin.times import iso
@@ -85,32 +96,38 @@ def csv_lines(header: tuple[str, ...], rows: Iterator[tuple]) -> Iterator[bytes]
 # --- Moodle ---------------------------------------------------------------------------------
 
 
+def _live_mark_of(pair_student: Any, pair_event: Any) -> Any:
+    """The join to a pair's mark, voided ones left out (they are no mark)."""
+    return and_(
+        Attendance.student_id == pair_student,
+        Attendance.event_id == pair_event,
+        Attendance.voided_at.is_(None),
+    )
+
+
 def moodle_rows(*, period: Period, event_id: int | None, now: datetime) -> Iterator[tuple]:
-    """One row per check-in (present / late, its time and method), then one `absent` row
-    per enrolled student who did not check in to an event that has ended (at its end)."""
+    """One row per live mark (present, late, excused or absent; its check-in time, else
+    the event's end or start, and its method), then one `absent` row per enrolled student
+    with no live mark at an event that has ended (at its end). Voided check-ins are left
+    out: an enrolled student whose only check-in was voided is absent."""
     attended = period.where(
         select(
             Attendance.student_id,
             Student.email,
             Attendance.event_id,
             Attendance.status,
-            Attendance.checked_in_at,
+            func.coalesce(Attendance.checked_in_at, Event.end_time, Event.start_time),
             Attendance.source,
         )
         .join(Student, Student.id == Attendance.student_id)
         .join(Event, Event.id == Attendance.event_id)
+        .where(Attendance.voided_at.is_(None))
     )
     missed = period.where(
         select(Enrolment.student_id, Student.email, Enrolment.event_id, Event.end_time)
         .join(Student, Student.id == Enrolment.student_id)
         .join(Event, Event.id == Enrolment.event_id)
-        .outerjoin(
-            Attendance,
-            and_(
-                Attendance.student_id == Enrolment.student_id,
-                Attendance.event_id == Enrolment.event_id,
-            ),
-        )
+        .outerjoin(Attendance, _live_mark_of(Enrolment.student_id, Enrolment.event_id))
         .where(Attendance.id.is_(None), Event.end_time < now)
     )
     if event_id is not None:
@@ -123,7 +140,7 @@ def moodle_rows(*, period: Period, event_id: int | None, now: datetime) -> Itera
     for student_id, email, event, ended_at in _streamed(
         missed.order_by(Enrolment.event_id, Enrolment.student_id)
     ):
-        yield student_id, email or "", event, "absent", iso(ended_at), ""
+        yield student_id, email or "", event, STATUS_ABSENT, iso(ended_at), ""
 
 
 # --- HR summaries ---------------------------------------------------------------------------
@@ -137,6 +154,7 @@ HR_HEADER = (
     "present",
     "absent",
     "late",
+    "excused",
     "attendance_rate",
 )
 
@@ -151,12 +169,16 @@ class Summary:
     present: int
     absent: int
     late: int
+    excused: int
 
     @property
     def attendance_rate(self) -> float:
-        if not self.total_sessions:
+        """(present + late) / (total_sessions − excused) × 100, one decimal: an excused
+        session is neither attended nor missed; 0.0 when nothing is left to count."""
+        expected = self.total_sessions - self.excused
+        if expected <= 0:
             return 0.0
-        return round((self.present + self.late) / self.total_sessions * 100, 1)
+        return round((self.present + self.late) / expected * 100, 1)
 
     def row(self) -> tuple:
         return (
@@ -168,6 +190,7 @@ class Summary:
             self.present,
             self.absent,
             self.late,
+            self.excused,
             self.attendance_rate,
         )
 
@@ -183,15 +206,20 @@ def find_student(ref: str) -> Student | None:
     return service.find_student(text)
 
 
+def _counted(status: str) -> Any:
+    return func.coalesce(func.sum(case((Attendance.status == status, 1), else_=0)), 0)
+
+
 def _summaries(period: Period, now: datetime, student_id: int | None) -> Select:
-    """Per student: the period's events they were enrolled in or attended, by outcome."""
+    """Per student: the period's events they were enrolled in or have a live mark at, by
+    outcome (absent: an absent mark, or enrolled, ended and no live mark)."""
     enrolled = period.where(
         select(Enrolment.student_id, Enrolment.event_id).join(Event, Event.id == Enrolment.event_id)
     )
     attended = period.where(
-        select(Attendance.student_id, Attendance.event_id).join(
-            Event, Event.id == Attendance.event_id
-        )
+        select(Attendance.student_id, Attendance.event_id)
+        .join(Event, Event.id == Attendance.event_id)
+        .where(Attendance.voided_at.is_(None))
     )
     if student_id is not None:
         enrolled = enrolled.where(Enrolment.student_id == student_id)
@@ -202,33 +230,24 @@ def _summaries(period: Period, now: datetime, student_id: int | None) -> Select:
         .where(Enrolment.student_id == pairs.c.student_id, Enrolment.event_id == pairs.c.event_id)
         .exists()
     )
+    missed = and_(Attendance.id.is_(None), Event.end_time < now, was_enrolled)
     return (
         select(
             Student.id,
             Student.email,
             func.count(),
-            func.coalesce(func.sum(case((Attendance.status == "present", 1), else_=0)), 0),
+            _counted(STATUS_PRESENT),
             func.coalesce(
-                func.sum(
-                    case(
-                        (and_(Attendance.id.is_(None), Event.end_time < now, was_enrolled), 1),
-                        else_=0,
-                    )
-                ),
+                func.sum(case((missed, 1), (Attendance.status == STATUS_ABSENT, 1), else_=0)),
                 0,
             ),
-            func.coalesce(func.sum(case((Attendance.status == "late", 1), else_=0)), 0),
+            _counted(STATUS_LATE),
+            _counted(STATUS_EXCUSED),
         )
         .select_from(pairs)
         .join(Student, Student.id == pairs.c.student_id)
         .join(Event, Event.id == pairs.c.event_id)
-        .outerjoin(
-            Attendance,
-            and_(
-                Attendance.student_id == pairs.c.student_id,
-                Attendance.event_id == pairs.c.event_id,
-            ),
-        )
+        .outerjoin(Attendance, _live_mark_of(pairs.c.student_id, pairs.c.event_id))
         .group_by(Student.id, Student.email)
         .order_by(Student.id)
     )
@@ -237,7 +256,7 @@ def _summaries(period: Period, now: datetime, student_id: int | None) -> Select:
 def summary_of(student: Student, *, start: datetime, end: datetime, now: datetime) -> Summary:
     row = db.session.execute(_summaries(Period(start, end), now, student.id)).first()
     if row is None:
-        return Summary(student.id, student.email, start, end, 0, 0, 0, 0)
+        return Summary(student.id, student.email, start, end, 0, 0, 0, 0, 0)
     return Summary(row[0], row[1], start, end, *(int(value) for value in row[2:]))
 
 

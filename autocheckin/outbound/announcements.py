@@ -19,6 +19,7 @@ from autocheckin.attendance.models import Event
 from autocheckin.outbound import outbox
 from autocheckin.outbound.models import (
     ATTENDANCE_MARKED,
+    ATTENDANCE_UPDATED,
     SESSION_CREATED,
     SESSION_UPDATED,
     STUDENT_ENROLLED,
@@ -41,6 +42,23 @@ def attendance_marked(record: Any) -> dict[str, Any]:
         "status": record.status,
         "method": record.source,
         "checked_in_at": iso(record.checked_in_at),
+    }
+
+
+def attendance_updated(change: Any) -> dict[str, Any]:
+    """A correction (`attendance.corrections.Change`) as `attendance.updated` data."""
+    return {
+        "attendance_id": change.attendance_id,
+        "student_id": change.after["student_id"],
+        "session_id": change.event_id,
+        "action": change.action,
+        "status": change.after["status"],
+        "voided": change.after["voided"],
+        "version": change.version,
+        "before": change.before,
+        "after": change.after,
+        "actor": change.actor,
+        "reason": change.reason,
     }
 
 
@@ -107,6 +125,12 @@ def attendances_marked(session: Session, *, records: list[Any]) -> None:
     """One `attendance.marked` row for the check-ins a transaction stored, built only when
     someone subscribes."""
     outbox.announce(session, ATTENDANCE_MARKED, lambda: [attendance_marked(r) for r in records])
+
+
+@signals.attendance_corrected.connect
+def attendances_updated(session: Session, *, changes: list[Any]) -> None:
+    """One `attendance.updated` row for what a correction changed, in its transaction."""
+    outbox.announce(session, ATTENDANCE_UPDATED, lambda: [attendance_updated(c) for c in changes])
 
 
 # --- sync: what an upsert of upstream sessions created or changed -----------------------------

@@ -13,6 +13,7 @@ from autocheckin.extensions import db
 from autocheckin.times import utcnow
 
 ATTENDANCE_MARKED = "attendance.marked"
+ATTENDANCE_UPDATED = "attendance.updated"  # a correction: before, after, actor, reason
 SESSION_CREATED = "session.created"
 SESSION_UPDATED = "session.updated"
 STUDENT_ENROLLED = "student.enrolled"
@@ -20,6 +21,7 @@ ALERT_CREATED = "alert.created"  # accepted, emitted by nothing yet
 FRAUD_DETECTED = "fraud.detected"  # accepted, emitted by nothing yet
 EVENT_TYPES = (
     ATTENDANCE_MARKED,
+    ATTENDANCE_UPDATED,
     SESSION_CREATED,
     SESSION_UPDATED,
     STUDENT_ENROLLED,

@@ -1,0 +1,1 @@
+"""Corrections and the audit of their history, by hand: `flask attendance …`, `flask audit …`."""
