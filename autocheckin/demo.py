@@ -1,10 +1,11 @@
 """`flask demo`: a realistic data set, so that a fresh `make run` shows a living service.
 
 Students on the roster, events that ended, one running now and some to come, enrolments,
-check-ins (some late, some missing), and a few webhook requests that failed or wait
-unmatched. Written through the same services and webhook pipeline as real traffic. And
-an admin to sign in to the dashboard with, whose password is random and printed once:
-no deployment ever has a known demo password.
+check-ins (some late, some missing), corrections (a voided check-in, a manual mark, an
+approved excuse and a pending one, each in the hash-chained history), and a few webhook
+requests that failed or wait unmatched. Written through the same services and webhook
+pipeline as real traffic. And an admin to sign in to the dashboard with, whose password is
+random and printed once: no deployment ever has a known demo password.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import insert, select
 
-from autocheckin.attendance import service
+from autocheckin import settings
+from autocheckin.attendance import corrections, excuses, history, service
 from autocheckin.attendance.errors import AlreadyExists
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.auth import accounts
@@ -65,7 +67,7 @@ def demo_command(seed: int, on_a_deployment: bool) -> None:
         raise click.ClickException("the demo data is there already")
     chance = random.Random(seed)  # noqa: S311 - demo data, repeatable on purpose
     now = utcnow()
-    steps = ("students", "events", "enrolments", "check-ins", "webhooks", "admin")
+    steps = ("students", "events", "enrolments", "check-ins", "corrections", "webhooks", "admin")
     with click.progressbar(steps, label="Filling the demo", item_show_func=str) as bar:
         for step in bar:
             if step == "students":
@@ -76,13 +78,15 @@ def demo_command(seed: int, on_a_deployment: bool) -> None:
                 _enrol(students, events)
             elif step == "check-ins":
                 counts = _check_ins(chance, students, events, now)
+            elif step == "corrections":
+                corrected = _corrections(students, events, now)
             elif step == "webhooks":
                 webhooks = _webhooks(events)
             else:
                 admin_password = _admin()
     click.echo(
         f"{len(students)} students, {len(events)} events, {counts['present']} present, "
-        f"{counts['late']} late, {counts['absent']} absent; {webhooks}"
+        f"{counts['late']} late, {counts['absent']} absent; {corrected}; {webhooks}"
     )
     if admin_password:
         click.echo(
@@ -173,8 +177,77 @@ def _check_ins(chance, students, events, now) -> dict[str, int]:
                 }
             )
     with write_transaction() as session:
-        session.execute(insert(Attendance), rows)
+        ids = session.scalars(
+            insert(Attendance).returning(Attendance.id, sort_by_parameter_order=True), rows
+        ).all()
+        connection = session.connection()
+        history.write(
+            connection,
+            [
+                history.entry(
+                    attendance_id=attendance_id,
+                    seq=1,
+                    event_id=row["event_id"],
+                    action=history.MARKED,
+                    before=None,
+                    after=history.state(
+                        student_id=row["student_id"],
+                        status=row["status"],
+                        checked_in_at=row["checked_in_at"],
+                        voided=False,
+                        status_explicit=False,
+                    ),
+                    actor=f"webhook:{row['source']}:demo",
+                    reason=None,
+                    previous_hash=history.GENESIS,
+                    recorded_at=row["created_at"],
+                )
+                for attendance_id, row in zip(ids, rows, strict=True)
+            ],
+        )
     return counts
+
+
+def _corrections(students, events, now) -> str:
+    """What an admin's week looks like: a double scan voided, a mark the scanner missed, an
+    excuse approved and one waiting, all through the corrections path (so in the history)."""
+    rules = settings.current().rules
+    admin = "demo:admin"
+    ended = [event for event in events if event.end_time and event.end_time < now]
+    first = db.session.scalars(
+        select(Attendance).where(Attendance.event_id == ended[0].id).order_by(Attendance.id)
+    ).first()
+    corrections.void(
+        attendance_id=first.id,
+        correction=corrections.Correction(actor=admin, reason="scanned twice by the door app"),
+    )
+    marked = {
+        a.student_id
+        for a in db.session.scalars(select(Attendance).where(Attendance.event_id == ended[1].id))
+    }
+    missed = next(s for s in students if s.id not in marked)
+    corrections.set_status(
+        event_id=ended[1].id,
+        person_id=missed.id,
+        status="present",
+        correction=corrections.Correction(actor=admin, reason="the scanner was offline"),
+        rules=rules,
+    )
+    upcoming = next(event for event in events if event.start_time > now)
+    approved = excuses.submit(
+        person_id=students[2].id,
+        event_id=upcoming.id,
+        reason="medical appointment",
+        actor=f"person:{students[2].id}",
+    )
+    excuses.approve(excuse_id=approved.id, actor=admin, note="note seen", rules=rules)
+    excuses.submit(
+        person_id=students[3].id,
+        event_id=upcoming.id,
+        reason="family visit",
+        actor=f"person:{students[3].id}",
+    )
+    return "1 check-in voided, 1 manual mark, 1 excuse approved and 1 pending"
 
 
 def _webhooks(events: list[Event]) -> str:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from autocheckin.attendance.models import Student
+from autocheckin.attendance.models import Attendance, Excuse, Student
 from autocheckin.auth import accounts
 from autocheckin.extensions import db
 from autocheckin.jobs.models import JobRun
@@ -110,6 +110,14 @@ def test_demo_fills_a_living_data_set_once(app, auth_headers):
     assert deliveries.get_json()["data"]["count"] >= 3
     statuses = {e["status"] for e in app.test_client().get("/events/").get_json()}
     assert statuses == {"ended", "active", "upcoming"}
+    # Corrections: a voided check-in, a manual mark, an excuse approved and one pending.
+    assert "1 check-in voided, 1 manual mark, 1 excuse approved and 1 pending" in filled.output
+    with app.app_context():
+        assert db.session.query(Attendance).filter(Attendance.voided_at.is_not(None)).count() == 1
+        assert db.session.query(Attendance).filter_by(source="correction").count() == 2
+        assert {e.state for e in db.session.query(Excuse)} == {"approved", "pending"}
+    verified = runner.invoke(args=["audit", "verify"])
+    assert verified.exit_code == 0 and verified.output.startswith("ok: ")
     again = runner.invoke(args=["demo"])
     assert again.exit_code != 0 and "already" in again.output
 

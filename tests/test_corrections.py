@@ -161,7 +161,7 @@ def test_a_voided_check_in_stops_counting_everywhere_and_can_be_restored(app, cl
     assert counted["attendances"] == 1
 
     no_reason = client.post(f"/api/v1/attendances/{attendance_id}/void", json={}, headers=KEY)
-    assert no_reason.status_code == 422 and no_reason.get_json()["code"] == "reason_required"
+    assert no_reason.status_code == 422 and "reason" in no_reason.get_json()["error"]
     voided = client.post(
         f"/api/v1/attendances/{attendance_id}/void", json={"reason": "scanned twice"}, headers=KEY
     )

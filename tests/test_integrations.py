@@ -310,8 +310,8 @@ def test_hr_summaries_as_csv(app, client):
     rows = _csv(client.get("/api/integrations/hr/attendance-summary.csv", headers=KEY))
     assert rows[0] == list(exports.HR_HEADER)
     by_student = {int(row[0]): row for row in rows[1:]}
-    assert by_student[ann][4:] == ["2", "1", "0", "1", "100.0"]
-    assert by_student[bob][4:] == ["2", "0", "2", "0", "0.0"]
+    assert by_student[ann][4:] == ["2", "1", "0", "1", "0", "100.0"]
+    assert by_student[bob][4:] == ["2", "0", "2", "0", "0", "0.0"]
 
 
 # --- rate limits ----------------------------------------------------------------------------

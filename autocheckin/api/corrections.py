@@ -201,7 +201,9 @@ class ExcuseDecision(BaseModel):
 class Reasoned(BaseModel):
     model_config = {"extra": "forbid"}
 
-    reason: str | None = Field(None, max_length=2000, description="required: why")
+    reason: str = Field(
+        min_length=1, max_length=2000, pattern=r"\S", description="why (kept in the history)"
+    )
 
 
 class MarkBody(Reasoned):

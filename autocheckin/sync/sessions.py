@@ -168,7 +168,11 @@ _SESSION_VIEWS = (
     .join(Event, Event.id == Enrolment.event_id)
     .outerjoin(
         Attendance,
-        and_(Attendance.student_id == Enrolment.student_id, Attendance.event_id == Event.id),
+        and_(
+            Attendance.student_id == Enrolment.student_id,
+            Attendance.event_id == Event.id,
+            Attendance.voided_at.is_(None),  # a voided check-in is no mark
+        ),
     )
     .where(Enrolment.student_id.in_(bindparam("students", expanding=True)))
     .order_by(Enrolment.student_id, Event.start_time, Event.id)
@@ -179,7 +183,8 @@ def session_views(
     session: Any, student_ids: list[int], now: datetime
 ) -> dict[int, list[SessionView]]:
     """Each student's sessions (the events they are enrolled in) with their status: the
-    attendance's (present, late), else pending until the event ends, then absent."""
+    live mark's (present, late, excused, absent), else pending until the event ends, then
+    absent."""
     views: dict[int, list[SessionView]] = {student_id: [] for student_id in student_ids}
     if not student_ids:
         return views
