@@ -57,7 +57,8 @@ def timestamp(moment: datetime | None) -> str | None:
     """The one text form of a time in canonical content: UTC, microseconds, `Z`."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is strftime("%Y-%m-%dT%H:%M:%S.%f") at a third of the cost (verify's loop)
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def state(
