@@ -44,6 +44,8 @@ bench: $(VENV)/.dev-deps
 	$(BIN)/python bench/ingest.py --database-url $(BENCH_DATABASE_URL) --json $(BENCH_RESULTS)/ingest-postgresql.json
 	$(BIN)/python bench/export.py --json $(BENCH_RESULTS)/export-sqlite.json
 	$(BIN)/python bench/export.py --database-url $(BENCH_DATABASE_URL) --json $(BENCH_RESULTS)/export-postgresql.json
+	$(BIN)/python bench/audit.py --json $(BENCH_RESULTS)/audit-sqlite.json
+	$(BIN)/python bench/audit.py --database-url $(BENCH_DATABASE_URL) --json $(BENCH_RESULTS)/audit-postgresql.json
 	@echo; $(BIN)/python bench/summary.py $(BENCH_RESULTS)/*.json
 
 clean:

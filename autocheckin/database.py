@@ -41,6 +41,8 @@ MAX_DB_INTEGER = 2**31 - 1
 
 # JSON everywhere, JSONB where PostgreSQL offers it.
 JSONValue = JSON().with_variant(JSONB(), "postgresql")
+# The same, with None stored as SQL NULL (not the JSON text `null`): nothing to serialize.
+NullableJSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class UTCDateTime(TypeDecorator):

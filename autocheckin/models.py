@@ -1,6 +1,13 @@
 """Every table, imported in one place so Alembic and `create_all` see them all."""
 
-from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.attendance.models import (
+    Attendance,
+    AttendanceChange,
+    Enrolment,
+    Event,
+    Excuse,
+    Student,
+)
 from autocheckin.auth.api_keys import ApiKey
 from autocheckin.auth.models import Account, AccountSession
 from autocheckin.integrations.models import CalendarFeed
@@ -8,7 +15,7 @@ from autocheckin.jobs.models import JobRun, Lease
 from autocheckin.outbound.models import Delivery, DeliveryAttempt, OutboxEntry, Subscription
 from autocheckin.ratelimits import RateLimitHit
 from autocheckin.state import StateEntry
-from autocheckin.sync.models import Enrolment, RosterEntry, UserRefresh
+from autocheckin.sync.models import RosterEntry, UserRefresh
 from autocheckin.webhooks.models import WebhookRequest
 
 __all__ = [
@@ -16,11 +23,13 @@ __all__ = [
     "AccountSession",
     "ApiKey",
     "Attendance",
+    "AttendanceChange",
     "CalendarFeed",
     "Delivery",
     "DeliveryAttempt",
     "Enrolment",
     "Event",
+    "Excuse",
     "JobRun",
     "Lease",
     "OutboxEntry",

@@ -654,3 +654,40 @@ def test_the_dashboard_event_page_corrects_and_shows_the_history(app, client, au
     with app.app_context():
         mark = db.session.get(Attendance, attendance_id)
         assert (mark.status, mark.voided_at, mark.version) == ("excused", None, 3)
+
+
+def test_the_fast_canonical_form_is_the_generic_one():
+    """`history.canonical` builds by template what `canonical_generic` defines; a state
+    with an extra key or a wrong type falls back to the generic form (so a tampered entry
+    is judged by the definition)."""
+    from datetime import UTC, datetime
+
+    from autocheckin.attendance import history
+
+    moment = datetime(2026, 3, 29, 1, 30, 5, 123, tzinfo=UTC)
+    state = history.state(
+        student_id=7, status="late", checked_in_at=moment, voided=False, status_explicit=True
+    )
+    cases = [
+        {"before": None, "after": state, "actor": "webhook:onetap:ab-1", "reason": None},
+        {
+            "before": state,
+            "after": {**state, "voided": True},
+            "actor": "api_key:zoë ✓",
+            "reason": 'said "no"\\ ok \u2028 \x7f',
+        },
+        {"before": state, "after": {**state, "checked_in_at": None}, "actor": "a", "reason": ""},
+        {"before": {**state, "extra": 1}, "after": state, "actor": "a", "reason": None},
+        {"before": state, "after": {**state, "voided": 1}, "actor": "a", "reason": None},
+        {"before": state, "after": state, "actor": "a", "reason": 5},
+    ]
+    for case in cases:
+        entry = {
+            "attendance_id": 12,
+            "seq": 3,
+            "event_id": 4,
+            "recorded_at": moment,
+            "action": "status_set",
+            **case,
+        }
+        assert history.canonical(entry) == history.canonical_generic(entry), case

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from autocheckin.attendance import corrections
-from autocheckin.attendance.errors import AlreadyExists, Conflict, NotFound, Unprocessable
+from autocheckin.attendance.errors import Conflict, NotFound, Unprocessable
 from autocheckin.attendance.models import (
     EXCUSE_APPROVED,
     EXCUSE_DECLINED,
@@ -57,7 +57,9 @@ def submit(*, person_id: int, event_id: int, reason: str | None, actor: str) -> 
                 session.add(excuse)
         except IntegrityError:
             _ensure_none(person_id, event_id)
-            raise AlreadyExists("An excuse for this event was already submitted") from None
+            raise Conflict(
+                "An excuse for this event was already submitted", code="excuse_exists"
+            ) from None
     return excuse
 
 

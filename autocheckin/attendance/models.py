@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from autocheckin.database import JSONValue, UTCDateTime
+from autocheckin.database import JSONValue, NullableJSON, UTCDateTime
 from autocheckin.extensions import db
 from autocheckin.times import utcnow
 
@@ -165,7 +165,7 @@ class AttendanceChange(db.Model):
     event_id: Mapped[int] = mapped_column(index=True)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
     action: Mapped[str] = mapped_column(String(32))
-    before: Mapped[dict[str, Any] | None] = mapped_column(JSONValue)
+    before: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
     after: Mapped[dict[str, Any]] = mapped_column(JSONValue)
     actor: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str | None] = mapped_column(Text)
