@@ -1,6 +1,12 @@
 """Every table, imported in one place so Alembic and `create_all` see them all."""
 
-from autocheckin.attendance.models import Attendance, Event, Student
+from autocheckin.attendance.models import (
+    Attendance,
+    Event,
+    EventSeries,
+    SeriesEnrolment,
+    Student,
+)
 from autocheckin.auth.api_keys import ApiKey
 from autocheckin.auth.models import Account, AccountSession
 from autocheckin.integrations.models import CalendarFeed
@@ -21,11 +27,13 @@ __all__ = [
     "DeliveryAttempt",
     "Enrolment",
     "Event",
+    "EventSeries",
     "JobRun",
     "Lease",
     "OutboxEntry",
     "RateLimitHit",
     "RosterEntry",
+    "SeriesEnrolment",
     "StateEntry",
     "Student",
     "Subscription",

@@ -44,3 +44,9 @@ class TooLarge(errors.TooLarge, DomainError):
 
 class Conflict(errors.Conflict, DomainError):
     code = "conflict"
+
+
+class Unprocessable(errors.Unprocessable, DomainError):
+    """Well-formed, but not something the core can do as asked (a series' rule or zone)."""
+
+    code = "unprocessable"

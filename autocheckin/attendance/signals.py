@@ -18,3 +18,6 @@ attendances_recorded = _signals.signal("attendances-recorded")
 event_created = _signals.signal("event-created")
 # sender: the session; event: the Event; changed: the names of the fields that changed.
 event_updated = _signals.signal("event-updated")
+# sender: the session; event_ids: the events a series' generation just inserted (rows, not
+# ORM objects: read them by id).
+occurrences_created = _signals.signal("occurrences-created")

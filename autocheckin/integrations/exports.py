@@ -87,7 +87,8 @@ def csv_lines(header: tuple[str, ...], rows: Iterator[tuple]) -> Iterator[bytes]
 
 def moodle_rows(*, period: Period, event_id: int | None, now: datetime) -> Iterator[tuple]:
     """One row per check-in (present / late, its time and method), then one `absent` row
-    per enrolled student who did not check in to an event that has ended (at its end)."""
+    per enrolled student who did not check in to an event that has ended (at its end); a
+    cancelled occurrence of a series has no absent rows."""
     attended = period.where(
         select(
             Attendance.student_id,
@@ -111,7 +112,7 @@ def moodle_rows(*, period: Period, event_id: int | None, now: datetime) -> Itera
                 Attendance.event_id == Enrolment.event_id,
             ),
         )
-        .where(Attendance.id.is_(None), Event.end_time < now)
+        .where(Attendance.id.is_(None), Event.end_time < now, Event.is_cancelled.is_(False))
     )
     if event_id is not None:
         attended = attended.where(Attendance.event_id == event_id)
@@ -185,8 +186,11 @@ def find_student(ref: str) -> Student | None:
 
 def _summaries(period: Period, now: datetime, student_id: int | None) -> Select:
     """Per student: the period's events they were enrolled in or attended, by outcome."""
+    # A cancelled occurrence of a series is nobody's session: never absent, never counted.
     enrolled = period.where(
-        select(Enrolment.student_id, Enrolment.event_id).join(Event, Event.id == Enrolment.event_id)
+        select(Enrolment.student_id, Enrolment.event_id)
+        .join(Event, Event.id == Enrolment.event_id)
+        .where(Event.is_cancelled.is_(False))
     )
     attended = period.where(
         select(Attendance.student_id, Attendance.event_id).join(
