@@ -1,6 +1,7 @@
 """`flask demo`: a realistic data set, so that a fresh `make run` shows a living service.
 
-Students on the roster, events that ended, one running now and some to come, enrolments,
+Students on the roster, events that ended, one running now and some to come, a weekly
+series in Europe/London with one occurrence cancelled and one moved, enrolments,
 check-ins (some late, some missing), and a few webhook requests that failed or wait
 unmatched. Written through the same services and webhook pipeline as real traffic. And
 an admin to sign in to the dashboard with, whose password is random and printed once:
@@ -15,14 +16,16 @@ import json
 import os
 import random
 import secrets
-from datetime import timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import insert, select
 
-from autocheckin.attendance import service
+from autocheckin import settings
+from autocheckin.attendance import series, service
 from autocheckin.attendance.errors import AlreadyExists
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.auth import accounts
@@ -43,6 +46,7 @@ EVENTS = [  # (name, hours from now to its start, length in hours, location)
 ]
 STUDENTS = 40
 DEMO_ADMIN = "admin@demo.example"
+SERIES_TIMEZONE = "Europe/London"
 
 
 @click.command("demo")
@@ -65,13 +69,15 @@ def demo_command(seed: int, on_a_deployment: bool) -> None:
         raise click.ClickException("the demo data is there already")
     chance = random.Random(seed)  # noqa: S311 - demo data, repeatable on purpose
     now = utcnow()
-    steps = ("students", "events", "enrolments", "check-ins", "webhooks", "admin")
+    steps = ("students", "events", "series", "enrolments", "check-ins", "webhooks", "admin")
     with click.progressbar(steps, label="Filling the demo", item_show_func=str) as bar:
         for step in bar:
             if step == "students":
                 students = _students()
             elif step == "events":
                 events = _events(now)
+            elif step == "series":
+                weekly = _series(students, now)
             elif step == "enrolments":
                 _enrol(students, events)
             elif step == "check-ins":
@@ -84,6 +90,7 @@ def demo_command(seed: int, on_a_deployment: bool) -> None:
         f"{len(students)} students, {len(events)} events, {counts['present']} present, "
         f"{counts['late']} late, {counts['absent']} absent; {webhooks}"
     )
+    click.echo(weekly)
     if admin_password:
         click.echo(
             f"Dashboard: /dashboard/ as {DEMO_ADMIN} with the password {admin_password} "
@@ -128,6 +135,49 @@ def _events(now) -> list[Event]:
         )
         for name, start, length, location in EVENTS
     ]
+
+
+def _series(students: list[Student], now: datetime) -> str:
+    """A weekly series at 10:00 London time (across a DST change when the dates fall so),
+    begun two weeks ago: one coming occurrence cancelled, the next moved to 11:00."""
+    tz = ZoneInfo(SERIES_TIMEZONE)
+    first_day = (now - timedelta(days=14)).astimezone(tz).date()
+    created = series.create_series(
+        name="Weekly Lab Meeting",
+        start_time=datetime.combine(first_day, time(10), tzinfo=tz),
+        duration=timedelta(hours=1),
+        rule="FREQ=WEEKLY;COUNT=12",
+        timezone=SERIES_TIMEZONE,
+        rules=settings.current().series,
+        now=now,
+        location="Lab B",
+        description="Weekly Lab Meeting: a demo series",
+        source="demo",
+    )
+    coming = [event for event in created.occurrences if event.start_time > now]
+    cancelled, edited = coming[0], coming[1]
+    series.cancel_occurrence(series_id=created.series.id, event_id=cancelled.id)
+    series.edit_occurrence(
+        series_id=created.series.id,
+        event_id=edited.id,
+        changes=series.Changes(
+            start_time=edited.start_time + timedelta(hours=1),
+            end_time=edited.end_time + timedelta(hours=1),
+            location="Auditorium",
+        ),
+        keep=False,
+        rules=settings.current().series,
+    )
+    series.enrol(
+        series_id=created.series.id,
+        student_refs=[student.identifier or "" for student in students[:20]],
+        now=now,
+    )
+    return (
+        f"series #{created.series.id} 'Weekly Lab Meeting' (weekly, 10:00 {SERIES_TIMEZONE}): "
+        f"{len(created.occurrences)} occurrences, #{cancelled.id} cancelled, #{edited.id} "
+        "moved to 11:00 in the Auditorium"
+    )
 
 
 def _enrol(students: list[Student], events: list[Event]) -> None:
