@@ -669,3 +669,56 @@ def test_a_cancelled_occurrence_refuses_check_ins(app, client, auth):
     refused = client.post(f"/events/{first.id}/attend", headers=auth.headers())
     assert refused.status_code == 400
     assert refused.get_json()["detail"]["error"] == "Event is not active"
+
+
+# --- the dashboard ------------------------------------------------------------------------------
+
+
+def test_an_admin_creates_a_series_on_the_dashboard_and_sees_attendance_per_occurrence(make_app):
+    import re
+
+    from autocheckin.auth import accounts
+
+    app = make_app(SECRET_KEY="dashboard-session-secret-0123456789abcdef")
+    password = "correct horse battery staple 42"
+    with app.app_context():
+        accounts.register_user(email="boss@example.com", name="Boss", password=password)
+        accounts.set_web_role(email="boss@example.com", role="admin")
+    client = app.test_client()
+
+    def token(path="/dashboard/login"):
+        page = client.get(path).get_data(as_text=True)
+        return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+
+    form = {
+        "title": "Tutorial",
+        "start": f"{_next_monday().isoformat()}T09:00",
+        "duration": "50",
+        "timezone": "Europe/Lisbon",
+        "rrule": "FREQ=WEEKLY;COUNT=3",
+        "location": "Room 9",
+    }
+    # Nobody signed in: to the sign-in page, nothing made.
+    assert client.post("/dashboard/series", data=form).status_code == 302
+    assert client.get("/dashboard/series/1").headers["Location"].endswith("/dashboard/login")
+    client.post(
+        "/dashboard/login",
+        data={"email": "boss@example.com", "password": password, "csrf_token": token()},
+    )
+    made = client.post("/dashboard/series", data={**form, "csrf_token": token("/dashboard/")})
+    assert made.status_code == 302 and "/dashboard/series/" in made.headers["Location"]
+    series_id = int(made.headers["Location"].rsplit("/", 1)[1])
+    first = _occurrences(app, series_id)[0]
+    _check_in(app, first.id)
+    page = client.get(f"/dashboard/series/{series_id}").get_data(as_text=True)
+    assert page.count("data-occurrence=") == 3
+    assert "09:00" in page and "Europe/Lisbon" in page
+    row = re.search(rf'data-occurrence="{first.id}">(.*?)</tr>', page).group(1)
+    assert "<td>1</td>" in row  # one check-in
+    assert "Tutorial" in client.get("/dashboard/").get_data(as_text=True)
+    bad = client.post(
+        "/dashboard/series",
+        data={**form, "rrule": "FREQ=HOURLY", "csrf_token": token("/dashboard/")},
+        follow_redirects=True,
+    )
+    assert "FREQ=HOURLY is not supported" in bad.get_data(as_text=True)
