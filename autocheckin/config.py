@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from limits import parse
 from pydantic import BeforeValidator, ValidationError, model_validator
@@ -154,8 +154,10 @@ def _time_zone(value: Any) -> str:
     """An IANA time zone name that this machine's zoneinfo (or the tzdata package) knows."""
     text = _text(value)
     try:
+        if text not in available_timezones():
+            raise ZoneInfoNotFoundError(text)
         ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(f"must be an IANA time zone like Europe/London, got {text!r}") from None
     return text
 

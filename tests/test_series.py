@@ -350,6 +350,7 @@ def test_an_open_rule_is_capped_at_the_horizon_and_says_so(client):
         ({"rrule": "FREQ=YEARLY"}, "FREQ=YEARLY"),
         ({"rrule": "FREQ=WEEKLY;BYSETPOS=1"}, "BYSETPOS"),
         ({"timezone": "Mars/Olympus"}, "Mars/Olympus"),
+        ({"timezone": "Europe"}, "Unknown time zone"),  # a folder of zones, not one
         ({"rrule": "FREQ=DAILY;COUNT=501"}, "500"),
         ({"rrule": "FREQ=DAILY;UNTIL=29991231"}, "SERIES_MAX_OCCURRENCES"),
         ({"duration_minutes": None}, "duration_minutes"),

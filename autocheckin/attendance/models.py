@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from autocheckin.database import JSONValue, UTCDateTime
@@ -155,7 +155,7 @@ class Event(TimestampMixin, db.Model):
     )
     occurrence_key: Mapped[str | None] = mapped_column(String(19))
     # A cancelled occurrence: inactive, out of calendars, never counted absent.
-    is_cancelled: Mapped[bool] = mapped_column(default=False)
+    is_cancelled: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     attendances: Mapped[list[Attendance]] = relationship(
         back_populates="event", cascade="all, delete-orphan", passive_deletes=True

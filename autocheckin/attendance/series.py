@@ -12,12 +12,13 @@ runs, two replicas) makes each once.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from dateutil.rrule import rrule, rrulestr
 from sqlalchemy import func, insert, select, update
@@ -72,11 +73,18 @@ def invalid_rule(message: str) -> Unprocessable:
 # --- time zones and local times ---------------------------------------------------------------
 
 
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 def zone(name: str) -> ZoneInfo:
-    """The IANA zone `name`; 422 for an unknown one."""
+    """The IANA zone `name`; 422 for an unknown one (a folder such as `Europe` too)."""
     try:
+        if name not in _known_zones():
+            raise ZoneInfoNotFoundError(name)
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
         raise Unprocessable(
             f"Unknown time zone {name!r}: use an IANA name like Europe/London",
             code="unknown_timezone",
