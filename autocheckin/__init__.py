@@ -28,6 +28,7 @@ from autocheckin.api import (
     v1,
 )
 from autocheckin.api import corrections as corrections_api
+from autocheckin.api import series as series_api
 from autocheckin.api import webhooks as webhooks_api
 from autocheckin.api.errors import (
     DETAIL_PREFIXES,
@@ -116,6 +117,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(webhooks_api.bp)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(events.bp)
+    app.register_blueprint(series_api.bp)
     app.register_blueprint(discord.bp)
     app.register_blueprint(integrations.bp)
     app.register_blueprint(outbound_webhooks.bp)

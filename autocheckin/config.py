@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from limits import parse
 from pydantic import BeforeValidator, ValidationError, model_validator
@@ -149,6 +150,18 @@ def _choice(*choices: str) -> BeforeValidator:
     return _check(check)
 
 
+def _time_zone(value: Any) -> str:
+    """An IANA time zone name that this machine's zoneinfo (or the tzdata package) knows."""
+    text = _text(value)
+    try:
+        if text not in available_timezones():
+            raise ZoneInfoNotFoundError(text)
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"must be an IANA time zone like Europe/London, got {text!r}") from None
+    return text
+
+
 def _database_url(value: Any) -> str:
     """Railway's postgres:// and postgresql:// become psycopg 3's; sqlite: as it is."""
     url = _text(value)
@@ -230,6 +243,13 @@ class Settings(BaseSettings):
     CHECKIN_MAX_FUTURE: Seconds = 5 * 60
     CHECKIN_MAX_BACKDATE: Annotated[float | None, _duration()] = None  # unset: no bound
     STATE_COUNTS_MAX_AGE: Seconds = 5
+    # Recurring events (series): the time zone of a series that names none; how far ahead
+    # the generate_series job makes occurrences (and where a rule with neither UNTIL nor
+    # COUNT is capped); the most occurrences one rule may have; how often the job runs.
+    SERIES_DEFAULT_TIMEZONE: Annotated[str, _check(_time_zone)] = "UTC"
+    SERIES_HORIZON: Annotated[float, _duration(minimum=86400)] = 90 * 86400
+    SERIES_MAX_OCCURRENCES: Annotated[int, _whole(minimum=1, maximum=10_000)] = 500
+    SERIES_GENERATE_INTERVAL: Annotated[float, _duration(minimum=1)] = 3600
     # Webhooks
     WEBHOOK_SECRET: OptionalText = None
     WEBHOOK_REQUIRE_SIGNATURE: Boolean = True

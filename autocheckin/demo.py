@@ -1,11 +1,12 @@
 """`flask demo`: a realistic data set, so that a fresh `make run` shows a living service.
 
-Students on the roster, events that ended, one running now and some to come, enrolments,
-check-ins (some late, some missing), corrections (a voided check-in, a manual mark, an
-approved excuse and a pending one, each in the hash-chained history), and a few webhook
-requests that failed or wait unmatched. Written through the same services and webhook
-pipeline as real traffic. And an admin to sign in to the dashboard with, whose password is
-random and printed once: no deployment ever has a known demo password.
+Students on the roster, events that ended, one running now and some to come, a weekly
+series in Europe/London with one occurrence cancelled and one moved, enrolments, check-ins
+(some late, some missing), corrections (a voided check-in, a manual mark, an approved
+excuse and a pending one, each in the hash-chained history), and a few webhook requests
+that failed or wait unmatched. Written through the same services and webhook pipeline as
+real traffic. And an admin to sign in to the dashboard with, whose password is random and
+printed once: no deployment ever has a known demo password.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import json
 import os
 import random
 import secrets
-from datetime import timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import click
 from flask import current_app
@@ -24,7 +26,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import insert, select
 
 from autocheckin import settings
-from autocheckin.attendance import corrections, excuses, history, service
+from autocheckin.attendance import corrections, excuses, history, series, service
 from autocheckin.attendance.errors import AlreadyExists
 from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.auth import accounts
@@ -45,6 +47,7 @@ EVENTS = [  # (name, hours from now to its start, length in hours, location)
 ]
 STUDENTS = 40
 DEMO_ADMIN = "admin@demo.example"
+SERIES_TIMEZONE = "Europe/London"
 
 
 @click.command("demo")
@@ -67,13 +70,24 @@ def demo_command(seed: int, on_a_deployment: bool) -> None:
         raise click.ClickException("the demo data is there already")
     chance = random.Random(seed)  # noqa: S311 - demo data, repeatable on purpose
     now = utcnow()
-    steps = ("students", "events", "enrolments", "check-ins", "corrections", "webhooks", "admin")
+    steps = (
+        "students",
+        "events",
+        "series",
+        "enrolments",
+        "check-ins",
+        "corrections",
+        "webhooks",
+        "admin",
+    )
     with click.progressbar(steps, label="Filling the demo", item_show_func=str) as bar:
         for step in bar:
             if step == "students":
                 students = _students()
             elif step == "events":
                 events = _events(now)
+            elif step == "series":
+                weekly = _series(students, now)
             elif step == "enrolments":
                 _enrol(students, events)
             elif step == "check-ins":
@@ -88,6 +102,7 @@ def demo_command(seed: int, on_a_deployment: bool) -> None:
         f"{len(students)} students, {len(events)} events, {counts['present']} present, "
         f"{counts['late']} late, {counts['absent']} absent; {corrected}; {webhooks}"
     )
+    click.echo(weekly)
     if admin_password:
         click.echo(
             f"Dashboard: /dashboard/ as {DEMO_ADMIN} with the password {admin_password} "
@@ -132,6 +147,49 @@ def _events(now) -> list[Event]:
         )
         for name, start, length, location in EVENTS
     ]
+
+
+def _series(students: list[Student], now: datetime) -> str:
+    """A weekly series at 10:00 London time (across a DST change when the dates fall so),
+    begun two weeks ago: one coming occurrence cancelled, the next moved to 11:00."""
+    tz = ZoneInfo(SERIES_TIMEZONE)
+    first_day = (now - timedelta(days=14)).astimezone(tz).date()
+    created = series.create_series(
+        name="Weekly Lab Meeting",
+        start_time=datetime.combine(first_day, time(10), tzinfo=tz),
+        duration=timedelta(hours=1),
+        rule="FREQ=WEEKLY;COUNT=12",
+        timezone=SERIES_TIMEZONE,
+        rules=settings.current().series,
+        now=now,
+        location="Lab B",
+        description="Weekly Lab Meeting: a demo series",
+        source="demo",
+    )
+    coming = [event for event in created.occurrences if event.start_time > now]
+    cancelled, edited = coming[0], coming[1]
+    series.cancel_occurrence(series_id=created.series.id, event_id=cancelled.id)
+    series.edit_occurrence(
+        series_id=created.series.id,
+        event_id=edited.id,
+        changes=series.Changes(
+            start_time=edited.start_time + timedelta(hours=1),
+            end_time=edited.end_time + timedelta(hours=1),
+            location="Auditorium",
+        ),
+        keep=False,
+        rules=settings.current().series,
+    )
+    series.enrol(
+        series_id=created.series.id,
+        student_refs=[student.identifier or "" for student in students[:20]],
+        now=now,
+    )
+    return (
+        f"series #{created.series.id} 'Weekly Lab Meeting' (weekly, 10:00 {SERIES_TIMEZONE}): "
+        f"{len(created.occurrences)} occurrences, #{cancelled.id} cancelled, #{edited.id} "
+        "moved to 11:00 in the Auditorium"
+    )
 
 
 def _enrol(students: list[Student], events: list[Event]) -> None:

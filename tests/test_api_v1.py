@@ -160,7 +160,13 @@ def test_state_has_the_seed_keys_and_no_secret(make_app, auth_headers):
     assert data["users_page"] == {"limit": None, "offset": 0, "total": 1}
     assert "next_cycle_run_time" in data
     assert data["counts"] == {"students": 1, "events": 0, "attendances": 0}
-    assert set(data["jobs"]) == {"fetch_users", "refresh_sessions", "connection_check", "prune"}
+    assert set(data["jobs"]) == {
+        "fetch_users",
+        "refresh_sessions",
+        "connection_check",
+        "prune",
+        "generate_series",
+    }
     assert data["jobs"]["fetch_users"] == {
         "last_run": None,
         "running": None,

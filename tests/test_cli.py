@@ -94,7 +94,7 @@ def test_demo_fills_a_living_data_set_once(app, auth_headers):
     assert "40 students, 6 events" in filled.output
     data = app.test_client().get("/api/v1/state", headers=auth_headers).get_json()["data"]
     assert data["counts"]["students"] == 40  # the demo's admin is an account, not a person
-    assert data["counts"]["events"] == 6
+    assert data["counts"]["events"] == 6 + 12  # six events and a weekly series of twelve
     assert data["counts"]["attendances"] > 60
     assert data["users_page"]["total"] == 40
     with app.app_context():
@@ -118,6 +118,14 @@ def test_demo_fills_a_living_data_set_once(app, auth_headers):
         assert {e.state for e in db.session.query(Excuse)} == {"approved", "pending"}
     verified = runner.invoke(args=["audit", "verify"])
     assert verified.exit_code == 0 and verified.output.startswith("ok: ")
+    weekly = app.test_client().get("/events/series").get_json()["series"]
+    assert [(s["title"], s["timezone"]) for s in weekly] == [
+        ("Weekly Lab Meeting", "Europe/London")
+    ]
+    occurrences = app.test_client().get(f"/events/series/{weekly[0]['id']}").get_json()
+    occurrences = occurrences["occurrences"]
+    assert sum(o["is_cancelled"] for o in occurrences) == 1
+    assert sum(o["location"] == "Auditorium" for o in occurrences) == 1
     again = runner.invoke(args=["demo"])
     assert again.exit_code != 0 and "already" in again.output
 

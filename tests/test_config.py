@@ -94,6 +94,8 @@ def test_defaults_and_example_file_agree(tmp_path):
         ("JWT_SECRET_KEY", "short", "JWT_SECRET_KEY is 5 bytes; use at least 32 random bytes"),
         ("METRICS_TOKEN", "x" * 15, "METRICS_TOKEN is 15 bytes; use at least 16 random bytes"),
         ("INTEGRATION_USER_RATE", "lots", "INTEGRATION_USER_RATE must be a rate like 100/hour"),
+        ("SERIES_DEFAULT_TIMEZONE", "Europe", "SERIES_DEFAULT_TIMEZONE must be an IANA time zone"),
+        ("SERIES_HORIZON", "1h", "SERIES_HORIZON must be at least 86400 seconds"),
         ("CHECKIN_MAX_BACKDATE", "soon", "CHECKIN_MAX_BACKDATE must be a duration like 90"),
     ],
 )

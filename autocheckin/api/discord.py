@@ -45,6 +45,7 @@ from autocheckin.api.representations import (
     UpcomingEventList,
     answer,
 )
+from autocheckin.api.schemas_series import DiscordEventCreate, DiscordEventCreated
 from autocheckin.api.schemas_web import (
     DiscordAdminQuery,
     DiscordAttendFor,
@@ -53,10 +54,9 @@ from autocheckin.api.schemas_web import (
     DiscordMakeAdmin,
     DiscordRegister,
     DiscordUsersQuery,
-    EventCreate,
 )
 from autocheckin.attendance import queries as event_queries
-from autocheckin.attendance import service
+from autocheckin.attendance import series, service
 from autocheckin.attendance.errors import AlreadyCheckedIn, Conflict, NotFound, OutsideWindow
 from autocheckin.attendance.windows import ACTIVE, UPCOMING, event_status
 from autocheckin.auth import accounts
@@ -365,17 +365,49 @@ def list_users() -> Response:
 
 @bp.post("/events/create")
 @documented(
-    "Create an event as a Discord admin (?discord_user_id=)",
+    "Create an event as a Discord admin (?discord_user_id=); with `repeat` (an RRULE) a "
+    "series, answered as its first occurrence with the series' facts",
     query=DiscordAttendQuery,
-    body=EventCreate,
-    response=EventOut,
+    body=DiscordEventCreate,
+    response=DiscordEventCreated,
     errors=(403, 404, 422),
 )
 def create_event() -> Response:
     admin = _admin(parse_args(DiscordAttendQuery).discord_user_id)
-    body = parse_body(EventCreate)
-    event = service.create_event(**body.event_fields(), created_by_id=admin.id, source="discord")
-    return answer(EventOut.of(event, now=utcnow(), rules=settings.current().rules))
+    body = parse_body(DiscordEventCreate)
+    now, rules = utcnow(), settings.current().rules
+    if body.repeat is None:
+        event = service.create_event(
+            **body.event_fields(), created_by_id=admin.id, source="discord"
+        )
+        return answer(EventOut.of(event, now=now, rules=rules))
+    fields = body.event_fields()
+    created = series.create_series(
+        name=fields["name"],
+        description=fields["description"],
+        location=fields["location"],
+        discord_channel_id=fields["discord_channel_id"],
+        start_time=body.start_time,
+        duration=body.end_time - body.start_time,
+        rule=body.repeat,
+        timezone=body.timezone,
+        rules=settings.current().series,
+        now=now,
+        source="discord",
+        created_by_id=admin.id,
+    )
+    first = created.occurrences[0]
+    return answer(
+        DiscordEventCreated.model_validate(
+            {
+                **EventOut.of(first, now=now, rules=rules).model_dump(),
+                "occurrence_count": len(created.occurrences),
+                "rrule": created.series.rule,
+                "timezone": created.series.timezone,
+                "notice": created.notice,
+            }
+        )
+    )
 
 
 @bp.post("/admin/attend-for-user")

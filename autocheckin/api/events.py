@@ -160,11 +160,12 @@ def get_status(event_id: int) -> Response:
 
 @bp.put("/<int:event_id>")
 @documented(
-    "Update an event (its creator or an admin)",
+    "Update an event (its creator or an admin); an occurrence of a series with check-ins "
+    "is not moved (409)",
     body=EventUpdate,
     response=EventOut,
     security=("bearerAuth",),
-    errors=(400, 401, 403, 404, 422),
+    errors=(400, 401, 403, 404, 409, 422),
 )
 def update_event(event_id: int) -> Response:
     user = current_user()

@@ -150,6 +150,7 @@ class EventOut(Representation):
     created_at: IsoTime
     status: Literal["upcoming", "active", "ended"]
     can_attend: bool
+    series_id: int | None = Field(None, description="the series it is an occurrence of")
 
     @classmethod
     def of(cls, event: Event, *, now: datetime, rules: CheckInRules) -> EventOut:

@@ -47,7 +47,8 @@ class Conflict(errors.Conflict, DomainError):
 
 
 class Unprocessable(errors.Unprocessable, DomainError):
-    """A correction that cannot be made as sent (no reason, an unknown status)."""
+    """A request the core cannot carry out as sent: a correction with no reason or an
+    unknown status, a series' rule or zone."""
 
     code = "unprocessable"
 

@@ -82,12 +82,65 @@ class Student(TimestampMixin, db.Model):
         return f"{self.first_name} {self.last_name}".strip()
 
 
+class EventSeries(TimestampMixin, db.Model):
+    """A recurring event: a rule expanded in local wall time in `timezone` (`series.py`).
+
+    Its occurrences are ordinary events (`Event.series_id`), each keyed by the local start
+    the rule gave it (`Event.occurrence_key`), so generating them twice makes them once.
+    `starts_local` and the rule's UNTIL are naive local times, as `YYYY-MM-DDTHH:MM:SS`.
+    """
+
+    __tablename__ = "event_series"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(String(100), default="General")
+    points: Mapped[int] = mapped_column(default=0)
+    description: Mapped[str] = mapped_column(Text, default="")
+    location: Mapped[str] = mapped_column(String(200), default="")
+    timezone: Mapped[str] = mapped_column(String(64))
+    starts_local: Mapped[str] = mapped_column(String(19))
+    duration_seconds: Mapped[int] = mapped_column()
+    # The rule as stored: FREQ, INTERVAL, BYDAY and UNTIL (local) or COUNT, always bounded.
+    rule: Mapped[str] = mapped_column(String(300))
+    # The rule had neither UNTIL nor COUNT: UNTIL is the horizon's end at creation.
+    is_capped: Mapped[bool] = mapped_column(default=False)
+    # Occurrences starting up to this instant exist (the job moves it to now + horizon).
+    generated_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    discord_channel_id: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[str | None] = mapped_column(String(100))
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL")
+    )
+    # "This and the following" edits split a series: the new one names the old.
+    split_from_id: Mapped[int | None] = mapped_column(
+        ForeignKey("event_series.id", ondelete="SET NULL")
+    )
+
+
+class SeriesEnrolment(db.Model):
+    """A student expected at every occurrence of a series, also those generated later."""
+
+    __tablename__ = "series_enrolments"
+    __table_args__ = (UniqueConstraint("series_id", "student_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(
+        ForeignKey("event_series.id", ondelete="CASCADE"), index=True
+    )
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(100), default="series")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Event(TimestampMixin, db.Model):
     """Something to check in to; `end_time`, when set, bounds the check-in window."""
 
     __tablename__ = "events"
     __table_args__ = (
         CheckConstraint("end_time IS NULL OR end_time > start_time", name="end_after_start"),
+        # One event per occurrence of a series: generation inserts with ON CONFLICT DO NOTHING.
+        UniqueConstraint("series_id", "occurrence_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -106,6 +159,13 @@ class Event(TimestampMixin, db.Model):
     created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="SET NULL")
     )
+    # An occurrence of a series: the series, and the local start its rule gave it.
+    series_id: Mapped[int | None] = mapped_column(
+        ForeignKey("event_series.id", ondelete="SET NULL"), index=True
+    )
+    occurrence_key: Mapped[str | None] = mapped_column(String(19))
+    # A cancelled occurrence: inactive, out of calendars, never counted absent.
+    is_cancelled: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     attendances: Mapped[list[Attendance]] = relationship(
         back_populates="event", passive_deletes="all"

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from autocheckin.attendance import signals
 from autocheckin.attendance.checkins import event_not_found, student_not_found
-from autocheckin.attendance.errors import AlreadyExists, Invalid, NotFound
+from autocheckin.attendance.errors import AlreadyExists, Conflict, Invalid, NotFound
 from autocheckin.attendance.models import (
     ATTENDED_STATUSES,
     Attendance,
@@ -243,10 +243,28 @@ def update_event(*, ref: str, at: datetime, changes: dict[str, Any], rules: Chec
             changes.get("start_time", event.start_time), changes.get("end_time", event.end_time)
         )
         changed = [field for field, value in changes.items() if getattr(event, field) != value]
+        _refuse_moving_a_checked_in_occurrence(event, changed)
         for field, value in changes.items():
             setattr(event, field, value)
         signals.event_updated.send(session, event=event, changed=changed)
     return event
+
+
+def _refuse_moving_a_checked_in_occurrence(event: Event, changed: list[str]) -> None:
+    """An occurrence of a series with check-ins is never moved silently (`series.py`): 409
+    naming it; the series' edit routes can leave it as it is (keep=true)."""
+    if event.series_id is None or not {"start_time", "end_time"} & set(changed):
+        return
+    has_check_ins = db.session.scalar(
+        select(Attendance.id).where(Attendance.event_id == event.id).limit(1)
+    )
+    if has_check_ins is not None:
+        raise Conflict(
+            f"Occurrence #{event.id} of series {event.series_id} has check-ins; it is not "
+            "moved (edit it through /events/series/…/occurrences/… with keep=true to leave "
+            "the checked-in ones as they are)",
+            code="occurrences_have_checkins",
+        )
 
 
 def resolve_event(ref: str | int, *, at: datetime, rules: CheckInRules) -> Event:

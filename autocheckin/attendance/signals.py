@@ -21,3 +21,6 @@ event_updated = _signals.signal("event-updated")
 # sender: the session; changes: list[corrections.Change], what one correction changed
 # (a status set, a void or restore, a time changed, a bulk mark, a merge's moves).
 attendance_corrected = _signals.signal("attendance-corrected")
+# sender: the session; event_ids: the events a series' generation just inserted (rows, not
+# ORM objects: read them by id).
+occurrences_created = _signals.signal("occurrences-created")

@@ -24,14 +24,14 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound, ServiceUnavailable, TooManyRequests
 from werkzeug.wrappers import Response
-from wtforms import EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms import EmailField, IntegerField, PasswordField, StringField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from autocheckin import overview, settings
 from autocheckin.api.login import authenticated
 from autocheckin.api.openapi import answers, documented
 from autocheckin.api.representations import answer, csv_download
-from autocheckin.attendance import corrections, excuses, history, queries, windows
+from autocheckin.attendance import corrections, excuses, history, queries, series, windows
 from autocheckin.attendance.models import (
     EXCUSE_PENDING,
     STATUSES,
@@ -83,6 +83,17 @@ class CorrectionForm(FlaskForm):
 
     status = StringField("Status", validators=[Optional(), Length(max=16)])  # the core checks it
     reason = StringField("Reason", validators=[DataRequired(), Length(max=2000)])
+
+
+class NewSeriesForm(FlaskForm):
+    """A series as POST /events/series takes it; the start is wall time in the zone."""
+
+    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
+    start = StringField("First start (local, 2027-03-02T10:00)", validators=[DataRequired()])
+    duration = IntegerField("Minutes", validators=[DataRequired(), NumberRange(1, 1440)])
+    timezone = StringField("Time zone", validators=[Length(max=64)])
+    rrule = StringField("Rule (RRULE)", validators=[DataRequired(), Length(max=300)])
+    location = StringField("Location", validators=[Length(max=200)])
 
 
 @bp.context_processor
@@ -229,6 +240,88 @@ def create_key() -> Response | tuple[str, int]:
     return _overview(created=(record.name, key)), 201
 
 
+@bp.post("/series")
+@documented("Create a recurring series (the page's form; a signed-in admin)", status=302)
+def create_series() -> Response:
+    admin = _admin()
+    if admin is None:
+        return redirect(url_for(".login"))
+    form = NewSeriesForm()
+    if not form.validate_on_submit():
+        flash("A series needs a title, a start, minutes and a rule (and the page's token).")
+        return redirect(url_for(".index"))
+    rules = settings.current().series
+    try:
+        tz_name = (form.timezone.data or "").strip() or rules.default_timezone
+        local = datetime.fromisoformat((form.start.data or "").strip())
+        start = local if local.tzinfo else local.replace(tzinfo=series.zone(tz_name))
+        created = series.create_series(
+            name=form.title.data or "",
+            start_time=to_utc(start),
+            duration=timedelta(minutes=form.duration.data or 0),
+            rule=form.rrule.data or "",
+            timezone=tz_name,
+            rules=rules,
+            now=utcnow(),
+            location=form.location.data or "",
+            source="dashboard",
+            created_by_id=admin.id,
+        )
+    except ValueError:
+        flash("The first start must be a date and time like 2027-03-02T10:00; nothing was made.")
+        return redirect(url_for(".index"))
+    except ServiceError as error:
+        flash(error.message)
+        return redirect(url_for(".index"))
+    flash(created.notice or f"Series {created.series.name} created")
+    return redirect(url_for(".series_page", series_id=created.series.id))
+
+
+@bp.get("/series/<int:series_id>")
+@documented(
+    "A series: its occurrences in local time with attendance per occurrence",
+    produces="text/html",
+)
+def series_page(series_id: int) -> str | Response:
+    if _admin() is None:
+        return redirect(url_for(".login"))
+    found = series.get_series(series_id)
+    occurrences = series.occurrences_of(series_id)
+    ids = [event.id for event in occurrences]
+    checked = _count_by_event(Attendance.event_id, ids)
+    expected = _count_by_event(Enrolment.event_id, ids)
+    now, tz = utcnow(), series.zone(found.timezone)
+    rows = [
+        {
+            "event": event,
+            "local": event.start_time.astimezone(tz).strftime("%a %Y-%m-%d %H:%M"),
+            "state": "cancelled"
+            if event.is_cancelled
+            else windows.event_status(event, now, settings.current().rules).status,
+            "checked_in": checked.get(event.id, 0),
+            "expected": expected.get(event.id, 0),
+            "is_edited": not event.is_cancelled
+            and (event.start_time, event.name, event.location)
+            != (
+                series.pattern_of(found, event.occurrence_key).start_time,
+                found.name,
+                found.location,
+            ),
+        }
+        for event in occurrences
+    ]
+    for row in rows:
+        ended = row["state"] == windows.ENDED
+        row["absent"] = max(0, row["expected"] - row["checked_in"]) if ended else 0
+    return render_template(
+        "dashboard/series.html",
+        admin=_admin(),
+        series=found,
+        rows=rows,
+        notes=get_flashed_messages(),
+    )
+
+
 @bp.post("/keys/<name>/revoke")
 @documented("Revoke an integration key (the page's form)", status=302)
 def revoke_key(name: str) -> Response:
@@ -287,8 +380,10 @@ def _overview(created: tuple[str, str] | None = None) -> str:
         deliveries=subscriptions.delivery_tally(since=utcnow() - timedelta(hours=24)),
         feeds=calendar.list_feeds(),
         excuses=excuses.list_excuses(excuses.ExcuseFilter(state=EXCUSE_PENDING, limit=20))[0],
+        all_series=series.list_series(limit=50),
         action=ActionForm(),
         new_key=NewKeyForm(),
+        new_series=NewSeriesForm(),
         notes=get_flashed_messages(),
     )
 

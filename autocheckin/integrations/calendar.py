@@ -13,8 +13,9 @@ from icalendar import Calendar, vText
 from icalendar import Event as VEvent
 from sqlalchemy import and_, or_, select, update
 
+from autocheckin.attendance import series
 from autocheckin.attendance.errors import NotFound
-from autocheckin.attendance.models import Event
+from autocheckin.attendance.models import Event, EventSeries
 from autocheckin.database import write_transaction
 from autocheckin.extensions import db
 from autocheckin.integrations.models import CalendarFeed
@@ -56,7 +57,68 @@ def _text(value: str) -> vText:
     return vText(_OTHER_CONTROLS.sub("", value.replace("\r\n", "\n").replace("\r", "\n")))
 
 
+def series_uid_of(series: EventSeries) -> str:
+    return f"series-{series.id}@autocheckin"
+
+
+def _single(event: Event) -> VEvent:
+    entry = VEvent()
+    entry.add("uid", uid_of(event))
+    entry.add("dtstamp", event.updated_at or event.created_at)
+    entry.add("dtstart", event.start_time)
+    entry.add("dtend", event.end_time or event.start_time + DEFAULT_DURATION)
+    _describe(entry, event)
+    return entry
+
+
+def _describe(entry: VEvent, item: Event | EventSeries) -> None:
+    entry.add("summary", _text(item.name))
+    if item.description:
+        entry.add("description", _text(item.description))
+    if item.location:
+        entry.add("location", _text(item.location))
+
+
+def _series_components(found: EventSeries) -> list[VEvent]:
+    """One VEVENT with the RRULE (its TZID start, EXDATE for the cancelled or inactive
+    occurrences), then one RECURRENCE-ID override per occurrence that differs from it."""
+    tz = series.zone(found.timezone)
+    main = VEvent()
+    main.add("uid", series_uid_of(found))
+    main.add("dtstamp", found.updated_at or found.created_at)
+    main.add("dtstart", series.parse_local(found.starts_local).replace(tzinfo=tz))
+    main.add("duration", timedelta(seconds=found.duration_seconds))
+    main.add("rrule", series.parse_stored(found.rule).ical(tz))
+    _describe(main, found)
+    overrides = []
+    for event in series.occurrences_of(found.id):
+        original = series.parse_local(event.occurrence_key).replace(tzinfo=tz)
+        if not event.is_active:
+            main.add("exdate", original)
+            continue
+        pattern = series.pattern_of(found, event.occurrence_key)
+        same = (event.name, event.description, event.location) == (
+            found.name,
+            found.description,
+            found.location,
+        )
+        if same and (event.start_time, event.end_time) == (pattern.start_time, pattern.end_time):
+            continue
+        override = VEvent()
+        override.add("uid", series_uid_of(found))
+        override.add("dtstamp", event.updated_at or event.created_at)
+        override.add("recurrence-id", original)
+        override.add("dtstart", event.start_time.astimezone(tz))
+        end = event.end_time or event.start_time + DEFAULT_DURATION
+        override.add("dtend", end.astimezone(tz))
+        _describe(override, event)
+        overrides.append(override)
+    return [main, *overrides]
+
+
 def ical(events: Iterable[Event], *, calendar_name: str = CALENDAR_NAME) -> bytes:
+    """Events as one calendar: a single event as a VEVENT; the occurrences of a series as
+    its one VEVENT with RRULE, EXDATE and RECURRENCE-ID overrides (and its VTIMEZONE)."""
     calendar = Calendar()
     calendar.add("prodid", "-//AutoCheckin//Attendance events//EN")
     calendar.add("version", "2.0")
@@ -64,18 +126,17 @@ def ical(events: Iterable[Event], *, calendar_name: str = CALENDAR_NAME) -> byte
     # As TEXT, escaped: a feed's name is an admin's input, and a raw line break in it would
     # start a property of its own (or fail the whole feed).
     calendar.add("x-wr-calname", _text(calendar_name))
+    series_ids: list[int] = []
     for event in events:
-        entry = VEvent()
-        entry.add("uid", uid_of(event))
-        entry.add("dtstamp", event.updated_at or event.created_at)
-        entry.add("dtstart", event.start_time)
-        entry.add("dtend", event.end_time or event.start_time + DEFAULT_DURATION)
-        entry.add("summary", _text(event.name))
-        if event.description:
-            entry.add("description", _text(event.description))
-        if event.location:
-            entry.add("location", _text(event.location))
-        calendar.add_component(entry)
+        if event.series_id is None:
+            calendar.add_component(_single(event))
+        elif event.series_id not in series_ids:
+            series_ids.append(event.series_id)
+    for series_id in series_ids:
+        for component in _series_components(series.get_series(series_id)):
+            calendar.add_component(component)
+    if series_ids:
+        calendar.add_missing_timezones()
     return calendar.to_ical()
 
 

@@ -109,7 +109,8 @@ def moodle_rows(*, period: Period, event_id: int | None, now: datetime) -> Itera
     """One row per live mark (present, late, excused or absent; its check-in time, else
     the event's end or start, and its method), then one `absent` row per enrolled student
     with no live mark at an event that has ended (at its end). Voided check-ins are left
-    out: an enrolled student whose only check-in was voided is absent."""
+    out: an enrolled student whose only check-in was voided is absent. A cancelled
+    occurrence of a series has no absent rows."""
     attended = period.where(
         select(
             Attendance.student_id,
@@ -128,7 +129,7 @@ def moodle_rows(*, period: Period, event_id: int | None, now: datetime) -> Itera
         .join(Student, Student.id == Enrolment.student_id)
         .join(Event, Event.id == Enrolment.event_id)
         .outerjoin(Attendance, _live_mark_of(Enrolment.student_id, Enrolment.event_id))
-        .where(Attendance.id.is_(None), Event.end_time < now)
+        .where(Attendance.id.is_(None), Event.end_time < now, Event.is_cancelled.is_(False))
     )
     if event_id is not None:
         attended = attended.where(Attendance.event_id == event_id)
@@ -213,8 +214,11 @@ def _counted(status: str) -> Any:
 def _summaries(period: Period, now: datetime, student_id: int | None) -> Select:
     """Per student: the period's events they were enrolled in or have a live mark at, by
     outcome (absent: an absent mark, or enrolled, ended and no live mark)."""
+    # A cancelled occurrence of a series is nobody's session: never absent, never counted.
     enrolled = period.where(
-        select(Enrolment.student_id, Enrolment.event_id).join(Event, Event.id == Enrolment.event_id)
+        select(Enrolment.student_id, Enrolment.event_id)
+        .join(Event, Event.id == Enrolment.event_id)
+        .where(Event.is_cancelled.is_(False))
     )
     attended = period.where(
         select(Attendance.student_id, Attendance.event_id)

@@ -21,7 +21,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
-from autocheckin import metrics, ratelimits, state
+from autocheckin import metrics, ratelimits, settings, state
+from autocheckin.attendance import series
 from autocheckin.database import UNAVAILABLE_ERRORS, outage_summary
 from autocheckin.jobs import lease
 from autocheckin.jobs.runner import (
@@ -34,7 +35,7 @@ from autocheckin.jobs.runner import (
 )
 from autocheckin.processes import process_identity
 from autocheckin.sync import connection, sessions, users
-from autocheckin.times import iso
+from autocheckin.times import iso, utcnow
 from autocheckin.webhooks import request_log as webhooks
 
 log = logging.getLogger("autocheckin.jobs")
@@ -79,11 +80,17 @@ def prune(app: Flask) -> dict[str, int]:
     }
 
 
+def generate_series(app: Flask) -> dict[str, int]:
+    """Every series' occurrences up to SERIES_HORIZON ahead; idempotent (unique keys)."""
+    return series.generate_all(now=utcnow(), rules=settings.of(app).series)
+
+
 JOBS: tuple[JobDefinition, ...] = (
     JobDefinition("fetch_users", fetch_users, "FETCH_USERS_INTERVAL", first_run_after=1),
     JobDefinition("refresh_sessions", refresh_sessions, "REFRESH_INTERVAL", first_run_after=5),
     JobDefinition("connection_check", connection_check, "CONNECTION_CHECK_INTERVAL", 1),
     JobDefinition("prune", prune, "PRUNE_INTERVAL", first_run_after=60),
+    JobDefinition("generate_series", generate_series, "SERIES_GENERATE_INTERVAL", 30),
 )
 JOB_IDS = [job.job_id for job in JOBS]
 JOBS_BY_ID = {job.job_id: job for job in JOBS}

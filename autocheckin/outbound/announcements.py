@@ -120,6 +120,15 @@ def session_updated(session: Session, *, event: Any, changed: Iterable[str]) -> 
         outbox.announce(session, SESSION_UPDATED, lambda: [session_data(event, changed=changed)])
 
 
+@signals.occurrences_created.connect
+def occurrences_created(session: Session, *, event_ids: list[int]) -> None:
+    """One `session.created` delivery per occurrence a series' generation made."""
+    if not outbox.is_subscribed(session, SESSION_CREATED):
+        return
+    rows = session.execute(select(EVENTS).where(EVENTS.c.id.in_(event_ids)).order_by(EVENTS.c.id))
+    outbox.announce(session, SESSION_CREATED, [session_data(row) for row in rows])
+
+
 @signals.attendances_recorded.connect
 def attendances_marked(session: Session, *, records: list[Any]) -> None:
     """One `attendance.marked` row for the check-ins a transaction stored, built only when
