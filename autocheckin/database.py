@@ -45,6 +45,14 @@ JSONValue = JSON().with_variant(JSONB(), "postgresql")
 NullableJSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
+def bound_time(moment: datetime, *, sqlite: bool) -> Any:
+    """A time as `UTCDateTime` binds it, for a statement run on the driver's own cursor:
+    UTC, and on SQLite the naive text SQLAlchemy stores (`2026-12-04 09:00:00.000000`)."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite else moment
+
+
 class UTCDateTime(TypeDecorator):
     """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (naive storage) and PostgreSQL."""
 

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, exists, select
 
 from autocheckin.attendance.models import Attendance, AttendanceChange
+from autocheckin.database import bound_time
 from autocheckin.times import utcnow
 
 HISTORY = AttendanceChange.__table__
@@ -262,18 +263,12 @@ def write(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
     sqlite = connection.dialect.name == "sqlite"
-
-    def when(moment: datetime) -> Any:
-        if moment.tzinfo is not UTC:
-            moment = moment.astimezone(UTC)
-        return moment.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite else moment
-
     params = [
         (
             row["attendance_id"],
             row["seq"],
             row["event_id"],
-            when(row["recorded_at"]),
+            bound_time(row["recorded_at"], sqlite=sqlite),
             row["action"],
             _json_text(row["before"]),
             _json_text(row["after"]),
