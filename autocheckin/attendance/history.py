@@ -16,6 +16,7 @@ Actors are short strings: `account:<id>`, `api_key:<name>`, `checkout_key`,
 
 from __future__ import annotations
 
+import functools
 import getpass
 import hashlib
 import json
@@ -236,15 +237,22 @@ _COLUMNS = (
     "previous_hash",
     "entry_hash",
 )
-_INSERT_SQLITE = (
-    "INSERT INTO attendance_history (attendance_id, seq, event_id, recorded_at, action, before, "
-    "after, actor, reason, previous_hash, entry_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_POSTGRESQL = (
-    "INSERT INTO attendance_history (attendance_id, seq, event_id, recorded_at, action, before, "
-    "after, actor, reason, previous_hash, entry_hash) "
-    "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s)"
-)
+_ROWS_PER_INSERT = 1000  # 11,000 values: within SQLite's 32,766 and PostgreSQL's 65,535
+_ONE_ROW = {
+    "sqlite": "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "postgresql": "(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s)",
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(dialect: str, rows: int) -> str:
+    """One multi-row INSERT for `rows` entries in the driver's parameter style, built from
+    constants only (an executemany is one statement per row on psycopg)."""
+    values = ", ".join([_ONE_ROW[dialect]] * rows)
+    return (
+        "INSERT INTO attendance_history (attendance_id, seq, event_id, recorded_at, action, "  # noqa: S608
+        f"before, after, actor, reason, previous_hash, entry_hash) VALUES {values}"
+    )
 
 
 def _json_text(state_value: dict[str, Any] | None) -> str | None:
@@ -254,7 +262,7 @@ def _json_text(state_value: dict[str, Any] | None) -> str | None:
 
 
 def write(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Append entries: one executemany on the driver's own cursor, however many.
+    """Append entries: one multi-row INSERT on the driver's own cursor per 1,000.
 
     Bound as the columns' types would bind them (UTC times, SQLite's naive text form;
     JSON as text), without SQLAlchemy's per-value processing: on the check-in path that
@@ -263,23 +271,25 @@ def write(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
     sqlite = connection.dialect.name == "sqlite"
-    params = [
-        (
-            row["attendance_id"],
-            row["seq"],
-            row["event_id"],
-            bound_time(row["recorded_at"], sqlite=sqlite),
-            row["action"],
-            _json_text(row["before"]),
-            _json_text(row["after"]),
-            row["actor"],
-            row["reason"],
-            row["previous_hash"],
-            row["entry_hash"],
-        )
-        for row in rows
-    ]
-    connection.exec_driver_sql(_INSERT_SQLITE if sqlite else _INSERT_POSTGRESQL, params)
+    dialect = connection.dialect.name
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        params: list[Any] = []
+        for row in chunk:
+            params += (
+                row["attendance_id"],
+                row["seq"],
+                row["event_id"],
+                bound_time(row["recorded_at"], sqlite=sqlite),
+                row["action"],
+                _json_text(row["before"]),
+                _json_text(row["after"]),
+                row["actor"],
+                row["reason"],
+                row["previous_hash"],
+                row["entry_hash"],
+            )
+        connection.exec_driver_sql(_insert_sql(dialect, len(chunk)), tuple(params))
 
 
 _LAST_HASH = (

@@ -484,12 +484,12 @@ def get_occurrence(series_id: int, event_id: int) -> Event:
 
 
 def attendance_counts(event_ids: list[int]) -> dict[int, int]:
-    """Check-ins per event."""
+    """Live marks (not voided) per event: what an edit must not move silently."""
     if not event_ids:
         return {}
     rows = db.session.execute(
         select(Attendance.event_id, func.count())
-        .where(Attendance.event_id.in_(event_ids))
+        .where(Attendance.event_id.in_(event_ids), Attendance.voided_at.is_(None))
         .group_by(Attendance.event_id)
     )
     return {event_id: int(number) for event_id, number in rows}

@@ -288,7 +288,11 @@ def series_page(series_id: int) -> str | Response:
     found = series.get_series(series_id)
     occurrences = series.occurrences_of(series_id)
     ids = [event.id for event in occurrences]
-    checked = _count_by_event(Attendance.event_id, ids)
+    checked = _count_by_event(Attendance.event_id, ids, queries.COUNTED)
+    marked = _count_by_event(Attendance.event_id, ids, Attendance.voided_at.is_(None))
+    marked_absent = _count_by_event(
+        Attendance.event_id, ids, Attendance.voided_at.is_(None), Attendance.status == "absent"
+    )
     expected = _count_by_event(Enrolment.event_id, ids)
     now, tz = utcnow(), series.zone(found.timezone)
     rows = [
@@ -312,7 +316,10 @@ def series_page(series_id: int) -> str | Response:
     ]
     for row in rows:
         ended = row["state"] == windows.ENDED
-        row["absent"] = max(0, row["expected"] - row["checked_in"]) if ended else 0
+        # Absent: marked absent, or expected and no live mark (excused is never absent).
+        event_id = row["event"].id
+        unmarked = max(0, row["expected"] - marked.get(event_id, 0))
+        row["absent"] = marked_absent.get(event_id, 0) + unmarked if ended else 0
     return render_template(
         "dashboard/series.html",
         admin=_admin(),
