@@ -150,19 +150,26 @@ _EVENTS_BY_NAME = select(*_EVENT_COLUMNS).where(EVENTS.c.name == bindparam("name
 _EVENTS_BY_ID_OR_NAME = select(*_EVENT_COLUMNS).where(
     or_(EVENTS.c.id == bindparam("id"), EVENTS.c.name == bindparam("name"))
 )
-_ROWS_PER_INSERT = 1000  # 7,000 values: within SQLite's 32,766 and PostgreSQL's 65,535
-_ONE_ROW = {"sqlite": "(?, ?, ?, ?, ?, ?, ?)", "postgresql": "(%s, %s, %s, %s, %s, %s::jsonb, %s)"}
+_ROWS_PER_INSERT = 1000  # 7,000 values: within SQLite's 32,766 variables
+_CONFLICT = " ON CONFLICT (student_id, event_id) DO NOTHING RETURNING id, student_id, event_id"
+# PostgreSQL: one array per column, so the statement stays short and the same whatever the
+# batch size (psycopg caches and prepares it, and the arrays keep the (student, event) order).
+_INSERT_POSTGRESQL = (
+    "INSERT INTO attendances (student_id, event_id, checked_in_at, status, source, metadata, "
+    "created_at) SELECT * FROM unnest(%b::integer[], %b::integer[], %b::timestamptz[], "
+    "%b::text[], %b::text[], %b::jsonb[], %b::timestamptz[]) "
+    "ON CONFLICT (student_id, event_id) DO NOTHING RETURNING id, student_id, event_id"
+)
 
 
 @functools.lru_cache(maxsize=64)
-def _insert_sql(dialect: str, rows: int) -> str:
-    """INSERT … ON CONFLICT (student, event) DO NOTHING RETURNING for `rows` rows, in the
-    driver's own parameter style: built from constants only, once per dialect and size."""
-    values = ", ".join([_ONE_ROW[dialect]] * rows)
+def _insert_sql(rows: int) -> str:
+    """SQLite: INSERT … ON CONFLICT DO NOTHING RETURNING for `rows` rows, built from
+    constants only, once per size (SQLite caches the prepared statement by its text)."""
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * rows)
     return (
         "INSERT INTO attendances (student_id, event_id, checked_in_at, status, source, "  # noqa: S608
-        f"metadata, created_at) VALUES {values} ON CONFLICT (student_id, event_id) "
-        "DO NOTHING RETURNING id, student_id, event_id"
+        f"metadata, created_at) VALUES {values}" + _CONFLICT
     )
 
 
@@ -335,24 +342,28 @@ def _insert(connection: Connection, rows: Sequence[dict[str, Any]]) -> dict[tupl
     path SQLAlchemy's per-value processing cost more than the insert.
     """
     ordered = sorted(rows, key=lambda row: (row["student_id"], row["event_id"]))
-    dialect = connection.dialect.name
-    sqlite = dialect == "sqlite"
+    sqlite = connection.dialect.name == "sqlite"
+    values = [
+        (
+            row["student_id"],
+            row["event_id"],
+            bound_time(row["checked_in_at"], sqlite=sqlite),
+            row["status"],
+            row["source"],
+            json.dumps(row["metadata"], separators=(",", ":")) if row["metadata"] else "{}",
+            bound_time(row["created_at"], sqlite=sqlite),
+        )
+        for row in ordered
+    ]
+    if not sqlite:
+        columns = tuple(list(column) for column in zip(*values, strict=True))
+        result = connection.exec_driver_sql(_INSERT_POSTGRESQL, columns)
+        return {(student, event): id_ for id_, student, event in result}
     stored: dict[tuple[int, int], int] = {}
-    for start in range(0, len(ordered), _ROWS_PER_INSERT):
-        chunk = ordered[start : start + _ROWS_PER_INSERT]
-        params: list[Any] = []
-        for row in chunk:
-            metadata = row["metadata"]
-            params += (
-                row["student_id"],
-                row["event_id"],
-                bound_time(row["checked_in_at"], sqlite=sqlite),
-                row["status"],
-                row["source"],
-                json.dumps(metadata, separators=(",", ":")) if metadata else "{}",
-                bound_time(row["created_at"], sqlite=sqlite),
-            )
-        result = connection.exec_driver_sql(_insert_sql(dialect, len(chunk)), tuple(params))
+    for start in range(0, len(values), _ROWS_PER_INSERT):
+        chunk = values[start : start + _ROWS_PER_INSERT]
+        flat = tuple(value for row in chunk for value in row)
+        result = connection.exec_driver_sql(_insert_sql(len(chunk)), flat)
         stored.update({(student, event): id_ for id_, student, event in result})
     return stored
 

@@ -237,18 +237,22 @@ _COLUMNS = (
     "previous_hash",
     "entry_hash",
 )
-_ROWS_PER_INSERT = 1000  # 11,000 values: within SQLite's 32,766 and PostgreSQL's 65,535
-_ONE_ROW = {
-    "sqlite": "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    "postgresql": "(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s)",
-}
+_ROWS_PER_INSERT = 1000  # 11,000 values: within SQLite's 32,766 variables
+_ONE_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# PostgreSQL: one array per column, so the statement stays short (psycopg caches and
+# prepares it; it parses a query with 11,000 placeholders anew on every call).
+_INSERT_POSTGRESQL = (
+    "INSERT INTO attendance_history (attendance_id, seq, event_id, recorded_at, action, "
+    "before, after, actor, reason, previous_hash, entry_hash) "
+    "SELECT * FROM unnest(%b::integer[], %b::integer[], %b::integer[], %b::timestamptz[], "
+    "%b::text[], %b::jsonb[], %b::jsonb[], %b::text[], %b::text[], %b::text[], %b::text[])"
+)
 
 
 @functools.lru_cache(maxsize=64)
-def _insert_sql(dialect: str, rows: int) -> str:
-    """One multi-row INSERT for `rows` entries in the driver's parameter style, built from
-    constants only (an executemany is one statement per row on psycopg)."""
-    values = ", ".join([_ONE_ROW[dialect]] * rows)
+def _insert_sql(rows: int) -> str:
+    """SQLite: one multi-row INSERT for `rows` entries, built from constants only."""
+    values = ", ".join([_ONE_ROW] * rows)
     return (
         "INSERT INTO attendance_history (attendance_id, seq, event_id, recorded_at, action, "  # noqa: S608
         f"before, after, actor, reason, previous_hash, entry_hash) VALUES {values}"
@@ -262,7 +266,7 @@ def _json_text(state_value: dict[str, Any] | None) -> str | None:
 
 
 def write(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Append entries: one multi-row INSERT on the driver's own cursor per 1,000.
+    """Append entries in one statement on the driver's own cursor (SQLite: per 1,000).
 
     Bound as the columns' types would bind them (UTC times, SQLite's naive text form;
     JSON as text), without SQLAlchemy's per-value processing: on the check-in path that
@@ -271,25 +275,30 @@ def write(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
     sqlite = connection.dialect.name == "sqlite"
-    dialect = connection.dialect.name
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        chunk = rows[start : start + _ROWS_PER_INSERT]
-        params: list[Any] = []
-        for row in chunk:
-            params += (
-                row["attendance_id"],
-                row["seq"],
-                row["event_id"],
-                bound_time(row["recorded_at"], sqlite=sqlite),
-                row["action"],
-                _json_text(row["before"]),
-                _json_text(row["after"]),
-                row["actor"],
-                row["reason"],
-                row["previous_hash"],
-                row["entry_hash"],
-            )
-        connection.exec_driver_sql(_insert_sql(dialect, len(chunk)), tuple(params))
+    values = [
+        (
+            row["attendance_id"],
+            row["seq"],
+            row["event_id"],
+            bound_time(row["recorded_at"], sqlite=sqlite),
+            row["action"],
+            _json_text(row["before"]),
+            _json_text(row["after"]),
+            row["actor"],
+            row["reason"],
+            row["previous_hash"],
+            row["entry_hash"],
+        )
+        for row in rows
+    ]
+    if not sqlite:
+        columns = tuple(list(column) for column in zip(*values, strict=True))
+        connection.exec_driver_sql(_INSERT_POSTGRESQL, columns)
+        return
+    for start in range(0, len(values), _ROWS_PER_INSERT):
+        chunk = values[start : start + _ROWS_PER_INSERT]
+        flat = tuple(value for row in chunk for value in row)
+        connection.exec_driver_sql(_insert_sql(len(chunk)), flat)
 
 
 _LAST_HASH = (

@@ -220,7 +220,10 @@ class AttendanceChange(db.Model):
     __table_args__ = (UniqueConstraint("attendance_id", "seq"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    attendance_id: Mapped[int] = mapped_column(ForeignKey("attendances.id", ondelete="RESTRICT"))
+    # No foreign key: PostgreSQL checks one per inserted row, with a lock on the attendance
+    # (a third of a batch's time); `flask audit verify` checks that every entry's attendance
+    # exists, and nothing deletes an attendance.
+    attendance_id: Mapped[int]
     seq: Mapped[int]  # the attendance's version after this change: 1, 2, …
     event_id: Mapped[int] = mapped_column(index=True)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
