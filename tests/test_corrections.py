@@ -691,3 +691,24 @@ def test_the_fast_canonical_form_is_the_generic_one():
             **case,
         }
         assert history.canonical(entry) == history.canonical_generic(entry), case
+
+
+def test_a_first_mark_written_by_the_check_in_path_verifies(app, client, runner):
+    """`history.write_first_marks` (the check-in path's template) hashes what `canonical`
+    defines: entries from every door verify, odd actor text included."""
+    event_id = _event(app)
+    _person(app, "s1")
+    answer = client.post(
+        LEGACY,
+        json={"student_identifier": "s1", "event_identifier": event_id},
+        headers={"X-Request-ID": "req.1:a-b_c"},
+    )
+    assert answer.status_code == 201
+    with app.app_context():
+        from autocheckin.attendance import history
+
+        (entry,) = history.entries_of(db.session.connection(), answer.get_json()["attendance_id"])
+        assert entry.actor == "webhook:attendance:req.1:a-b_c"
+        assert entry.entry_hash == history.chained(history.GENESIS, dict(entry._mapping))
+        assert entry.before is None and entry.after["status"] == "present"
+    assert _verify(runner).exit_code == 0

@@ -292,7 +292,12 @@ def _event_of(check_in: CheckIn, known: _Known, moment: datetime, rules: CheckIn
 
 
 def _plan(
-    check_in: CheckIn, *, known: _Known, arrived_at: datetime, rules: CheckInRules
+    check_in: CheckIn,
+    *,
+    known: _Known,
+    arrived_at: datetime,
+    rules: CheckInRules,
+    stored_at: datetime,
 ) -> _Planned:
     """Resolve and judge one check-in without writing: raises the domain error it earns."""
     if check_in.checked_in_at is not None:
@@ -311,7 +316,7 @@ def _plan(
         "status": status,
         "source": check_in.source,
         "metadata": check_in.metadata or {},
-        "created_at": utcnow(),
+        "created_at": stored_at,
     }
     return _Planned(student, event, moment, status, values)
 
@@ -378,39 +383,22 @@ def record_check_in(
     return result
 
 
-def _first_entries(
-    plans: Sequence[_Planned | DomainError], stored: dict[tuple[int, int], int], actor: str
-) -> list[dict[str, Any]]:
-    """Each stored check-in's first history entry (what was marked, by whom)."""
-    entries = []
+def _first_marks(
+    plans: Sequence[_Planned | DomainError], stored: dict[tuple[int, int], int]
+) -> list[history.FirstMark]:
+    """Each stored check-in, as its first history entry tells it."""
+    marks = []
     for plan in plans:
         if isinstance(plan, DomainError):
             continue
         attendance_id = stored.get((plan.student.id, plan.event.id))
-        if attendance_id is None:
-            continue
-        after = history.state(
-            student_id=plan.student.id,
-            status=plan.status,
-            checked_in_at=plan.moment,
-            voided=False,
-            status_explicit=False,
-        )
-        entries.append(
-            history.entry(
-                attendance_id=attendance_id,
-                seq=1,
-                event_id=plan.event.id,
-                action=history.MARKED,
-                before=None,
-                after=after,
-                actor=actor,
-                reason=None,
-                previous_hash=history.GENESIS,
-                recorded_at=plan.values["created_at"],
+        if attendance_id is not None:
+            marks.append(
+                history.FirstMark(
+                    attendance_id, plan.event.id, plan.student.id, plan.status, plan.moment
+                )
             )
-        )
-    return entries
+    return marks
 
 
 def record_check_ins(
@@ -432,6 +420,7 @@ def record_check_ins(
     wanted = [item for item in items if isinstance(item, CheckIn)]
     with write_transaction() as session:
         connection = session.connection()
+        stored_at = utcnow()  # one moment for the transaction's rows and their entries
         known = _look_up(connection, wanted)
         plans: list[_Planned | DomainError] = []
         claimed: set[tuple[int, int]] = set()
@@ -440,7 +429,9 @@ def record_check_ins(
                 plans.append(item)
                 continue
             try:
-                planned = _plan(item, known=known, arrived_at=arrived_at, rules=rules)
+                planned = _plan(
+                    item, known=known, arrived_at=arrived_at, rules=rules, stored_at=stored_at
+                )
             except DomainError as error:
                 plans.append(error)
                 continue
@@ -463,7 +454,9 @@ def record_check_ins(
             else:
                 results.append(_recorded(plan, attendance_id))
         if stored:
-            history.write(connection, _first_entries(plans, stored, actor))
+            history.write_first_marks(
+                connection, _first_marks(plans, stored), actor=actor, recorded_at=stored_at
+            )
             recorded = [result for result in results if isinstance(result, Recorded)]
             signals.attendances_recorded.send(session, records=recorded)
     return results

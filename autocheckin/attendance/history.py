@@ -275,22 +275,29 @@ def write(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
     sqlite = connection.dialect.name == "sqlite"
-    values = [
-        (
-            row["attendance_id"],
-            row["seq"],
-            row["event_id"],
-            bound_time(row["recorded_at"], sqlite=sqlite),
-            row["action"],
-            _json_text(row["before"]),
-            _json_text(row["after"]),
-            row["actor"],
-            row["reason"],
-            row["previous_hash"],
-            row["entry_hash"],
-        )
-        for row in rows
-    ]
+    _insert_values(
+        connection,
+        [
+            (
+                row["attendance_id"],
+                row["seq"],
+                row["event_id"],
+                bound_time(row["recorded_at"], sqlite=sqlite),
+                row["action"],
+                _json_text(row["before"]),
+                _json_text(row["after"]),
+                row["actor"],
+                row["reason"],
+                row["previous_hash"],
+                row["entry_hash"],
+            )
+            for row in rows
+        ],
+        sqlite=sqlite,
+    )
+
+
+def _insert_values(connection: Connection, values: list[tuple], *, sqlite: bool) -> None:
     if not sqlite:
         columns = tuple(list(column) for column in zip(*values, strict=True))
         connection.exec_driver_sql(_INSERT_POSTGRESQL, columns)
@@ -299,6 +306,74 @@ def write(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
         chunk = values[start : start + _ROWS_PER_INSERT]
         flat = tuple(value for row in chunk for value in row)
         connection.exec_driver_sql(_insert_sql(len(chunk)), flat)
+
+
+@dataclass(frozen=True)
+class FirstMark:
+    """A check-in just stored, as its first entry says it: `marked`, by a door."""
+
+    attendance_id: int
+    event_id: int
+    student_id: int
+    status: str
+    checked_in_at: datetime
+
+
+def write_first_marks(
+    connection: Connection, marks: Sequence[FirstMark], *, actor: str, recorded_at: datetime
+) -> None:
+    """Each new check-in's first entry, in one statement: the check-in path's own copy of
+    `entry` and `write`, built straight into the bound row (no dicts, one template for
+    the parts every entry of the batch shares). The bytes hashed are `canonical`'s
+    (tests/test_corrections.py holds the two together)."""
+    if not marks:
+        return
+    sqlite = connection.dialect.name == "sqlite"
+    actor = actor[:MAX_ACTOR]
+    stamp = timestamp(recorded_at)
+    # Sorted keys: action, actor, after, attendance_id, before, event_id, format, reason,
+    # recorded_at, seq; `after`'s: checked_in_at, status, status_explicit, student_id, voided.
+    head = '{"action":"' + MARKED + '","actor":' + _text(actor) + ',"after":'
+    tail = f',"format":{FORMAT},"reason":null,"recorded_at":"{stamp}","seq":1}}'
+    bound_at = bound_time(recorded_at, sqlite=sqlite)
+    genesis = (GENESIS + "\n").encode()
+    values = []
+    for mark in marks:
+        after = (
+            '{"checked_in_at":"'
+            + timestamp(mark.checked_in_at)
+            + '","status":'
+            + _text(mark.status)
+            + ',"status_explicit":false,"student_id":'
+            + str(mark.student_id)
+            + ',"voided":false}'
+        )
+        content = (
+            head
+            + after
+            + ',"attendance_id":'
+            + str(mark.attendance_id)
+            + ',"before":null,"event_id":'
+            + str(mark.event_id)
+            + tail
+        )
+        digest = hashlib.sha256(genesis + content.encode()).hexdigest()
+        values.append(
+            (
+                mark.attendance_id,
+                1,
+                mark.event_id,
+                bound_at,
+                MARKED,
+                None,
+                after,
+                actor,
+                None,
+                GENESIS,
+                digest,
+            )
+        )
+    _insert_values(connection, values, sqlite=sqlite)
 
 
 _LAST_HASH = (
