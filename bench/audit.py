@@ -20,12 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.export import insert_people_and_events  # noqa: E402
 from bench.ingest import BIN, wipe_database  # noqa: E402
 
 EVENTS = 500
@@ -52,36 +53,10 @@ def seed(database_url: str, entries: int) -> int:
     attendances = entries // 2
     engine = create_engine(database_uri({"DATABASE_URL": database_url}, ""))
     now = datetime.now(UTC)
-    students = -(-attendances // EVENTS)
     table = Attendance.__table__
     with engine.begin() as connection:
-        connection.execute(
-            insert(Student),
-            [
-                {
-                    "identifier": f"H{n:07d}",
-                    "identifier_key": f"h{n:07d}",
-                    "first_name": "Audit",
-                    "last_name": str(n),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for n in range(students)
-            ],
-        )
-        start = now - timedelta(days=30)
-        connection.execute(
-            insert(Event),
-            [
-                {
-                    "name": f"Audit {n}",
-                    "start_time": start + timedelta(hours=n),
-                    "end_time": start + timedelta(hours=n, minutes=50),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for n in range(EVENTS)
-            ],
+        insert_people_and_events(
+            connection, students=-(-attendances // EVENTS), events=EVENTS, prefix="Audit", now=now
         )
         pairs = (
             select(

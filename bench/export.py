@@ -20,6 +20,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -39,6 +40,48 @@ EVENTS = 500
 TARGET_PEAK_MB = 150
 
 
+def insert_people_and_events(
+    connection: Any, *, students: int, events: int, prefix: str, now: datetime
+) -> None:
+    """`students` people (identifier `<P>0000001`, an email) and `events` ended events named
+    `<prefix> <n>`, an hour apart from 30 days ago, in two bulk inserts."""
+    from sqlalchemy import insert
+
+    from autocheckin.attendance.models import Event, Student
+
+    letter = prefix[0].upper()
+    connection.execute(
+        insert(Student),
+        [
+            {
+                "identifier": f"{letter}{n:07d}",
+                "identifier_key": f"{letter.lower()}{n:07d}",
+                "email": f"{letter.lower()}{n}@example.com",
+                "email_key": f"{letter.lower()}{n}@example.com",
+                "first_name": "Bench",
+                "last_name": str(n),
+                "created_at": now,
+                "updated_at": now,
+            }
+            for n in range(students)
+        ],
+    )
+    start = now - timedelta(days=30)
+    connection.execute(
+        insert(Event),
+        [
+            {
+                "name": f"{prefix} {n}",
+                "start_time": start + timedelta(hours=n),
+                "end_time": start + timedelta(hours=n, minutes=50),
+                "created_at": now,
+                "updated_at": now,
+            }
+            for n in range(events)
+        ],
+    )
+
+
 def seed(database_url: str, rows: int) -> int:
     """`rows` check-ins: rows/EVENTS students × EVENTS ended events, inserted in bulk."""
     from sqlalchemy import create_engine, func, insert, literal, select
@@ -49,37 +92,9 @@ def seed(database_url: str, rows: int) -> int:
 
     engine = create_engine(database_uri({"DATABASE_URL": database_url}, ""))
     now = datetime.now(UTC)
-    students = -(-rows // EVENTS)
     with engine.begin() as connection:
-        connection.execute(
-            insert(Student),
-            [
-                {
-                    "identifier": f"E{n:07d}",
-                    "identifier_key": f"e{n:07d}",
-                    "email": f"e{n}@example.com",
-                    "email_key": f"e{n}@example.com",
-                    "first_name": "Bench",
-                    "last_name": str(n),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for n in range(students)
-            ],
-        )
-        start = now - timedelta(days=30)
-        connection.execute(
-            insert(Event),
-            [
-                {
-                    "name": f"Export {n}",
-                    "start_time": start + timedelta(hours=n),
-                    "end_time": start + timedelta(hours=n, minutes=50),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for n in range(EVENTS)
-            ],
+        insert_people_and_events(
+            connection, students=-(-rows // EVENTS), events=EVENTS, prefix="Export", now=now
         )
         pairs = (
             select(

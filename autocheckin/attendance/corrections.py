@@ -341,39 +341,31 @@ def set_status(
 
 def void(*, attendance_id: int, correction: Correction) -> Change:
     """Withdraw a check-in: it stays, in its history too, and stops counting."""
-    reason = required_reason(correction.reason)
-    with write_transaction() as session:
-        connection = session.connection()
-        row = _locked(connection, attendance_id)
-        _check_version(row, correction.expected_version)
-        if row.voided_at is not None:
-            raise Conflict(f"Attendance {attendance_id} is already voided", code="already_voided")
-        change = _apply(
-            connection,
-            row,
-            values={"voided_at": utcnow()},
-            action=history.VOIDED,
-            correction=correction,
-            reason=reason,
-        )
-        _announce(session, [change])
-    return change
+    return _set_voided(attendance_id, correction, voided=True)
 
 
 def restore(*, attendance_id: int, correction: Correction) -> Change:
     """Undo a void: the mark counts again, as it was."""
+    return _set_voided(attendance_id, correction, voided=False)
+
+
+def _set_voided(attendance_id: int, correction: Correction, *, voided: bool) -> Change:
     reason = required_reason(correction.reason)
     with write_transaction() as session:
         connection = session.connection()
         row = _locked(connection, attendance_id)
         _check_version(row, correction.expected_version)
-        if row.voided_at is None:
+        if (row.voided_at is not None) == voided:
+            if voided:
+                raise Conflict(
+                    f"Attendance {attendance_id} is already voided", code="already_voided"
+                )
             raise Conflict(f"Attendance {attendance_id} is not voided", code="not_voided")
         change = _apply(
             connection,
             row,
-            values={"voided_at": None},
-            action=history.RESTORED,
+            values={"voided_at": utcnow() if voided else None},
+            action=history.VOIDED if voided else history.RESTORED,
             correction=correction,
             reason=reason,
         )
