@@ -12,26 +12,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from pydantic import BaseModel, Field
 
 from autocheckin import settings
-from autocheckin.api.login import current_user
+from autocheckin.api.admission import SECURITY, admit_admin_or_key
 from autocheckin.api.openapi import answers, documented
 from autocheckin.api.parsing import UTCDatetime, parse_body, parse_query
-from autocheckin.api.security import key_accepted
 from autocheckin.attendance import corrections, excuses, history
 from autocheckin.attendance.errors import NotFound, Unprocessable
 from autocheckin.attendance.models import STATUSES, Attendance, Event, Excuse
-from autocheckin.auth import api_keys
-from autocheckin.auth.errors import Forbidden, Unauthorized
-from autocheckin.errors import NotConfigured
 from autocheckin.extensions import db
 from autocheckin.times import IsoTime
 
 bp = Blueprint("corrections", __name__, url_prefix="/api/v1")
-KEY_HEADER = "x-checkout-key"
-SECURITY = ("checkoutKey", "bearerAuth")
 Status = Literal[STATUSES]  # type: ignore[valid-type]
 
 
@@ -39,32 +33,7 @@ Status = Literal[STATUSES]  # type: ignore[valid-type]
 @answers(401, 403, 429, 503)
 def require_admin_or_key() -> None:
     """`x-checkout-key` or a web admin's bearer token; the caller becomes the actor."""
-    if KEY_HEADER in request.headers:
-        configured = current_app.config["CHECKOUT_API_KEY"]
-        presented = request.headers.get(KEY_HEADER)
-        if key_accepted(presented, configured):
-            g.actor = _key_actor(presented, configured)
-            return
-        if not configured and not api_keys.any_live():
-            raise NotConfigured("CHECKOUT_API_KEY is not configured on this server")
-        raise Unauthorized("Invalid API key")
-    if request.headers.get("Authorization", "").lower().startswith("bearer "):
-        user = current_user()
-        if not user.is_admin:
-            raise Forbidden("Only admins may correct attendance", code="admin_required")
-        g.actor = f"account:{user.id}"
-        return
-    raise Unauthorized(f"Send {KEY_HEADER}, or an admin's Authorization: Bearer token")
-
-
-def _key_actor(presented: str | None, configured: str | None) -> str:
-    principal = api_keys.holder_of(presented, configured)
-    if principal is None:  # revoked between the two looks
-        raise Unauthorized("Invalid API key")
-    if principal == api_keys.CHECKOUT_KEY:
-        return principal
-    record = api_keys.find_live(presented or "")
-    return f"api_key:{record.name}" if record is not None else principal
+    admit_admin_or_key("Only admins may correct attendance")
 
 
 # --- representations -------------------------------------------------------------------------
