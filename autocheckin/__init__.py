@@ -46,6 +46,7 @@ from autocheckin.config import ConfigError, load_config
 from autocheckin.dashboard import views as dashboard_views
 from autocheckin.database import configure_postgres, configure_sqlite, engine_options
 from autocheckin.extensions import compress, db, migrate
+from autocheckin.findings import init_app as init_findings
 from autocheckin.jobs import cli as jobs_cli
 from autocheckin.outbound import announcements  # noqa: F401 - listens to the core's signals
 from autocheckin.version import __version__
@@ -102,6 +103,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     attendance.init_app(app)
     sync.init_app(app)
     webhooks.init_app(app)  # after attendance: the webhook options carry its rules
+    init_findings(app)
     init_security(app)
     metrics.init_app(app)
     register_error_handlers(app)

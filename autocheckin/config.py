@@ -9,6 +9,7 @@ value is the same as unset.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -100,6 +101,23 @@ def _schedule(value: Any) -> tuple[float, ...]:
     if not parts:
         raise ValueError("must list at least one duration, like 5s,5m,30m,2h")
     return tuple(seconds(part, minimum=0.01) for part in parts)
+
+
+def _networks(value: Any) -> tuple[Any, ...]:
+    """Networks separated by commas ("10.0.0.0/8, 2001:db8::/32"), each an address or CIDR."""
+    if isinstance(value, tuple | list):
+        parts = list(value)
+    else:
+        parts = [part.strip() for part in str(value).split(",") if part.strip()]
+    found = []
+    for part in parts:
+        try:
+            found.append(
+                part if not isinstance(part, str) else ipaddress.ip_network(part, strict=False)
+            )
+        except ValueError:
+            raise ValueError(f"must be networks like 10.0.0.0/8, got {part!r}") from None
+    return tuple(found)
 
 
 def _text(value: Any) -> str:
@@ -250,6 +268,18 @@ class Settings(BaseSettings):
     SERIES_HORIZON: Annotated[float, _duration(minimum=86400)] = 90 * 86400
     SERIES_MAX_OCCURRENCES: Annotated[int, _whole(minimum=1, maximum=10_000)] = 500
     SERIES_GENERATE_INTERVAL: Annotated[float, _duration(minimum=1)] = 3600
+    # Suspicious check-ins (findings), read after commit by the detect_findings job; the
+    # README says why each default is what it is.
+    FRAUD_DETECT_INTERVAL: Annotated[float, _duration(minimum=1)] = 30
+    FRAUD_SETTLE: Annotated[float, _duration(minimum=0)] = 60
+    FRAUD_FIRST_PASS_LOOKBACK: Annotated[float, _duration(minimum=0)] = 86400
+    FRAUD_SHARED_CLIENT_PEOPLE: Annotated[int, _whole(minimum=2)] = 3
+    FRAUD_SHARED_CLIENT_WINDOW: Annotated[float, _duration(minimum=1)] = 10 * 60
+    FRAUD_TRUSTED_NETWORKS: Annotated[tuple[Any, ...], NoDecode, _check(_networks)] = ()
+    FRAUD_OVERLAP_MINIMUM: Annotated[float, _duration(minimum=0)] = 15 * 60
+    FRAUD_CLOCK_SKEW: Annotated[float, _duration(minimum=1)] = 15 * 60
+    FRAUD_UNKNOWN_IDS: Annotated[int, _whole(minimum=1)] = 20
+    FRAUD_UNKNOWN_WINDOW: Annotated[float, _duration(minimum=1)] = 10 * 60
     # Webhooks
     WEBHOOK_SECRET: OptionalText = None
     WEBHOOK_REQUIRE_SIGNATURE: Boolean = True

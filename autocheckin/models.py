@@ -3,6 +3,7 @@
 from autocheckin.attendance.models import (
     Attendance,
     AttendanceChange,
+    CheckInOrigin,
     Enrolment,
     Event,
     EventSeries,
@@ -12,6 +13,7 @@ from autocheckin.attendance.models import (
 )
 from autocheckin.auth.api_keys import ApiKey
 from autocheckin.auth.models import Account, AccountSession
+from autocheckin.findings.models import Finding
 from autocheckin.integrations.models import CalendarFeed
 from autocheckin.jobs.models import JobRun, Lease
 from autocheckin.outbound.models import Delivery, DeliveryAttempt, OutboxEntry, Subscription
@@ -27,12 +29,14 @@ __all__ = [
     "Attendance",
     "AttendanceChange",
     "CalendarFeed",
+    "CheckInOrigin",
     "Delivery",
     "DeliveryAttempt",
     "Enrolment",
     "Event",
     "EventSeries",
     "Excuse",
+    "Finding",
     "JobRun",
     "Lease",
     "OutboxEntry",

@@ -55,6 +55,7 @@ from autocheckin.api.schemas_web import (
     DiscordRegister,
     DiscordUsersQuery,
 )
+from autocheckin.api.security import request_origin
 from autocheckin.attendance import queries as event_queries
 from autocheckin.attendance import series, service
 from autocheckin.attendance.errors import AlreadyCheckedIn, Conflict, NotFound, OutsideWindow
@@ -173,6 +174,7 @@ def attend(event_id: int) -> Response:
             rules=rules,
             source="discord",
             actor=f"discord:{user.discord_user_id}",
+            origin=request_origin("discord", discord_user_id=user.discord_user_id),
         )
     except (OutsideWindow, AlreadyCheckedIn) as refusal:
         window = EventStatusOut.of(event, event_status(event, now, rules))
@@ -245,6 +247,7 @@ def _attend_now(
             source=source,
             metadata=metadata,
             actor=f"discord:{by.discord_user_id}",
+            origin=request_origin(source, discord_user_id=by.discord_user_id),
         )
     except (OutsideWindow, AlreadyCheckedIn) as refusal:
         return refusal.message

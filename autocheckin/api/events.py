@@ -25,7 +25,7 @@ from autocheckin.api.representations import (
     answer,
 )
 from autocheckin.api.schemas_web import DiscordEventAttend, EventCreate, EventQuery, EventUpdate
-from autocheckin.api.security import key_accepted
+from autocheckin.api.security import key_accepted, request_origin
 from autocheckin.attendance import queries as event_queries
 from autocheckin.attendance import service
 from autocheckin.attendance.checkins import Recorded
@@ -77,6 +77,9 @@ def _check_in(user: Account, event: Event, now: datetime, *, source: str) -> Res
             rules=settings.current().rules,
             source=source,
             actor=f"discord:{user.discord_user_id}" if source == DISCORD_SOURCE else None,
+            origin=request_origin(
+                source, discord_user_id=user.discord_user_id if source == DISCORD_SOURCE else None
+            ),
         )
     except (OutsideWindow, AlreadyCheckedIn) as refusal:
         if source == DISCORD_SOURCE:

@@ -13,6 +13,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from autocheckin import ratelimits
+from autocheckin.attendance.origins import Origin
 from autocheckin.auth import api_keys
 from autocheckin.validation import CONTROL_CHARACTER, MAX_JSON_DEPTH, is_too_deep
 
@@ -38,6 +39,13 @@ class BoundedJSONProvider(DefaultJSONProvider):
         if too_deep:
             raise BadRequest(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
         return value
+
+
+def request_origin(door: str, *, discord_user_id: str | None = None) -> Origin:
+    """Who sent this check-in: the Discord account that asked when the bot relays it (all
+    of the bot's requests share one address), else the caller's address."""
+    client = f"discord:{discord_user_id}" if discord_user_id else ratelimits.client_address()
+    return Origin(door=door, client=client, user_agent=request.user_agent.string or "")
 
 
 def _take_request_id() -> None:

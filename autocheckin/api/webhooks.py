@@ -58,6 +58,7 @@ def _inbound(endpoint: str, body: bytes) -> receive.Inbound:
         headers={name.lower(): value for name, value in request.headers.items()},
         received_at=utcnow(),
         request_id=g.get("request_id", ""),
+        client_address=ratelimits.client_address(),
     )
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint, false, text
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from autocheckin.database import JSONValue, NullableJSON, UTCDateTime
@@ -275,3 +284,25 @@ class Enrolment(db.Model):
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
     source: Mapped[str] = mapped_column(String(100), default="checkout")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CheckInOrigin(db.Model):
+    """Where a check-in through a personal door (web, Discord) came from: the client that
+    sent it. Check-in apps are not here: their request log keeps their address.
+
+    `client` is what tells one sender from another: the address for the web door (an IPv6
+    client is its /64), the Discord account that asked for the Discord bot's doors (every
+    Discord check-in comes from the bot's one address). `findings` reads it, after commit.
+    """
+
+    __tablename__ = "check_in_origins"
+    __table_args__ = (Index("ix_check_in_origins_client_recorded_at", "client", "recorded_at"),)
+
+    attendance_id: Mapped[int] = mapped_column(
+        ForeignKey("attendances.id", ondelete="RESTRICT"), primary_key=True
+    )
+    door: Mapped[str] = mapped_column(String(20))
+    client: Mapped[str] = mapped_column(String(100))
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+    account_id: Mapped[int | None]
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -24,3 +24,6 @@ attendance_corrected = _signals.signal("attendance-corrected")
 # sender: the session; event_ids: the events a series' generation just inserted (rows, not
 # ORM objects: read them by id).
 occurrences_created = _signals.signal("occurrences-created")
+# sender: the session; findings: list[dict], the `fraud.detected` data of each finding a
+# detector pass just made (the findings package sends it; the core owns every signal).
+findings_created = _signals.signal("findings-created")

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from autocheckin.attendance import corrections, excuses
+from autocheckin.attendance import corrections, excuses, origins
 from autocheckin.attendance import service as people
 from autocheckin.attendance.checkins import CheckIn, Recorded, record_check_in
 from autocheckin.attendance.errors import AlreadyExists, Invalid, NotFound
@@ -312,19 +312,30 @@ def check_in(
     source: str,
     metadata: dict[str, Any] | None = None,
     actor: str | None = None,
+    origin: origins.Origin | None = None,
 ) -> Recorded:
     """Check the account's person in to an event, by the one rule every door shares.
 
-    The history names `actor`, else the account itself (`account:<id>`).
+    The history names `actor`, else the account itself (`account:<id>`); `origin`, the
+    client that sent it, is kept beside the check-in for the suspicious-check-in rules.
     """
     with write_transaction() as session:
         person_id = _own_person(session, account_id)
-        return record_check_in(
+        recorded = record_check_in(
             CheckIn(person_id=person_id, event_id=event_id, source=source, metadata=metadata or {}),
             arrived_at=at,
             rules=rules,
             actor=actor or f"account:{account_id}",
         )
+        if origin is not None:
+            origins.record(
+                session,
+                attendance_id=recorded.attendance_id,
+                origin=origin,
+                account_id=account_id,
+                recorded_at=at,
+            )
+        return recorded
 
 
 def submit_excuse(

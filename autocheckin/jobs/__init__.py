@@ -24,6 +24,7 @@ from flask import Flask
 from autocheckin import metrics, ratelimits, settings, state
 from autocheckin.attendance import series
 from autocheckin.database import UNAVAILABLE_ERRORS, outage_summary
+from autocheckin.findings import detector
 from autocheckin.jobs import lease
 from autocheckin.jobs.runner import (
     JobBusy,
@@ -85,12 +86,19 @@ def generate_series(app: Flask) -> dict[str, int]:
     return series.generate_all(now=utcnow(), rules=settings.of(app).series)
 
 
+def detect_findings(app: Flask) -> dict[str, int]:
+    """The suspicious-check-in rules over what was stored since the last pass."""
+    result = detector.detect(now=utcnow(), rules=settings.of(app).findings)
+    return {"seen": result.seen, "created": result.created, "merged": result.merged}
+
+
 JOBS: tuple[JobDefinition, ...] = (
     JobDefinition("fetch_users", fetch_users, "FETCH_USERS_INTERVAL", first_run_after=1),
     JobDefinition("refresh_sessions", refresh_sessions, "REFRESH_INTERVAL", first_run_after=5),
     JobDefinition("connection_check", connection_check, "CONNECTION_CHECK_INTERVAL", 1),
     JobDefinition("prune", prune, "PRUNE_INTERVAL", first_run_after=60),
     JobDefinition("generate_series", generate_series, "SERIES_GENERATE_INTERVAL", 30),
+    JobDefinition("detect_findings", detect_findings, "FRAUD_DETECT_INTERVAL", 20),
 )
 JOB_IDS = [job.job_id for job in JOBS]
 JOBS_BY_ID = {job.job_id: job for job in JOBS}

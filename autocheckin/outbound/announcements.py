@@ -20,6 +20,7 @@ from autocheckin.outbound import outbox
 from autocheckin.outbound.models import (
     ATTENDANCE_MARKED,
     ATTENDANCE_UPDATED,
+    FRAUD_DETECTED,
     SESSION_CREATED,
     SESSION_UPDATED,
     STUDENT_ENROLLED,
@@ -140,6 +141,12 @@ def attendances_marked(session: Session, *, records: list[Any]) -> None:
 def attendances_updated(session: Session, *, changes: list[Any]) -> None:
     """One `attendance.updated` row for what a correction changed, in its transaction."""
     outbox.announce(session, ATTENDANCE_UPDATED, lambda: [attendance_updated(c) for c in changes])
+
+
+@signals.findings_created.connect
+def fraud_detected(session: Session, *, findings: list[dict[str, Any]]) -> None:
+    """One `fraud.detected` row for the findings a detector pass made, in its transaction."""
+    outbox.announce(session, FRAUD_DETECTED, findings)
 
 
 # --- sync: what an upsert of upstream sessions created or changed -----------------------------

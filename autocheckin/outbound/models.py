@@ -18,7 +18,7 @@ SESSION_CREATED = "session.created"
 SESSION_UPDATED = "session.updated"
 STUDENT_ENROLLED = "student.enrolled"
 ALERT_CREATED = "alert.created"  # accepted, emitted by nothing yet
-FRAUD_DETECTED = "fraud.detected"  # accepted, emitted by nothing yet
+FRAUD_DETECTED = "fraud.detected"  # a new finding (`findings.detector`)
 EVENT_TYPES = (
     ATTENDANCE_MARKED,
     ATTENDANCE_UPDATED,

@@ -40,6 +40,8 @@ class WebhookRequest(db.Model):
     endpoint: Mapped[str] = mapped_column(String(40))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     source: Mapped[str | None] = mapped_column(String(100))
+    # Who sent it (`ratelimits.client_address`): what the unknown-identifier rule counts by.
+    client_address: Mapped[str | None] = mapped_column(String(100))
     headers: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
     # The whole body, or for a request refused for its signature only the first KB of it.
     body: Mapped[bytes] = mapped_column(LargeBinary, default=b"")

@@ -83,6 +83,7 @@ class Inbound:
     headers: dict[str, str]
     received_at: datetime
     request_id: str = ""  # the X-Request-ID the answer carries: names the request in history
+    client_address: str | None = None  # `ratelimits.client_address()`: who sent it
 
 
 def entry_for(inbound: Inbound) -> Entry:
@@ -92,6 +93,7 @@ def entry_for(inbound: Inbound) -> Entry:
         headers=inbound.headers,
         body=inbound.body,
         body_sha256=request_log.fingerprint(inbound.endpoint, inbound.body),
+        client_address=inbound.client_address,
     )
 
 

@@ -82,6 +82,7 @@ class Entry:
     idempotency_key: str | None = None
     idempotency_scope: str | None = None
     signature_digest: str | None = None
+    client_address: str | None = None
 
 
 def _outcome_values(rendered: Rendered, outcome: str, source: str | None, duration_ms: float):
@@ -126,6 +127,7 @@ def write(
         "idempotency_key": entry.idempotency_key,
         "idempotency_scope": entry.idempotency_scope,
         "signature_digest": entry.signature_digest,
+        "client_address": entry.client_address,
         "attempts": 1,
         "is_replayable": is_replayable,
         **_outcome_values(rendered, outcome, source, duration_ms),

@@ -1,0 +1,192 @@
+"""A detector pass: every rule over what was stored since the last pass, after commit.
+
+Nothing here runs in a check-in's request. The leader's `detect_findings` job runs a pass
+every FRAUD_DETECT_INTERVAL; a pass reads check-ins by id past its cursor, and the
+time-window rules from the cursor's time less their window. A check-in is read again until
+it is FRAUD_SETTLE old (a PostgreSQL transaction may commit a lower id after a higher
+one), so a pass sees each pattern whole, and `Finding.dedupe_key` and the merge below make
+a pattern seen twice one finding: each new finding is announced once (`fraud.detected`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from autocheckin import state
+from autocheckin.attendance import signals
+from autocheckin.attendance.models import Attendance
+from autocheckin.database import dialect_insert, write_transaction
+from autocheckin.extensions import db
+from autocheckin.findings import rules as rule_set
+from autocheckin.findings.models import OPEN, Finding
+from autocheckin.findings.rules import MAX_EVIDENCE_IDS, FindingRules, Hit
+from autocheckin.times import iso, parse_iso
+
+log = logging.getLogger("autocheckin.findings")
+
+CURSOR_KEY = "findings.cursor"
+FINDINGS = Finding.__table__
+ATTENDANCES = Attendance.__table__
+
+
+@dataclass(frozen=True)
+class PassResult:
+    seen: int
+    created: int
+    merged: int
+    after_attendance_id: int
+
+
+def detect(*, now: datetime, rules: FindingRules, since: datetime | None = None) -> PassResult:
+    """One pass; `since` overrides the cursor (a first pass looks FRAUD_FIRST_PASS_LOOKBACK
+    back, a benchmark or an operator may look further)."""
+    cursor = state.get(CURSOR_KEY) or {}
+    if since is None and cursor:
+        since, after_id = parse_iso(cursor["scanned_until"]), int(cursor["after_attendance_id"])
+    else:
+        since = since or now - rules.first_pass_lookback
+        after_id = _last_id_before(since)
+    connection = db.session.connection()
+    hits: list[Hit] = []
+    hits += rule_set.shared_client(connection, since - rules.shared_client_window, now, rules)
+    hits += rule_set.overlap(connection, after_id, rules)
+    hits += rule_set.clock_skew(connection, after_id, rules)
+    hits += rule_set.unknown_ids(connection, since - rules.unknown_window, now, rules)
+    settled = now - rules.settle
+    next_after_id = _last_id_before(settled, after=after_id)
+    created, merged = _save(hits, now=now)
+    state.set(
+        CURSOR_KEY,
+        {"scanned_until": iso(max(since, settled)), "after_attendance_id": next_after_id},
+    )
+    if created:
+        log.info("findings: %d new (%d seen again)", len(created), merged)
+    return PassResult(len(hits), len(created), merged, next_after_id)
+
+
+def _last_id_before(moment: datetime, *, after: int = 0) -> int:
+    """The highest attendance id stored before `moment` (ids below it are read no more)."""
+    found = db.session.execute(
+        select(func.max(ATTENDANCES.c.id)).where(
+            ATTENDANCES.c.id > after, ATTENDANCES.c.created_at < moment
+        )
+    ).scalar()
+    return max(after, found or 0)
+
+
+def _save(hits: list[Hit], *, now: datetime) -> tuple[list[int], int]:
+    """Insert each new pattern, add to the finding of one seen before; one transaction."""
+    created: list[dict[str, Any]] = []
+    merged = 0
+    with write_transaction() as session:
+        for hit in hits:
+            earlier = _earlier(session, hit)
+            if earlier is not None:
+                if earlier.state == OPEN:
+                    _merge(session, earlier, hit)
+                merged += 1
+                continue
+            inserted = session.execute(
+                dialect_insert(session)(FINDINGS)
+                .values(
+                    rule=hit.rule,
+                    subject=hit.subject[:200],
+                    dedupe_key=hit.key[:300],
+                    first_seen_at=hit.first_seen,
+                    last_seen_at=hit.last_seen,
+                    evidence=hit.evidence,
+                    attendance_ids=hit.attendance_ids,
+                    state=OPEN,
+                    created_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                .returning(FINDINGS.c.id)
+            ).scalar()
+            if inserted is None:
+                merged += 1
+                continue
+            created.append(announced(inserted, hit, created_at=now))
+        if created:
+            signals.findings_created.send(session, findings=created)
+    return [item["finding_id"] for item in created], merged
+
+
+def _earlier(session: Any, hit: Hit) -> Any:
+    """The finding this hit is the same pattern as: the same key, or for a burst the same
+    subject seen within the rule's window."""
+    row = session.execute(select(FINDINGS).where(FINDINGS.c.dedupe_key == hit.key[:300])).first()
+    if row is not None or hit.merge_window is None:
+        return row
+    return session.execute(
+        select(FINDINGS)
+        .where(
+            FINDINGS.c.rule == hit.rule,
+            FINDINGS.c.subject == hit.subject[:200],
+            FINDINGS.c.last_seen_at >= hit.first_seen - hit.merge_window,
+            FINDINGS.c.first_seen_at <= hit.last_seen + hit.merge_window,
+        )
+        .order_by(FINDINGS.c.last_seen_at.desc())
+        .limit(1)
+    ).first()
+
+
+def _merge(session: Any, earlier: Any, hit: Hit) -> None:
+    ids = sorted(set(earlier.attendance_ids or []) | set(hit.attendance_ids))[:MAX_EVIDENCE_IDS]
+    evidence = merged_evidence(hit.rule, dict(earlier.evidence or {}), hit.evidence, ids)
+    session.execute(
+        FINDINGS.update()
+        .where(FINDINGS.c.id == earlier.id)
+        .values(
+            attendance_ids=ids,
+            evidence=evidence,
+            first_seen_at=min(earlier.first_seen_at, hit.first_seen),
+            last_seen_at=max(earlier.last_seen_at, hit.last_seen),
+        )
+    )
+
+
+def merged_evidence(
+    rule: str, old: dict[str, Any], new: dict[str, Any], ids: list[int]
+) -> dict[str, Any]:
+    """One finding's evidence after a pass saw more of its pattern (or the same again)."""
+    if rule == rule_set.SHARED_CLIENT:
+        people = sorted(set(old.get("people", [])) | set(new.get("people", [])))
+        return {
+            **new,
+            "people": people[:MAX_EVIDENCE_IDS],
+            "people_count": len(people),
+            "check_ins": len(ids),
+        }
+    if rule == rule_set.CLOCK_SKEW:
+        largest = max(
+            old.get("largest_skew_seconds", 0), new.get("largest_skew_seconds", 0), key=abs
+        )
+        return {**new, "count": len(ids), "largest_skew_seconds": largest}
+    if rule == rule_set.UNKNOWN_IDS:
+        requests = dict(map(tuple, old.get("requests", []))) | dict(map(tuple, new["requests"]))
+        return {
+            **new,
+            "requests": sorted([id_, count] for id_, count in requests.items())[:MAX_EVIDENCE_IDS],
+            "unknown": sum(requests.values()),
+        }
+    return new
+
+
+def announced(finding_id: int, hit: Hit, *, created_at: datetime) -> dict[str, Any]:
+    """A new finding as `fraud.detected` data."""
+    return {
+        "finding_id": finding_id,
+        "rule": hit.rule,
+        "subject": hit.subject,
+        "state": OPEN,
+        "first_seen_at": iso(hit.first_seen),
+        "last_seen_at": iso(hit.last_seen),
+        "attendance_ids": hit.attendance_ids,
+        "evidence": hit.evidence,
+        "created_at": iso(created_at),
+    }

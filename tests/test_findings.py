@@ -1,0 +1,289 @@
+"""Suspicious check-ins (issue 24): each rule fires on its pattern and stays silent on an
+ordinary event; a finding is made once across passes, two workers and a restart; confirming
+voids its check-ins through the corrections path; every door to findings says who may use it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from autocheckin import settings
+from autocheckin.attendance.models import Attendance
+from autocheckin.extensions import db
+from autocheckin.findings import detector
+from autocheckin.findings.models import Finding
+from autocheckin.outbound.models import OutboxEntry
+from autocheckin.times import iso, utcnow
+from autocheckin.webhooks.models import WebhookRequest
+from tests.helpers import LEGACY, make_event, make_student, post, rows
+
+KEY = {"x-checkout-key": "test-checkout-key"}
+PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Safari/604.1"
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app(SECRET_KEY="findings-test-secret-" + "x" * 16, FRAUD_SETTLE="0")
+
+
+def detect(app, **overrides):
+    with app.app_context():
+        return detector.detect(now=utcnow(), rules=settings.of(app).findings, **overrides)
+
+
+def findings(app, rule=None):
+    with app.app_context():
+        query = select(Finding).order_by(Finding.id)
+        if rule is not None:
+            query = query.where(Finding.rule == rule)
+        found = list(db.session.scalars(query))
+        db.session.expunge_all()
+        return found
+
+
+def _event(app, *, start=None, lasts=timedelta(hours=1), location="", name=None):
+    with app.app_context():
+        start = start or utcnow() - timedelta(minutes=5)
+        return make_event(
+            name=name or f"Class {start:%H%M%S%f}{location}",
+            start_time=start,
+            end_time=start + lasts,
+            location=location,
+        ).id
+
+
+def _people(app, count, prefix="s"):
+    with app.app_context():
+        return [
+            make_student(identifier=f"{prefix}{n}", email=f"{prefix}{n}@school.example").id
+            for n in range(count)
+        ]
+
+
+def _scan(client, identifier, event_id, **fields):
+    body = {"student_identifier": identifier, "event_identifier": event_id, **fields}
+    return post(client, LEGACY, body)
+
+
+def _web_check_in(client, auth, email, event_id, *, address, agent=PHONE):
+    headers = auth.headers(email=email, name=email.split("@")[0].title())
+    return client.post(
+        f"/events/{event_id}/attend",
+        headers={**headers, "User-Agent": agent},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def _subscribe_fraud(client):
+    body = {"name": "Review", "url": "http://127.0.0.1:9/hook", "event_type": "fraud.detected"}
+    answer = client.post("/api/webhooks", json=body, headers=KEY)
+    assert answer.status_code == 201, answer.get_json()
+
+
+def _fraud_items(app):
+    with app.app_context():
+        entries = db.session.scalars(
+            select(OutboxEntry).where(OutboxEntry.event_type == "fraud.detected")
+        )
+        return [item for entry in entries for item in json.loads(entry.items)]
+
+
+# --- shared_client: one phone, many accounts ----------------------------------------------------
+
+
+def test_one_phone_checking_in_three_accounts_is_one_finding(app, client, auth):
+    _subscribe_fraud(client)
+    event_id = _event(app)
+    for name in ("ann", "bob", "cy"):
+        answer = _web_check_in(client, auth, f"{name}@school.example", event_id, address="10.1.1.1")
+        assert answer.status_code == 200, answer.get_json()
+    assert findings(app) == []  # nothing is judged in the request
+    result = detect(app)
+    (finding,) = findings(app, "shared_client")
+    assert result.created == 1
+    assert finding.state == "open" and finding.subject.startswith("web:10.1.1.1|")
+    assert finding.evidence["people_count"] == 3 and finding.evidence["user_agent"] == PHONE
+    assert len(finding.attendance_ids) == 3
+    assert detect(app).created == 0 and len(findings(app)) == 1  # the next pass adds nothing
+    (item,) = _fraud_items(app)
+    assert (item["finding_id"], item["rule"]) == (finding.id, "shared_client")
+
+
+def test_a_fourth_account_later_in_the_burst_joins_the_finding(app, client, auth):
+    event_id = _event(app)
+    for name in ("ann", "bob", "cy"):
+        _web_check_in(client, auth, f"{name}@school.example", event_id, address="10.1.1.1")
+    detect(app)
+    _web_check_in(client, auth, "dee@school.example", event_id, address="10.1.1.1")
+    assert detect(app).created == 0
+    (finding,) = findings(app)
+    assert finding.evidence["people_count"] == 4 and len(finding.attendance_ids) == 4
+
+
+def test_many_phones_and_one_scanner_are_normal(app, client, auth):
+    """A class on their own phones (each its own address), and a queue of 40 people through
+    one scanner at the door in ten minutes: nothing to review."""
+    event_id = _event(app)
+    for n, name in enumerate(("ann", "bob", "cy", "dee", "eve")):
+        answer = _web_check_in(
+            client, auth, f"{name}@school.example", event_id, address=f"10.2.0.{n + 1}"
+        )
+        assert answer.status_code == 200
+    second = _event(app)
+    for identifier in [f"q{n}" for n in range(40)]:
+        with app.app_context():
+            make_student(identifier=identifier, email=f"{identifier}@school.example")
+    for identifier in [f"q{n}" for n in range(40)]:
+        answer = _scan(client, identifier, second, source="door-scanner")
+        assert answer.status_code == 201, answer.get_json()
+    assert detect(app).created == 0
+    assert findings(app) == []
+
+
+def test_a_trusted_network_is_not_judged(make_app, auth):
+    app = make_app(FRAUD_SETTLE="0", FRAUD_TRUSTED_NETWORKS="10.9.0.0/16")
+    client = app.test_client()
+    auth = type(auth)(client)
+    event_id = _event(app)
+    for name in ("ann", "bob", "cy"):
+        _web_check_in(client, auth, f"{name}@school.example", event_id, address="10.9.4.4")
+    assert detect(app).created == 0
+
+
+def test_the_same_address_with_other_browsers_is_other_clients(app, client, auth):
+    event_id = _event(app)
+    for n, name in enumerate(("ann", "bob", "cy")):
+        _web_check_in(
+            client, auth, f"{name}@school.example", event_id, address="10.1.1.1", agent=f"B/{n}"
+        )
+    assert detect(app).created == 0
+
+
+# --- overlap: two places at once ----------------------------------------------------------------
+
+
+def test_checked_in_at_two_overlapping_events_in_different_places(app, client):
+    _subscribe_fraud(client)
+    start = utcnow() - timedelta(minutes=20)
+    room_a = _event(app, start=start, location="Room A")
+    room_b = _event(app, start=start + timedelta(minutes=5), location="Room B")
+    _people(app, 1)
+    assert _scan(client, "s0", room_a).status_code == 201
+    assert _scan(client, "s0", room_b).status_code == 201
+    detect(app)
+    (finding,) = findings(app, "overlap")
+    assert finding.subject.startswith("person:")
+    assert {entry["location"] for entry in finding.evidence["check_ins"]} == {"Room A", "Room B"}
+    assert detect(app).created == 0 and len(_fraud_items(app)) == 1
+
+
+def test_same_place_back_to_back_or_unplaced_events_are_normal(app, client):
+    start = utcnow() - timedelta(minutes=50)
+    first = _event(app, start=start, lasts=timedelta(minutes=45), location="Room A")
+    # Overlaps the first by 5 minutes only (a passing period), in another room.
+    next_door = _event(app, start=start + timedelta(minutes=40), location="Room B")
+    same_room = _event(app, start=start + timedelta(minutes=10), location=" room a ")
+    no_place = _event(app, start=start + timedelta(minutes=10))
+    _people(app, 1)
+    scans = ((first, -45), (next_door, -8), (same_room, -30), (no_place, -30))
+    for event_id, minutes in scans:
+        moment = iso(utcnow() + timedelta(minutes=minutes))
+        answer = _scan(client, "s0", event_id, check_in_time=moment)
+        assert answer.status_code == 201, answer.get_json()
+    detect(app)
+    assert findings(app, "overlap") == []  # (the back-dated scans are clock_skew's)
+
+
+# --- clock_skew: a back-dated scan or a wrong clock ---------------------------------------------
+
+
+def test_a_scan_dated_long_before_it_arrived_is_one_finding_per_scanner(app, client):
+    event_id = _event(app, start=utcnow() - timedelta(hours=2), lasts=timedelta(hours=3))
+    _people(app, 3)
+    back = iso(utcnow() - timedelta(minutes=40))
+    for identifier in ("s0", "s1"):
+        answer = _scan(client, identifier, event_id, source="gate-2", check_in_time=back)
+        assert answer.status_code == 201, answer.get_json()
+    assert _scan(client, "s2", event_id, source="gate-1").status_code == 201  # on time
+    detect(app)
+    (finding,) = findings(app, "clock_skew")
+    assert finding.subject == "source:attendance:gate-2"
+    assert finding.evidence["count"] == 2 and len(finding.attendance_ids) == 2
+    assert finding.evidence["largest_skew_seconds"] == pytest.approx(-2400, abs=60)
+
+
+def test_scans_on_time_and_replays_are_normal(app, client):
+    event_id = _event(app, start=utcnow() - timedelta(hours=2), lasts=timedelta(hours=3))
+    _people(app, 2)
+    recent = iso(utcnow() - timedelta(minutes=2))
+    assert _scan(client, "s0", event_id, source="gate", check_in_time=recent).status_code == 201
+    # An unknown person's scan, kept unmatched, goes through when the roster has them: it
+    # runs on its own arrival time, long before it was stored.
+    assert _scan(client, "late", event_id, source="gate").status_code == 404
+    with app.app_context():
+        make_student(identifier="late", email="late@school.example")
+        db.session.execute(  # it came in an hour ago
+            WebhookRequest.__table__.update().values(received_at=utcnow() - timedelta(hours=1))
+        )
+        db.session.commit()
+    answer = client.post("/api/v1/webhooks/unmatched/resolve", headers=KEY)
+    assert answer.status_code == 200, answer.get_json()
+    assert rows(app, Attendance) == 2
+    assert detect(app).created == 0
+
+
+# --- unknown_ids: someone guessing ---------------------------------------------------------------
+
+
+def test_a_burst_of_unknown_identifiers_from_one_client(app, client):
+    event_id = _event(app)
+    for n in range(20):
+        answer = client.post(
+            LEGACY,
+            json={"student_identifier": f"guess{n:04d}", "event_identifier": event_id},
+            environ_base={"REMOTE_ADDR": "10.5.5.5"},
+        )
+        assert answer.status_code == 404
+    detect(app)
+    (finding,) = findings(app, "unknown_ids")
+    assert finding.subject == "client:10.5.5.5"
+    assert finding.evidence["unknown"] == 20 and len(finding.evidence["requests"]) == 20
+
+
+def test_a_batch_counts_its_unknown_items_and_retries_count_once(app, client):
+    event_id = _event(app)
+    _people(app, 5)
+    items = [{"student_identifier": f"s{n}", "event_identifier": event_id} for n in range(5)]
+    items += [{"student_identifier": f"nobody{n}", "event_identifier": event_id} for n in range(3)]
+    for _ in range(10):  # the same batch again and again: one request's unknowns
+        answer = client.post(
+            "/api/webhook/attendance/batch",
+            json={"items": items},
+            environ_base={"REMOTE_ADDR": "10.6.6.6"},
+        )
+        assert answer.status_code == 200, answer.get_json()
+    assert detect(app).created == 0
+    guesses = [{"student_identifier": f"g{n}", "event_identifier": event_id} for n in range(17)]
+    answer = client.post(
+        "/api/webhook/attendance/batch",
+        json={"items": guesses},
+        environ_base={"REMOTE_ADDR": "10.6.6.6"},
+    )
+    assert answer.get_json()["totals"]["not_found"] == 17
+    detect(app)
+    (finding,) = findings(app, "unknown_ids")
+    assert finding.evidence["unknown"] == 20 and len(finding.evidence["requests"]) == 2
+
+
+def test_a_few_unknowns_at_a_busy_door_are_normal(app, client):
+    event_id = _event(app)
+    _people(app, 40, prefix="k")
+    for n in range(40):
+        assert _scan(client, f"k{n}", event_id).status_code == 201
+    for n in range(3):  # new students the roster does not have yet
+        assert _scan(client, f"new{n}", event_id).status_code == 404
+    assert detect(app).created == 0
