@@ -28,6 +28,7 @@ from autocheckin.api import (
     v1,
 )
 from autocheckin.api import corrections as corrections_api
+from autocheckin.api import findings as findings_api
 from autocheckin.api import series as series_api
 from autocheckin.api import webhooks as webhooks_api
 from autocheckin.api.errors import (
@@ -116,6 +117,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(root.bp)
     app.register_blueprint(v1.bp)
     app.register_blueprint(corrections_api.bp)
+    app.register_blueprint(findings_api.bp)
     app.register_blueprint(webhooks_api.bp)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(events.bp)

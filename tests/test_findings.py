@@ -6,13 +6,14 @@ voids its check-ins through the corrections path; every door to findings says wh
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from autocheckin import settings
-from autocheckin.attendance.models import Attendance
+from autocheckin.attendance.models import Attendance, AttendanceChange
 from autocheckin.extensions import db
 from autocheckin.findings import detector
 from autocheckin.findings.models import Finding
@@ -287,3 +288,151 @@ def test_a_few_unknowns_at_a_busy_door_are_normal(app, client):
     for n in range(3):  # new students the roster does not have yet
         assert _scan(client, f"new{n}", event_id).status_code == 404
     assert detect(app).created == 0
+
+
+# --- review: confirm, dismiss, and who may ---------------------------------------------------
+
+
+def _overlap_finding(app, client):
+    start = utcnow() - timedelta(minutes=20)
+    room_a = _event(app, start=start, location="Room A")
+    room_b = _event(app, start=start + timedelta(minutes=5), location="Room B")
+    _people(app, 1)
+    _scan(client, "s0", room_a)
+    _scan(client, "s0", room_b)
+    detect(app)
+    (finding,) = findings(app, "overlap")
+    return finding
+
+
+def test_confirming_voids_the_named_check_ins_through_corrections(app, client):
+    finding = _overlap_finding(app, client)
+    listed = client.get("/api/v1/findings", headers=KEY).get_json()["data"]
+    assert listed["total"] == 1 and listed["findings"][0]["id"] == finding.id
+    keep, void = finding.attendance_ids
+    answer = client.post(
+        f"/api/v1/findings/{finding.id}/confirm",
+        json={"reason": "seen in Room A only", "attendance_ids": [void]},
+        headers=KEY,
+    )
+    assert answer.status_code == 200, answer.get_json()
+    data = answer.get_json()["data"]
+    assert (data["state"], data["decided_by"], data["voided_ids"]) == (
+        "confirmed",
+        "checkout_key",
+        [void],
+    )
+    with app.app_context():
+        assert db.session.get(Attendance, void).voided_at is not None
+        assert db.session.get(Attendance, keep).voided_at is None
+        entry = db.session.scalar(
+            select(AttendanceChange).where(
+                AttendanceChange.attendance_id == void, AttendanceChange.seq == 2
+            )
+        )
+        assert entry.action == "voided" and entry.actor == "checkout_key"
+        assert entry.reason == f"finding {finding.id} (overlap) confirmed: seen in Room A only"
+    again = client.post(
+        f"/api/v1/findings/{finding.id}/dismiss", json={"reason": "changed my mind"}, headers=KEY
+    )
+    assert again.status_code == 409 and again.get_json()["code"] == "already_decided"
+    assert client.get("/api/v1/findings", headers=KEY).get_json()["data"]["total"] == 0
+    everything = client.get("/api/v1/findings?state=confirmed", headers=KEY).get_json()
+    assert everything["data"]["total"] == 1
+
+
+def test_dismissing_changes_nothing_but_the_finding(app, client):
+    finding = _overlap_finding(app, client)
+    answer = client.post(
+        f"/api/v1/findings/{finding.id}/dismiss",
+        json={"reason": "two rooms, one hall"},
+        headers=KEY,
+    )
+    assert answer.status_code == 200 and answer.get_json()["data"]["state"] == "dismissed"
+    with app.app_context():
+        assert db.session.query(Attendance).filter(Attendance.voided_at.is_not(None)).count() == 0
+    detect(app)
+    assert len(findings(app)) == 1  # seen again, still the one (dismissed) finding
+
+
+def test_bad_decisions_are_refused_and_change_nothing(app, client):
+    finding = _overlap_finding(app, client)
+    path = f"/api/v1/findings/{finding.id}/confirm"
+    for body, status in (
+        ({}, 422),
+        ({"reason": "  "}, 422),
+        ({"reason": "x", "attendance_ids": [999999]}, 422),
+        ({"reason": "x", "attendance_ids": []}, 422),
+        ({"reason": "x", "extra": 1}, 422),
+        ("not json", 422),
+    ):
+        answer = (
+            client.post(path, data=body, headers={**KEY, "Content-Type": "application/json"})
+            if isinstance(body, str)
+            else client.post(path, json=body, headers=KEY)
+        )
+        assert answer.status_code == status, (body, answer.get_json())
+        assert answer.get_json()["success"] is False
+    assert (
+        client.post("/api/v1/findings/999/dismiss", json={"reason": "x"}, headers=KEY).status_code
+        == 404
+    )
+    assert client.get("/api/v1/findings/999", headers=KEY).status_code == 404
+    assert client.get("/api/v1/findings?state=maybe", headers=KEY).status_code in (400, 422)
+    assert client.get("/api/v1/findings?limit=0", headers=KEY).status_code in (400, 422)
+    assert findings(app)[0].state == "open"
+
+
+def test_only_admins_and_key_holders_read_or_decide(app, client, auth, runner):
+    finding = _overlap_finding(app, client)
+    assert client.get("/api/v1/findings").status_code == 401
+    assert client.get("/api/v1/findings", headers={"x-checkout-key": "wrong"}).status_code == 401
+    user = auth.headers(email="user@school.example", name="User")
+    assert client.get("/api/v1/findings", headers=user).status_code == 403
+    path = f"/api/v1/findings/{finding.id}/dismiss"
+    assert client.post(path, json={"reason": "x"}, headers=user).status_code == 403
+    admin = auth.headers(email="boss@school.example", name="Boss")
+    assert runner.invoke(args=["users", "promote", "boss@school.example"]).exit_code == 0
+    answer = client.post(path, json={"reason": "known hall"}, headers=admin)
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["data"]["decided_by"].startswith("account:")
+
+
+# --- once across two workers and a restart ---------------------------------------------------
+
+
+def test_two_workers_at_once_and_a_restart_make_each_finding_once(make_app, database_url):
+    first = make_app(FRAUD_SETTLE="0")
+    client = first.test_client()
+    _subscribe_fraud(client)
+    start = utcnow() - timedelta(minutes=20)
+    room_a = _event(first, start=start, location="Room A")
+    room_b = _event(first, start=start + timedelta(minutes=5), location="Room B")
+    _people(first, 1)
+    _scan(client, "s0", room_a)
+    _scan(client, "s0", room_b)
+    second = make_app(FRAUD_SETTLE="0")
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run(app):
+        try:
+            barrier.wait(timeout=10)
+            detect(app)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(app,)) for app in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    restarted = make_app(FRAUD_SETTLE="0")
+    with restarted.app_context():
+        from autocheckin import state
+
+        state.set(detector.CURSOR_KEY, None)  # a restart that lost its cursor reads again
+    detect(restarted)
+    assert len(findings(restarted)) == 1
+    assert len(_fraud_items(restarted)) == 1

@@ -25,7 +25,7 @@ class FindingFilter:
     state: str | None = OPEN  # None: every state
     rule: str | None = None
     limit: int = 50
-    offset: int = 0
+    skip: int = 0
 
 
 def list_findings(filters: FindingFilter) -> tuple[list[Finding], int]:
@@ -39,7 +39,7 @@ def list_findings(filters: FindingFilter) -> tuple[list[Finding], int]:
     page = db.session.scalars(
         query.order_by(Finding.created_at.desc(), Finding.id.desc())
         .limit(filters.limit)
-        .offset(filters.offset)
+        .offset(filters.skip)
     )
     return list(page), total or 0
 
