@@ -6,6 +6,7 @@ voids its check-ins through the corrections path; every door to findings says wh
 from __future__ import annotations
 
 import json
+import re
 import threading
 from datetime import timedelta
 
@@ -436,3 +437,35 @@ def test_two_workers_at_once_and_a_restart_make_each_finding_once(make_app, data
     detect(restarted)
     assert len(findings(restarted)) == 1
     assert len(_fraud_items(restarted)) == 1
+
+
+# --- the dashboard's review queue -------------------------------------------------------------
+
+
+def test_the_dashboard_review_queue_confirms_with_its_token_and_a_reason(app, client):
+    from autocheckin.auth import accounts
+
+    finding = _overlap_finding(app, client)
+    password = "correct horse battery staple 42"
+    with app.app_context():
+        accounts.register_user(email="boss@school.example", name="Boss", password=password)
+        accounts.set_web_role(email="boss@school.example", role="admin")
+    site = app.test_client()
+    login = site.get("/dashboard/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login).group(1)
+    form = {"email": "boss@school.example", "password": password, "csrf_token": token}
+    assert site.post("/dashboard/login", data=form).status_code == 302
+    page = site.get("/dashboard/").get_data(as_text=True)
+    assert "Suspicious check-ins to review" in page
+    assert f"Person {finding.evidence['person_id']} was checked in at Room A" in page
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    target = f"/dashboard/findings/{finding.id}/confirm"
+    site.post(target, data={"reason": "seen in one room"})  # no token: nothing happens
+    site.post(target, data={"csrf_token": token, "reason": ""})  # no reason: nothing either
+    assert findings(app)[0].state == "open"
+    done = site.post(target, data={"csrf_token": token, "reason": "seen in one room"})
+    assert done.status_code == 302
+    (decided,) = findings(app)
+    assert decided.state == "confirmed" and decided.decided_by.startswith("account:")
+    assert sorted(decided.voided_ids) == sorted(finding.attendance_ids)
+    assert "None open." in site.get("/dashboard/").get_data(as_text=True)

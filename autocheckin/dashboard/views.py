@@ -45,6 +45,7 @@ from autocheckin.auth.errors import Unauthorized
 from autocheckin.auth.models import Account
 from autocheckin.errors import ServiceError
 from autocheckin.extensions import db
+from autocheckin.findings import review
 from autocheckin.integrations import calendar, exports
 from autocheckin.outbound import subscriptions
 from autocheckin.times import IsoTime, parse_iso, to_utc, utcnow
@@ -387,6 +388,8 @@ def _overview(created: tuple[str, str] | None = None) -> str:
         deliveries=subscriptions.delivery_tally(since=utcnow() - timedelta(hours=24)),
         feeds=calendar.list_feeds(),
         excuses=excuses.list_excuses(excuses.ExcuseFilter(state=EXCUSE_PENDING, limit=20))[0],
+        findings=review.list_findings(review.FindingFilter(limit=20))[0],
+        describe_finding=review.describe,
         all_series=series.list_series(limit=50),
         action=ActionForm(),
         new_key=NewKeyForm(),
@@ -691,3 +694,28 @@ def event_csv(event_id: int) -> Response:
     queries.get_event(event_id)
     rows = exports.moodle_rows(period=exports.Period(), event_id=event_id, now=utcnow())
     return csv_download(exports.MOODLE_HEADER, rows, f"event-{event_id}.csv")
+
+
+# --- findings -------------------------------------------------------------------------------
+
+
+@bp.post("/findings/<int:finding_id>/confirm")
+@documented("Confirm a finding: its check-ins are voided (the page's form)", status=302)
+def confirm_finding(finding_id: int) -> Response:
+    def run(admin: Account, form: CorrectionForm) -> str:
+        finding = review.confirm(
+            finding_id=finding_id, actor=_actor(admin), reason=form.reason.data
+        )
+        return f"Finding {finding_id} confirmed: {len(finding.voided_ids or [])} check-ins voided"
+
+    return _act(run, back=lambda: url_for(".index") + "#findings", form=CorrectionForm)
+
+
+@bp.post("/findings/<int:finding_id>/dismiss")
+@documented("Dismiss a finding, with a reason (the page's form)", status=302)
+def dismiss_finding(finding_id: int) -> Response:
+    def run(admin: Account, form: CorrectionForm) -> str:
+        review.dismiss(finding_id=finding_id, actor=_actor(admin), reason=form.reason.data)
+        return f"Finding {finding_id} dismissed"
+
+    return _act(run, back=lambda: url_for(".index") + "#findings", form=CorrectionForm)

@@ -125,3 +125,33 @@ def _decide(finding: Finding, decision: str, actor: str, note: str, now) -> None
     finding.decided_by = actor
     finding.decided_at = now or utcnow()
     finding.decision_reason = note
+
+
+def describe(finding: Finding) -> str:
+    """The finding in one plain sentence, for the review queue."""
+    evidence = finding.evidence or {}
+    if finding.rule == "shared_client":
+        return (
+            f"{evidence.get('people_count')} different people checked in through the "
+            f"{evidence.get('door')} door from one client ({evidence.get('client')}, the same "
+            f"browser) within {int(evidence.get('window_seconds', 0) // 60)} minutes"
+        )
+    if finding.rule == "overlap":
+        places = " and ".join(
+            f"{entry.get('location')} (event {entry.get('event_id')})"
+            for entry in evidence.get("check_ins", [])
+        )
+        return f"Person {evidence.get('person_id')} was checked in at {places} at the same time"
+    if finding.rule == "clock_skew":
+        minutes = abs(evidence.get("largest_skew_seconds", 0)) / 60
+        return (
+            f"{evidence.get('count')} check-ins from {evidence.get('source') or 'an app'} "
+            f"({evidence.get('door')}) were dated up to {minutes:.0f} minutes away from "
+            "when they arrived"
+        )
+    if finding.rule == "unknown_ids":
+        return (
+            f"{evidence.get('client')} sent {evidence.get('unknown')} check-ins naming unknown "
+            f"people or events within {int(evidence.get('window_seconds', 0) // 60)} minutes"
+        )
+    return finding.rule
