@@ -32,6 +32,7 @@ from autocheckin.attendance.models import Attendance, Event, Student
 from autocheckin.auth import accounts
 from autocheckin.database import write_transaction
 from autocheckin.extensions import db
+from autocheckin.findings import detector
 from autocheckin.sync.models import Enrolment, RosterEntry
 from autocheckin.times import iso, utcnow
 
@@ -78,6 +79,7 @@ def demo_command(seed: int, on_a_deployment: bool) -> None:
         "check-ins",
         "corrections",
         "webhooks",
+        "findings",
         "admin",
     )
     with click.progressbar(steps, label="Filling the demo", item_show_func=str) as bar:
@@ -96,6 +98,8 @@ def demo_command(seed: int, on_a_deployment: bool) -> None:
                 corrected = _corrections(students, events, now)
             elif step == "webhooks":
                 webhooks = _webhooks(events)
+            elif step == "findings":
+                found = _findings(events)
             else:
                 admin_password = _admin()
     click.echo(
@@ -103,6 +107,7 @@ def demo_command(seed: int, on_a_deployment: bool) -> None:
         f"{counts['late']} late, {counts['absent']} absent; {corrected}; {webhooks}"
     )
     click.echo(weekly)
+    click.echo(found)
     if admin_password:
         click.echo(
             f"Dashboard: /dashboard/ as {DEMO_ADMIN} with the password {admin_password} "
@@ -329,6 +334,37 @@ def _webhooks(events: list[Event]) -> str:
         answered.append(client.post("/api/webhook/attendance/", data=raw, headers=headers))
     refused = sum(1 for answer in answered if answer.status_code >= 400)
     return f"{refused} webhook requests failed or wait unmatched (at {iso(utcnow())})"
+
+
+def _findings(events: list[Event]) -> str:
+    """A gate scanner whose clock runs 25 minutes slow sends two check-ins to the event
+    running now, through the webhook pipeline; a detector pass, as the leader's job runs
+    it, finds them (the clock_skew rule) for the dashboard's review queue."""
+    running = next(event for event in events if event.name == "Algorithms Seminar")
+    checked_in = set(
+        db.session.scalars(select(Attendance.student_id).where(Attendance.event_id == running.id))
+    )
+    absent = db.session.scalars(
+        select(Student).where(Student.id.not_in(checked_in)).order_by(Student.id).limit(2)
+    ).all()
+    client = current_app.test_client()
+    secret = current_app.config["WEBHOOK_SECRET"]
+    slow_clock = iso(utcnow() - timedelta(minutes=25))
+    for student in absent:
+        body = {
+            "student_identifier": student.identifier,
+            "event_identifier": str(running.id),
+            "check_in_time": slow_clock,
+            "source": "gate-scanner-2",
+        }
+        raw = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if secret:
+            digest = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+            headers["X-Webhook-Signature"] = f"sha256={digest}"
+        client.post("/api/webhook/attendance/", data=raw, headers=headers)
+    result = detector.detect(now=utcnow(), rules=settings.current().findings)
+    return f"{result.created} suspicious check-in finding(s) open for review"
 
 
 def _admin() -> str | None:

@@ -126,6 +126,11 @@ def test_demo_fills_a_living_data_set_once(app, auth_headers):
     occurrences = occurrences["occurrences"]
     assert sum(o["is_cancelled"] for o in occurrences) == 1
     assert sum(o["location"] == "Auditorium" for o in occurrences) == 1
+    # A finding through the real rules: the scanner with a slow clock.
+    assert "1 suspicious check-in finding(s) open for review" in filled.output
+    found = app.test_client().get("/api/v1/findings", headers=auth_headers).get_json()["data"]
+    assert [f["rule"] for f in found["findings"]] == ["clock_skew"]
+    assert found["findings"][0]["evidence"]["source"] == "gate-scanner-2"
     again = runner.invoke(args=["demo"])
     assert again.exit_code != 0 and "already" in again.output
 
