@@ -46,6 +46,8 @@ bench: $(VENV)/.dev-deps
 	$(BIN)/python bench/export.py --database-url $(BENCH_DATABASE_URL) --json $(BENCH_RESULTS)/export-postgresql.json
 	$(BIN)/python bench/audit.py --json $(BENCH_RESULTS)/audit-sqlite.json
 	$(BIN)/python bench/audit.py --database-url $(BENCH_DATABASE_URL) --json $(BENCH_RESULTS)/audit-postgresql.json
+	$(BIN)/python bench/findings.py --json $(BENCH_RESULTS)/findings-sqlite.json
+	$(BIN)/python bench/findings.py --database-url $(BENCH_DATABASE_URL) --json $(BENCH_RESULTS)/findings-postgresql.json
 	@echo; $(BIN)/python bench/summary.py $(BENCH_RESULTS)/*.json
 
 clean:

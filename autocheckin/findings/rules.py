@@ -222,92 +222,122 @@ def _place(location: str | None) -> str:
     return " ".join((location or "").lower().split())
 
 
-def overlap(connection: Connection, after_id: int, rules: FindingRules) -> Iterator[Hit]:
-    """Each check-in stored after `after_id` against the same person's other live marks."""
-    other = aliased(ATTENDANCES)
-    other_event = aliased(EVENTS)
-    counted = and_(ATTENDANCES.c.voided_at.is_(None), ATTENDANCES.c.status.in_(ATTENDED_STATUSES))
+@dataclass(frozen=True)
+class _Span:
+    event_id: int
+    start: datetime
+    end: datetime
+    location: str
+
+
+def _parallel_events(connection: Connection, minimum: timedelta) -> dict[int, dict[int, tuple]]:
+    """Events at different places that overlap by `minimum` or more: for each event, its
+    partners and the stretch both are on. One sweep over the events in start order, so the
+    work follows the events that do overlap, not every pair."""
     statement = (
-        select(
-            ATTENDANCES.c.id.label("a_id"),
-            ATTENDANCES.c.student_id,
-            ATTENDANCES.c.checked_in_at.label("a_at"),
-            EVENTS.c.id.label("a_event"),
-            EVENTS.c.start_time.label("a_start"),
-            EVENTS.c.end_time.label("a_end"),
-            EVENTS.c.location.label("a_location"),
-            other.c.id.label("b_id"),
-            other.c.checked_in_at.label("b_at"),
-            other_event.c.id.label("b_event"),
-            other_event.c.start_time.label("b_start"),
-            other_event.c.end_time.label("b_end"),
-            other_event.c.location.label("b_location"),
-        )
-        .join(EVENTS, EVENTS.c.id == ATTENDANCES.c.event_id)
-        .join(
-            other,
-            and_(
-                other.c.student_id == ATTENDANCES.c.student_id,
-                other.c.id != ATTENDANCES.c.id,
-                other.c.voided_at.is_(None),
-                other.c.status.in_(ATTENDED_STATUSES),
-                other.c.checked_in_at.is_not(None),
-            ),
-        )
-        .join(other_event, other_event.c.id == other.c.event_id)
-        .where(
-            ATTENDANCES.c.id > after_id,
-            counted,
-            ATTENDANCES.c.checked_in_at.is_not(None),
-            EVENTS.c.end_time.is_not(None),
-            other_event.c.end_time.is_not(None),
-            EVENTS.c.start_time < other_event.c.end_time,
-            other_event.c.start_time < EVENTS.c.end_time,
-            func.trim(EVENTS.c.location) != "",
-            func.trim(other_event.c.location) != "",
-            func.lower(func.trim(EVENTS.c.location))
-            != func.lower(func.trim(other_event.c.location)),
-        )
-        .order_by(ATTENDANCES.c.id, other.c.id)
+        select(EVENTS.c.id, EVENTS.c.start_time, EVENTS.c.end_time, EVENTS.c.location)
+        .where(EVENTS.c.end_time.is_not(None), func.trim(EVENTS.c.location) != "")
+        .order_by(EVENTS.c.start_time, EVENTS.c.id)
     )
-    seen: set[tuple[int, int]] = set()
+    partners: dict[int, dict[int, tuple]] = {}
+    running: list[_Span] = []
     for row in _stream(connection, statement):
-        pair = (min(row.a_id, row.b_id), max(row.a_id, row.b_id))
-        if pair in seen or _place(row.a_location) == _place(row.b_location):
-            continue
-        seen.add(pair)
-        both_on_from, both_on_to = max(row.a_start, row.b_start), min(row.a_end, row.b_end)
-        if both_on_to - both_on_from < rules.overlap_minimum:
-            continue
-        if not all(both_on_from <= at <= both_on_to for at in (row.a_at, row.b_at)):
-            continue
-        yield Hit(
-            rule=OVERLAP,
-            subject=f"person:{row.student_id}",
-            key=f"{OVERLAP}:{pair[0]}:{pair[1]}",
-            first_seen=min(row.a_at, row.b_at),
-            last_seen=max(row.a_at, row.b_at),
-            attendance_ids=list(pair),
-            evidence={
-                "person_id": row.student_id,
-                "check_ins": [
-                    {
-                        "attendance_id": row.a_id,
-                        "event_id": row.a_event,
-                        "location": row.a_location,
-                        "checked_in_at": iso(row.a_at),
-                    },
-                    {
-                        "attendance_id": row.b_id,
-                        "event_id": row.b_event,
-                        "location": row.b_location,
-                        "checked_in_at": iso(row.b_at),
-                    },
-                ],
-                "both_on": [iso(both_on_from), iso(both_on_to)],
-                "minimum_overlap_seconds": rules.overlap_minimum.total_seconds(),
-            },
+        span = _Span(row.id, row.start_time, row.end_time, _place(row.location))
+        running = [other for other in running if other.end - span.start >= minimum]
+        for other in running:
+            both_on = (span.start, min(span.end, other.end))
+            if other.location != span.location and both_on[1] - both_on[0] >= minimum:
+                partners.setdefault(span.event_id, {})[other.event_id] = both_on
+                partners.setdefault(other.event_id, {})[span.event_id] = both_on
+        running.append(span)
+    return partners
+
+
+def overlap(connection: Connection, after_id: int, rules: FindingRules) -> Iterator[Hit]:
+    """Each check-in stored after `after_id` at an event with a parallel one elsewhere,
+    against the same person's live check-in there."""
+    partners = _parallel_events(connection, rules.overlap_minimum)
+    if not partners:
+        return
+    other = aliased(ATTENDANCES)
+    parallel = list(partners)
+    counted = and_(ATTENDANCES.c.voided_at.is_(None), ATTENDANCES.c.status.in_(ATTENDED_STATUSES))
+    seen: set[tuple[int, int]] = set()
+    for chunk in range(0, len(parallel), STREAM_ROWS):
+        events = parallel[chunk : chunk + STREAM_ROWS]
+        elsewhere = sorted({partner for event in events for partner in partners[event]})
+        statement = (
+            select(
+                ATTENDANCES.c.id.label("a_id"),
+                ATTENDANCES.c.student_id,
+                ATTENDANCES.c.event_id.label("a_event"),
+                ATTENDANCES.c.checked_in_at.label("a_at"),
+                other.c.id.label("b_id"),
+                other.c.event_id.label("b_event"),
+                other.c.checked_in_at.label("b_at"),
+            )
+            .join(
+                other,
+                and_(
+                    other.c.student_id == ATTENDANCES.c.student_id,
+                    other.c.event_id.in_(elsewhere),
+                    other.c.id != ATTENDANCES.c.id,
+                    other.c.voided_at.is_(None),
+                    other.c.status.in_(ATTENDED_STATUSES),
+                    other.c.checked_in_at.is_not(None),
+                ),
+            )
+            .where(
+                ATTENDANCES.c.id > after_id,
+                ATTENDANCES.c.event_id.in_(events),
+                ATTENDANCES.c.checked_in_at.is_not(None),
+                counted,
+            )
+            .order_by(ATTENDANCES.c.id, other.c.id)
         )
+        for row in _stream(connection, statement):
+            both_on = partners[row.a_event].get(row.b_event)
+            pair = (min(row.a_id, row.b_id), max(row.a_id, row.b_id))
+            if both_on is None or pair in seen:
+                continue
+            seen.add(pair)
+            if not all(both_on[0] <= at <= both_on[1] for at in (row.a_at, row.b_at)):
+                continue
+            yield _overlap_hit(connection, row, pair, both_on, rules)
+
+
+def _overlap_hit(connection: Connection, row: Any, pair: tuple[int, int], both_on, rules) -> Hit:
+    places = dict(
+        connection.execute(
+            select(EVENTS.c.id, EVENTS.c.location).where(
+                EVENTS.c.id.in_((row.a_event, row.b_event))
+            )
+        ).all()
+    )
+    return Hit(
+        rule=OVERLAP,
+        subject=f"person:{row.student_id}",
+        key=f"{OVERLAP}:{pair[0]}:{pair[1]}",
+        first_seen=min(row.a_at, row.b_at),
+        last_seen=max(row.a_at, row.b_at),
+        attendance_ids=list(pair),
+        evidence={
+            "person_id": row.student_id,
+            "check_ins": [
+                {
+                    "attendance_id": attendance_id,
+                    "event_id": event_id,
+                    "location": places.get(event_id),
+                    "checked_in_at": iso(at),
+                }
+                for attendance_id, event_id, at in sorted(
+                    [(row.a_id, row.a_event, row.a_at), (row.b_id, row.b_event, row.b_at)]
+                )
+            ],
+            "both_on": [iso(both_on[0]), iso(both_on[1])],
+            "minimum_overlap_seconds": rules.overlap_minimum.total_seconds(),
+        },
+    )
 
 
 # --- clock_skew ---------------------------------------------------------------------------------
