@@ -24,3 +24,7 @@ attendance_corrected = _signals.signal("attendance-corrected")
 # sender: the session; event_ids: the events a series' generation just inserted (rows, not
 # ORM objects: read them by id).
 occurrences_created = _signals.signal("occurrences-created")
+# sender: the session; alerts: the absence alerts (`alerts.evaluation.NewAlert`) the
+# transaction inserted, each with the person's identity, the rule and its figures. Sent by
+# the alerts feature, declared here so that its listeners (outbound) need not import it.
+alert_created = _signals.signal("alert-created")

@@ -22,6 +22,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
 from autocheckin import metrics, ratelimits, settings, state
+from autocheckin.alerts import evaluation as alerts
 from autocheckin.attendance import series
 from autocheckin.database import UNAVAILABLE_ERRORS, outage_summary
 from autocheckin.jobs import lease
@@ -85,12 +86,20 @@ def generate_series(app: Flask) -> dict[str, int]:
     return series.generate_all(now=utcnow(), rules=settings.of(app).series)
 
 
+def evaluate_alerts(app: Flask) -> dict[str, int]:
+    """Absence alerts for the people whose events ended or marks changed since the last run."""
+    return alerts.evaluate_changed(now=utcnow(), rules=settings.of(app).alerts)
+
+
 JOBS: tuple[JobDefinition, ...] = (
     JobDefinition("fetch_users", fetch_users, "FETCH_USERS_INTERVAL", first_run_after=1),
     JobDefinition("refresh_sessions", refresh_sessions, "REFRESH_INTERVAL", first_run_after=5),
     JobDefinition("connection_check", connection_check, "CONNECTION_CHECK_INTERVAL", 1),
     JobDefinition("prune", prune, "PRUNE_INTERVAL", first_run_after=60),
     JobDefinition("generate_series", generate_series, "SERIES_GENERATE_INTERVAL", 30),
+    JobDefinition(
+        "evaluate_alerts", evaluate_alerts, "ALERT_EVALUATE_INTERVAL", first_run_after=45
+    ),
 )
 JOB_IDS = [job.job_id for job in JOBS]
 JOBS_BY_ID = {job.job_id: job for job in JOBS}
