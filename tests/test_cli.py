@@ -94,7 +94,8 @@ def test_demo_fills_a_living_data_set_once(app, auth_headers):
     assert "40 students, 6 events" in filled.output
     data = app.test_client().get("/api/v1/state", headers=auth_headers).get_json()["data"]
     assert data["counts"]["students"] == 40  # the demo's admin is an account, not a person
-    assert data["counts"]["events"] == 6 + 12  # six events and a weekly series of twelve
+    # Six events, a weekly series of twelve, and three tutorials one person missed.
+    assert data["counts"]["events"] == 6 + 12 + 3
     assert data["counts"]["attendances"] > 60
     assert data["users_page"]["total"] == 40
     with app.app_context():
@@ -126,6 +127,10 @@ def test_demo_fills_a_living_data_set_once(app, auth_headers):
     occurrences = occurrences["occurrences"]
     assert sum(o["is_cancelled"] for o in occurrences) == 1
     assert sum(o["location"] == "Auditorium" for o in occurrences) == 1
+    # The missed tutorials raise an absence alert through the rules, open on the API.
+    open_alerts = app.test_client().get("/api/v1/alerts", headers=auth_headers).get_json()
+    streaks = [a for a in open_alerts["data"]["alerts"] if a["rule"] == "consecutive_absences"]
+    assert any(a["person_identifier"] == "DEMO0040" for a in streaks)
     again = runner.invoke(args=["demo"])
     assert again.exit_code != 0 and "already" in again.output
 
