@@ -166,6 +166,7 @@ def test_state_has_the_seed_keys_and_no_secret(make_app, auth_headers):
         "connection_check",
         "prune",
         "generate_series",
+        "evaluate_alerts",
     }
     assert data["jobs"]["fetch_users"] == {
         "last_run": None,
