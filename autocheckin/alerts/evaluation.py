@@ -223,20 +223,24 @@ def _read(ids: list[int], *, now: datetime, rules: AlertRules) -> list[_Person]:
 
 
 def _starts_to_hold(connection: Any, student_id: int, rule: str, now: datetime) -> bool:
-    """Turn the row to holding; True only for the one statement that made the change."""
+    """Turn the row to holding; True only for the one statement that made the change.
+
+    RETURNING says what changed: a DO NOTHING insert's rowcount is not 0 on every driver."""
     turned = connection.execute(
         update(STATES)
         .where(STATES.c.student_id == student_id, STATES.c.rule == rule, STATES.c.holds.is_(False))
         .values(holds=True, changed_at=now)
-    )
-    if turned.rowcount:
+        .returning(STATES.c.id)
+    ).first()
+    if turned is not None:
         return True
     inserted = connection.execute(
         dialect_insert(connection)(STATES)
         .values(student_id=student_id, rule=rule, holds=True, changed_at=now)
         .on_conflict_do_nothing(index_elements=["student_id", "rule"])
-    )
-    return bool(inserted.rowcount)
+        .returning(STATES.c.id)
+    ).first()
+    return inserted is not None
 
 
 def _write(people: Sequence[_Person], *, now: datetime) -> tuple[int, int]:
