@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask
 
 from autocheckin import (
+    alerts,
     attendance,
     demo,
     metrics,
@@ -27,6 +28,7 @@ from autocheckin.api import (
     root,
     v1,
 )
+from autocheckin.api import alerts as alerts_api
 from autocheckin.api import corrections as corrections_api
 from autocheckin.api import findings as findings_api
 from autocheckin.api import series as series_api
@@ -105,6 +107,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     sync.init_app(app)
     webhooks.init_app(app)  # after attendance: the webhook options carry its rules
     init_findings(app)
+    alerts.init_app(app)
     init_security(app)
     metrics.init_app(app)
     register_error_handlers(app)
@@ -118,6 +121,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(v1.bp)
     app.register_blueprint(corrections_api.bp)
     app.register_blueprint(findings_api.bp)
+    app.register_blueprint(alerts_api.bp)
     app.register_blueprint(webhooks_api.bp)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(events.bp)

@@ -180,6 +180,17 @@ def _time_zone(value: Any) -> str:
     return text
 
 
+def _days(value: Any) -> int:
+    """A whole number of days, bare ("30") or with a `d` ("30d"), from 1 to 3650."""
+    text = _text(value).lower().removesuffix("d").strip()
+    if not text.isascii() or not text.isdigit():
+        raise ValueError(f"must be a whole number of days like 30 (or 30d), got {value!r}")
+    number = int(text)
+    if not 1 <= number <= 3650:
+        raise ValueError(f"must be from 1 to 3650 days, got {number}")
+    return number
+
+
 def _database_url(value: Any) -> str:
     """Railway's postgres:// and postgresql:// become psycopg 3's; sqlite: as it is."""
     url = _text(value)
@@ -324,6 +335,16 @@ class Settings(BaseSettings):
     OUTBOUND_DISABLE_AFTER: Annotated[int, _whole(minimum=1)] = 10
     OUTBOUND_WEBHOOKS_ALLOW_PRIVATE: Boolean = False
     OUTBOUND_RETENTION_DAYS: Annotated[int, _whole(minimum=1)] = 30
+    # Absence alerts (`alerts`): a person's last ALERT_CONSECUTIVE_ABSENCES expected events
+    # were all missed, or their attendance rate over the events that ended in the last
+    # ALERT_PERIOD days (a whole number of days) is below ALERT_RATE_BELOW percent, once at
+    # least ALERT_MIN_EXPECTED of them count (with fewer, one miss moves the rate 25+
+    # points). The evaluate_alerts job looks every ALERT_EVALUATE_INTERVAL.
+    ALERT_CONSECUTIVE_ABSENCES: Annotated[int, _whole(minimum=1, maximum=1000)] = 3
+    ALERT_RATE_BELOW: Annotated[int, _whole(minimum=1, maximum=100)] = 75
+    ALERT_PERIOD: Annotated[int, _check(_days)] = 30
+    ALERT_MIN_EXPECTED: Annotated[int, _whole(minimum=1, maximum=10_000)] = 4
+    ALERT_EVALUATE_INTERVAL: Annotated[float, _duration(minimum=1)] = 60
 
     @model_validator(mode="before")
     @classmethod

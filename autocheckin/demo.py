@@ -26,6 +26,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import insert, select
 
 from autocheckin import settings
+from autocheckin.alerts import evaluation as alerts
 from autocheckin.attendance import corrections, excuses, history, series, service
 from autocheckin.attendance.errors import AlreadyExists
 from autocheckin.attendance.models import Attendance, Event, Student
@@ -108,6 +109,7 @@ def demo_command(seed: int, on_a_deployment: bool) -> None:
     )
     click.echo(weekly)
     click.echo(found)
+    click.echo(_absence_alerts(students, now))
     if admin_password:
         click.echo(
             f"Dashboard: /dashboard/ as {DEMO_ADMIN} with the password {admin_password} "
@@ -376,3 +378,33 @@ def _admin() -> str | None:
         return None
     accounts.set_web_role(email=DEMO_ADMIN, role="admin")
     return password
+
+
+def _absence_alerts(students: list[Student], now: datetime) -> str:
+    """A person who stopped coming: enrolled in three tutorials that ended today and at none
+    of them. Then the alert rules over everyone, as the evaluate_alerts job's first run."""
+    person = students[-1]
+    tutorials = [
+        service.create_event(
+            name=f"Tutorial {n}",
+            start_time=now - timedelta(hours=hours),
+            end_time=now - timedelta(hours=hours - 1),
+            location="Room 12",
+            description=f"Tutorial {n}: a demo event",
+            source="demo",
+        )
+        for n, hours in enumerate((21, 15, 9), start=1)
+    ]
+    with write_transaction() as session:
+        session.execute(
+            insert(Enrolment),
+            [
+                {"student_id": person.id, "event_id": e.id, "source": "demo", "created_at": now}
+                for e in tutorials
+            ],
+        )
+    counts = alerts.evaluate_changed(now=utcnow(), rules=settings.current().alerts)
+    return (
+        f"{counts['alerts']} absence alerts raised ({person.name} missed {len(tutorials)} "
+        "tutorials in a row)"
+    )

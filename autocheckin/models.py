@@ -1,5 +1,6 @@
 """Every table, imported in one place so Alembic and `create_all` see them all."""
 
+from autocheckin.alerts.models import Alert, AlertRuleState
 from autocheckin.attendance.models import (
     Attendance,
     AttendanceChange,
@@ -23,6 +24,8 @@ from autocheckin.sync.models import RosterEntry, UserRefresh
 from autocheckin.webhooks.models import WebhookRequest
 
 __all__ = [
+    "Alert",
+    "AlertRuleState",
     "Account",
     "AccountSession",
     "ApiKey",

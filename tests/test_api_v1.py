@@ -167,6 +167,7 @@ def test_state_has_the_seed_keys_and_no_secret(make_app, auth_headers):
         "prune",
         "generate_series",
         "detect_findings",
+        "evaluate_alerts",
     }
     assert data["jobs"]["fetch_users"] == {
         "last_run": None,

@@ -94,7 +94,8 @@ def test_demo_fills_a_living_data_set_once(app, auth_headers):
     assert "40 students, 6 events" in filled.output
     data = app.test_client().get("/api/v1/state", headers=auth_headers).get_json()["data"]
     assert data["counts"]["students"] == 40  # the demo's admin is an account, not a person
-    assert data["counts"]["events"] == 6 + 12  # six events and a weekly series of twelve
+    # Six events, a weekly series of twelve, and three tutorials one person missed.
+    assert data["counts"]["events"] == 6 + 12 + 3
     assert data["counts"]["attendances"] > 60
     assert data["users_page"]["total"] == 40
     with app.app_context():
@@ -131,6 +132,10 @@ def test_demo_fills_a_living_data_set_once(app, auth_headers):
     found = app.test_client().get("/api/v1/findings", headers=auth_headers).get_json()["data"]
     assert [f["rule"] for f in found["findings"]] == ["clock_skew"]
     assert found["findings"][0]["evidence"]["source"] == "gate-scanner-2"
+    # The missed tutorials raise an absence alert through the rules, open on the API.
+    open_alerts = app.test_client().get("/api/v1/alerts", headers=auth_headers).get_json()
+    streaks = [a for a in open_alerts["data"]["alerts"] if a["rule"] == "consecutive_absences"]
+    assert any(a["person_identifier"] == "DEMO0040" for a in streaks)
     again = runner.invoke(args=["demo"])
     assert again.exit_code != 0 and "already" in again.output
 

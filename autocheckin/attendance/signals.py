@@ -27,3 +27,7 @@ occurrences_created = _signals.signal("occurrences-created")
 # sender: the session; findings: list[dict], the `fraud.detected` data of each finding a
 # detector pass just made (the findings package sends it; the core owns every signal).
 findings_created = _signals.signal("findings-created")
+# sender: the session; alerts: the absence alerts (`alerts.evaluation.NewAlert`) the
+# transaction inserted, each with the person's identity, the rule and its figures. Sent by
+# the alerts feature, declared here so that its listeners (outbound) need not import it.
+alert_created = _signals.signal("alert-created")

@@ -28,6 +28,7 @@ from wtforms import EmailField, IntegerField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from autocheckin import overview, settings
+from autocheckin.alerts import acknowledgement as alerts
 from autocheckin.api.login import authenticated
 from autocheckin.api.openapi import answers, documented
 from autocheckin.api.representations import answer, csv_download
@@ -719,3 +720,31 @@ def dismiss_finding(finding_id: int) -> Response:
         return f"Finding {finding_id} dismissed"
 
     return _act(run, back=lambda: url_for(".index") + "#findings", form=CorrectionForm)
+
+
+# --- alerts ---
+
+ALERTS_SHOWN = 20
+
+
+class AcknowledgeForm(FlaskForm):
+    """An acknowledgement's optional note (the page's token comes with it)."""
+
+    note = StringField("Note", validators=[Optional(), Length(max=2000)])
+
+
+@bp.context_processor
+def _open_alerts() -> dict[str, Any]:
+    """`open_alerts()` for the overview's panel: (newest open alerts, how many are open),
+    queried only by a page that shows them."""
+    return {"open_alerts": lambda: alerts.list_alerts(alerts.AlertFilter(limit=ALERTS_SHOWN))}
+
+
+@bp.post("/alerts/<int:alert_id>/acknowledge")
+@documented("Acknowledge an absence alert, with an optional note (the page's form)", status=302)
+def acknowledge_alert(alert_id: int) -> Response:
+    def run(admin: Account, form: AcknowledgeForm) -> str:
+        alerts.acknowledge(alert_id=alert_id, actor=_actor(admin), note=form.note.data)
+        return f"Alert {alert_id} acknowledged"
+
+    return _act(run, back=lambda: url_for(".index") + "#alerts", form=AcknowledgeForm)

@@ -22,6 +22,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
 from autocheckin import metrics, ratelimits, settings, state
+from autocheckin.alerts import evaluation as alerts
 from autocheckin.attendance import series
 from autocheckin.database import UNAVAILABLE_ERRORS, outage_summary
 from autocheckin.findings import detector
@@ -92,6 +93,11 @@ def detect_findings(app: Flask) -> dict[str, int]:
     return {"seen": result.seen, "created": result.created, "merged": result.merged}
 
 
+def evaluate_alerts(app: Flask) -> dict[str, int]:
+    """Absence alerts for the people whose events ended or marks changed since the last run."""
+    return alerts.evaluate_changed(now=utcnow(), rules=settings.of(app).alerts)
+
+
 JOBS: tuple[JobDefinition, ...] = (
     JobDefinition("fetch_users", fetch_users, "FETCH_USERS_INTERVAL", first_run_after=1),
     JobDefinition("refresh_sessions", refresh_sessions, "REFRESH_INTERVAL", first_run_after=5),
@@ -99,6 +105,9 @@ JOBS: tuple[JobDefinition, ...] = (
     JobDefinition("prune", prune, "PRUNE_INTERVAL", first_run_after=60),
     JobDefinition("generate_series", generate_series, "SERIES_GENERATE_INTERVAL", 30),
     JobDefinition("detect_findings", detect_findings, "FRAUD_DETECT_INTERVAL", 20),
+    JobDefinition(
+        "evaluate_alerts", evaluate_alerts, "ALERT_EVALUATE_INTERVAL", first_run_after=45
+    ),
 )
 JOB_IDS = [job.job_id for job in JOBS]
 JOBS_BY_ID = {job.job_id: job for job in JOBS}

@@ -18,6 +18,7 @@ from autocheckin.attendance import signals
 from autocheckin.attendance.models import Event
 from autocheckin.outbound import outbox
 from autocheckin.outbound.models import (
+    ALERT_CREATED,
     ATTENDANCE_MARKED,
     ATTENDANCE_UPDATED,
     FRAUD_DETECTED,
@@ -60,6 +61,21 @@ def attendance_updated(change: Any) -> dict[str, Any]:
         "after": change.after,
         "actor": change.actor,
         "reason": change.reason,
+    }
+
+
+def alert_created(alert: Any) -> dict[str, Any]:
+    """A new absence alert (`alerts.evaluation.NewAlert`) as `alert.created` data."""
+    return {
+        "alert_id": alert.alert_id,
+        "rule": alert.rule,
+        "student_id": alert.student_id,
+        "student_identifier": alert.student_identifier,
+        "student_email": alert.student_email,
+        "student_name": alert.student_name,
+        "figures": alert.figures,
+        "event_ids": alert.event_ids,
+        "created_at": iso(alert.created_at),
     }
 
 
@@ -147,6 +163,12 @@ def attendances_updated(session: Session, *, changes: list[Any]) -> None:
 def fraud_detected(session: Session, *, findings: list[dict[str, Any]]) -> None:
     """One `fraud.detected` row for the findings a detector pass made, in its transaction."""
     outbox.announce(session, FRAUD_DETECTED, findings)
+
+
+@signals.alert_created.connect
+def alerts_created(session: Session, *, alerts: list[Any]) -> None:
+    """One `alert.created` row for the absence alerts a transaction inserted."""
+    outbox.announce(session, ALERT_CREATED, lambda: [alert_created(a) for a in alerts])
 
 
 # --- sync: what an upsert of upstream sessions created or changed -----------------------------

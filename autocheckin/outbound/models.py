@@ -17,7 +17,7 @@ ATTENDANCE_UPDATED = "attendance.updated"  # a correction: before, after, actor,
 SESSION_CREATED = "session.created"
 SESSION_UPDATED = "session.updated"
 STUDENT_ENROLLED = "student.enrolled"
-ALERT_CREATED = "alert.created"  # accepted, emitted by nothing yet
+ALERT_CREATED = "alert.created"  # absence alerts (`alerts`)
 FRAUD_DETECTED = "fraud.detected"  # a new finding (`findings.detector`)
 EVENT_TYPES = (
     ATTENDANCE_MARKED,
