@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, select, union, update
+from sqlalchemy import and_, bindparam, func, insert, select, union, update
 
 from autocheckin import state
 from autocheckin.alerts.models import RULES, Alert, AlertRuleState
@@ -42,6 +42,7 @@ from autocheckin.times import iso, parse_iso
 log = logging.getLogger("autocheckin.alerts")
 
 WATERMARK_KEY = "alerts_evaluated_at"
+HISTORY_KEY = "alerts_history_after_id"
 # Changes recorded up to this long before the last run are looked at again: a transaction
 # that wrote its history entry before the run started but committed after it is not missed.
 OVERLAP = timedelta(minutes=10)
@@ -82,13 +83,31 @@ class _Person:
 def evaluate_changed(*, now: datetime, rules: AlertRules) -> dict[str, int]:
     """Evaluate everyone who might have changed since the last run (everyone on the first)."""
     last = state.get(WATERMARK_KEY)
+    after_history_id = int(state.get(HISTORY_KEY) or 0)
     if last is None:
         people = everyone()
     else:
-        people = changed_people(since=parse_iso(last) - OVERLAP, now=now, rules=rules)
+        people = changed_people(
+            since=parse_iso(last) - OVERLAP,
+            now=now,
+            rules=rules,
+            after_history_id=after_history_id,
+        )
     counts = evaluate_people(student_ids=people, now=now, rules=rules)
-    state.set(WATERMARK_KEY, iso(now))
+    settled = _last_history_id_before(now - OVERLAP, after=after_history_id)
+    state.set_many({WATERMARK_KEY: iso(now), HISTORY_KEY: settled})
     return counts
+
+
+def _last_history_id_before(moment: datetime, *, after: int) -> int:
+    """The highest history entry id recorded before `moment`: entries up to it are read no
+    more (a range on the primary key: no index on `recorded_at` slows every check-in)."""
+    found = db.session.scalar(
+        select(func.max(AttendanceChange.id)).where(
+            AttendanceChange.id > after, AttendanceChange.recorded_at < moment
+        )
+    )
+    return max(after, found or 0)
 
 
 def everyone() -> list[int]:
@@ -100,10 +119,13 @@ def everyone() -> list[int]:
     )
 
 
-def changed_people(*, since: datetime, now: datetime, rules: AlertRules) -> list[int]:
+def changed_people(
+    *, since: datetime, now: datetime, rules: AlertRules, after_history_id: int = 0
+) -> list[int]:
     """People whose verdicts may differ from the last run's: expected at an event that ended
     since, or that left the rate's period since, or that was changed since (cancelled,
-    moved); enrolled since; or whose marks changed since (every history entry)."""
+    moved); enrolled since; or whose marks changed since (every history entry after
+    `after_history_id`, which stays OVERLAP behind the last run)."""
     touched_events = select(Event.id).where(
         Event.end_time.is_not(None),
         Event.end_time < now,
@@ -117,7 +139,7 @@ def changed_people(*, since: datetime, now: datetime, rules: AlertRules) -> list
         select(Enrolment.student_id).where(Enrolment.created_at >= since),
         select(Attendance.student_id)
         .join(AttendanceChange, AttendanceChange.attendance_id == Attendance.id)
-        .where(AttendanceChange.recorded_at >= since),
+        .where(AttendanceChange.id > after_history_id),
     )
     return sorted(set(db.session.scalars(query)))
 
