@@ -469,3 +469,33 @@ def test_the_dashboard_review_queue_confirms_with_its_token_and_a_reason(app, cl
     assert decided.state == "confirmed" and decided.decided_by.startswith("account:")
     assert sorted(decided.voided_ids) == sorted(finding.attendance_ids)
     assert "None open." in site.get("/dashboard/").get_data(as_text=True)
+
+
+# --- where a check-in came from is personal data -----------------------------------------------
+
+
+def test_clients_are_pruned_with_the_webhook_log_and_forgotten_with_the_person(app, client, auth):
+    from autocheckin import jobs
+    from autocheckin.attendance import service
+    from autocheckin.attendance.models import CheckInOrigin
+
+    event_id = _event(app)
+    for n, name in enumerate(("ann", "bob")):
+        answer = _web_check_in(
+            client, auth, f"{name}@school.example", event_id, address=f"10.3.0.{n}"
+        )
+        assert answer.status_code == 200
+    assert rows(app, CheckInOrigin) == 2
+    with app.app_context():
+        ann = db.session.scalar(select(CheckInOrigin).where(CheckInOrigin.client == "10.3.0.0"))
+        person = db.session.get(Attendance, ann.attendance_id).student_id
+        service.remove_person(person)
+        kept = db.session.scalars(select(CheckInOrigin.client)).all()
+    assert kept == ["10.3.0.1"]
+    with app.app_context():  # 31 days on, the daily prune forgets the rest
+        db.session.execute(
+            CheckInOrigin.__table__.update().values(recorded_at=utcnow() - timedelta(days=31))
+        )
+        db.session.commit()
+        assert jobs.prune(app)["check_in_origins"] == 1
+    assert rows(app, CheckInOrigin) == 0

@@ -9,12 +9,14 @@ doors only, never on a check-in app's) and read only after commit, by `findings`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import insert
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from autocheckin.attendance.models import CheckInOrigin
+from autocheckin.attendance.models import Attendance, CheckInOrigin
+from autocheckin.database import write_transaction
+from autocheckin.times import utcnow
 
 ORIGINS = CheckInOrigin.__table__
 MAX_USER_AGENT = 200
@@ -49,3 +51,18 @@ def record(
             "recorded_at": recorded_at,
         },
     )
+
+
+def prune(*, retention: timedelta, now: datetime | None = None) -> int:
+    """Forget the clients of check-ins older than `retention` (addresses are personal data;
+    the rules that read them look minutes back); returns how many went."""
+    cutoff = (now or utcnow()) - retention
+    with write_transaction() as session:
+        result = session.execute(delete(CheckInOrigin).where(CheckInOrigin.recorded_at < cutoff))
+    return result.rowcount or 0
+
+
+def forget_person(session: Session, person_id: int) -> None:
+    """A removed person's check-ins keep no client: where they checked in from is theirs."""
+    theirs = select(Attendance.id).where(Attendance.student_id == person_id)
+    session.execute(delete(CheckInOrigin).where(CheckInOrigin.attendance_id.in_(theirs)))

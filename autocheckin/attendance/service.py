@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from autocheckin.attendance import signals
+from autocheckin.attendance import origins, signals
 from autocheckin.attendance.checkins import event_not_found, student_not_found
 from autocheckin.attendance.errors import AlreadyExists, Conflict, Invalid, NotFound
 from autocheckin.attendance.models import (
@@ -179,9 +179,11 @@ def resolve_person(ref: str | int) -> Student:
 def remove_person(ref: str | int) -> Student:
     """Remove a person without losing anything recorded about them: what identifies them
     (identifier, email, name) is cleared and the row is deactivated; their attendances,
-    history and excuses stay, under their id. No scanner or sync can address them again."""
-    with write_transaction():
+    history and excuses stay, under their id, without the clients they checked in from. No
+    scanner or sync can address them again."""
+    with write_transaction() as session:
         person = resolve_person(ref)
+        origins.forget_person(session, person.id)
         person.identifier = None
         person.email = None
         person.first_name, person.last_name = "Removed", f"person {person.id}"

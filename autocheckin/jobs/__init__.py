@@ -23,7 +23,7 @@ from flask import Flask
 
 from autocheckin import metrics, ratelimits, settings, state
 from autocheckin.alerts import evaluation as alerts
-from autocheckin.attendance import series
+from autocheckin.attendance import origins, series
 from autocheckin.database import UNAVAILABLE_ERRORS, outage_summary
 from autocheckin.findings import detector
 from autocheckin.jobs import lease
@@ -77,6 +77,7 @@ def prune(app: Flask) -> dict[str, int]:
     run_days = app.config["JOB_RUN_RETENTION_DAYS"]
     return {
         "webhook_requests": webhooks.prune(retention=timedelta(days=webhook_days)),
+        "check_in_origins": origins.prune(retention=timedelta(days=webhook_days)),
         "job_runs": prune_runs(retention=timedelta(days=run_days)),
         "rate_limit_hits": ratelimits.prune_hits(),
     }
