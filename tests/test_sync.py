@@ -398,6 +398,7 @@ def test_prune_job(sync_app):
     with sync_app.app_context():
         assert jobs.trigger(sync_app, "prune") == {
             "webhook_requests": 0,
+            "check_in_origins": 0,
             "job_runs": 0,
             "rate_limit_hits": 0,
         }
