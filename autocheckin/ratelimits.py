@@ -196,14 +196,18 @@ def init_app(app: Flask) -> None:
 def client_address() -> str:
     """The caller's address: behind TRUSTED_PROXY_HOPS proxies, ProxyFix has set it from
     X-Forwarded-For; a raw X-Forwarded-For is never trusted. An IPv6 client is its /64,
-    which one host can fill with addresses."""
+    which one host can fill with addresses; an IPv4 client that reached a dual-stack
+    socket (`::ffff:a.b.c.d`) is its IPv4 address, not the one /64 all of them share."""
     address = request.remote_addr or "unknown"
-    if ":" in address:
-        try:
-            return str(ipaddress.ip_network(f"{address}/64", strict=False))
-        except ValueError:
-            return address
-    return address
+    if ":" not in address:
+        return address
+    try:
+        parsed = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if parsed.ipv4_mapped is not None:  # an IPv4 peer of gunicorn's `[::]` socket
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
 
 
 def _limiter(limit=None) -> MovingWindowRateLimiter:

@@ -499,3 +499,122 @@ def test_clients_are_pruned_with_the_webhook_log_and_forgotten_with_the_person(a
         db.session.commit()
         assert jobs.prune(app)["check_in_origins"] == 1
     assert rows(app, CheckInOrigin) == 0
+
+
+# --- after a decision, and what the review found -------------------------------------------
+
+
+def test_new_evidence_after_a_decision_is_a_new_finding_that_follows_it(app, client, auth):
+    first = _event(app)
+    for name in ("ann", "bob", "cy"):
+        _web_check_in(client, auth, f"{name}@school.example", first, address="10.1.1.1")
+    detect(app)
+    (decided,) = findings(app)
+    answer = client.post(
+        f"/api/v1/findings/{decided.id}/dismiss", json={"reason": "a family"}, headers=KEY
+    )
+    assert answer.status_code == 200
+    assert detect(app).created == 0  # the same check-ins again: nothing new
+    second = _event(app)
+    for name in ("ann", "bob", "cy"):
+        _web_check_in(client, auth, f"{name}@school.example", second, address="10.1.1.1")
+    assert detect(app).created == 1
+    decided_again, follower = findings(app)
+    assert (
+        decided_again.state == "dismissed"
+        and decided_again.attendance_ids == decided.attendance_ids
+    )
+    assert follower.state == "open" and follower.evidence["follows_finding"] == decided.id
+    assert not set(follower.attendance_ids) & set(decided.attendance_ids)
+    assert len(follower.attendance_ids) == 3
+    assert detect(app).created == 0 and len(findings(app)) == 2
+
+
+def test_a_finding_decided_while_a_pass_adds_to_it_is_left_as_decided(app, client, auth):
+    from autocheckin.database import write_transaction
+    from autocheckin.findings.models import Finding as Model
+    from autocheckin.findings.rules import Hit
+
+    event_id = _event(app)
+    for name in ("ann", "bob", "cy"):
+        _web_check_in(client, auth, f"{name}@school.example", event_id, address="10.1.1.1")
+    detect(app)
+    (finding,) = findings(app)
+    with app.app_context():
+        stale = db.session.execute(
+            select(Model.__table__).where(Model.id == finding.id)
+        ).first()  # read while open ...
+        db.session.rollback()
+    client.post(f"/api/v1/findings/{finding.id}/confirm", json={"reason": "x"}, headers=KEY)
+    hit = Hit(
+        rule="shared_client",
+        subject=finding.subject,
+        key=finding.dedupe_key,
+        first_seen=finding.first_seen_at,
+        last_seen=finding.last_seen_at,
+        attendance_ids=[*finding.attendance_ids, 999],
+        evidence=finding.evidence,
+    )
+    with app.app_context(), write_transaction() as session:
+        assert detector._merge(session, stale, hit) is False  # ... written once decided
+    (after,) = findings(app)
+    assert after.state == "confirmed" and after.attendance_ids == finding.attendance_ids
+
+
+def test_counts_past_the_evidence_cap_stay_exact_when_seen_again():
+    ids = list(range(500))
+    merged = detector.merged_evidence("clock_skew", {"count": 800}, {"count": 800}, ids)
+    assert merged["count"] == 800
+    unknown = detector.merged_evidence(
+        "unknown_ids",
+        {"requests": [[1, 600]], "unknown": 1000},
+        {"requests": [[1, 600]], "unknown": 1000},
+        [],
+    )
+    assert unknown["unknown"] == 1000
+
+
+def test_ipv4_peers_of_a_dual_stack_socket_are_each_their_own_client(app, client, auth):
+    """gunicorn binds `[::]`: an IPv4 caller arrives as ::ffff:a.b.c.d, and is that IPv4
+    address; an IPv6 caller is its /64 (one host can hold any address in it)."""
+    event_id = _event(app)
+    for n, name in enumerate(("ann", "bob", "cy")):
+        answer = _web_check_in(
+            client, auth, f"{name}@school.example", event_id, address=f"::ffff:203.0.113.{n + 1}"
+        )
+        assert answer.status_code == 200
+    assert detect(app).created == 0
+    second = _event(app)
+    for n, name in enumerate(("ann", "bob", "cy")):
+        _web_check_in(client, auth, f"{name}@school.example", second, address=f"2001:db8::{n + 1}")
+    detect(app)
+    (finding,) = findings(app)
+    assert finding.evidence["client"] == "2001:db8::/64"
+    with app.app_context():
+        from autocheckin.attendance.models import CheckInOrigin
+
+        clients = set(db.session.scalars(select(CheckInOrigin.client)))
+    assert {"203.0.113.1", "203.0.113.2", "203.0.113.3"} <= clients
+
+
+def test_control_characters_in_a_dashboard_form_change_nothing(app, client):
+    from autocheckin.auth import accounts
+
+    finding = _overlap_finding(app, client)
+    password = "correct horse battery staple 42"
+    with app.app_context():
+        accounts.register_user(email="boss@school.example", name="Boss", password=password)
+        accounts.set_web_role(email="boss@school.example", role="admin")
+    site = app.test_client()
+    login = site.get("/dashboard/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login).group(1)
+    form = {"email": "boss@school.example", "password": password, "csrf_token": token}
+    assert site.post("/dashboard/login", data=form).status_code == 302
+    page = site.get("/dashboard/").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    answer = site.post(
+        f"/dashboard/findings/{finding.id}/dismiss", data={"csrf_token": token, "reason": "a\x00b"}
+    )
+    assert answer.status_code == 302
+    assert "Control characters are not allowed" in site.get("/dashboard/").get_data(as_text=True)
+    assert findings(app)[0].state == "open"

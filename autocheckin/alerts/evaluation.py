@@ -213,6 +213,11 @@ _EXPECTED = _expected_query()
 def _read(ids: list[int], *, now: datetime, rules: AlertRules) -> list[_Person]:
     """The verdicts of these people from their current marks, and what is stored."""
     session = db.session
+    # What is stored first, then the marks: a verdict is never older than the state it
+    # is compared with (another evaluation may change the state between the two reads).
+    held: dict[int, dict[str, bool]] = defaultdict(dict)
+    for row in session.execute(_HELD, {"ids": ids}):
+        held[row.student_id][row.rule] = bool(row.holds)
     expected: dict[int, list[Expected]] = defaultdict(list)
     for row in session.execute(_EXPECTED, {"ids": ids, "now": now}):
         expected[row.student_id].append(
@@ -222,9 +227,6 @@ def _read(ids: list[int], *, now: datetime, rules: AlertRules) -> list[_Person]:
                 outcome=outcome_of(row.status, row.voided_at),
             )
         )
-    held: dict[int, dict[str, bool]] = defaultdict(dict)
-    for row in session.execute(_HELD, {"ids": ids}):
-        held[row.student_id][row.rule] = bool(row.holds)
     people = []
     for row in session.execute(_PEOPLE, {"ids": ids}):
         if row.deactivated_at is not None:  # no alerts for a removed person

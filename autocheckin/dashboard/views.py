@@ -50,6 +50,7 @@ from autocheckin.findings import review
 from autocheckin.integrations import calendar, exports
 from autocheckin.outbound import subscriptions
 from autocheckin.times import IsoTime, parse_iso, to_utc, utcnow
+from autocheckin.validation import CONTROL_CHARACTER
 from autocheckin.webhooks import receive, request_log
 
 bp = Blueprint(
@@ -196,6 +197,12 @@ def _act(
             flash("A correction needs a reason; nothing was changed.")
         else:
             flash("The page expired; nothing was done. Please try again.")
+        return redirect(back)
+    if any(
+        isinstance(value, str) and CONTROL_CHARACTER.search(value)
+        for value in submitted.data.values()
+    ):
+        flash("Control characters are not allowed in a form; nothing was changed.")
         return redirect(back)
     try:
         flash(action(admin, submitted))

@@ -11,7 +11,7 @@ a pattern seen twice one finding: each new finding is announced once (`fraud.det
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from autocheckin.times import iso, parse_iso
 log = logging.getLogger("autocheckin.findings")
 
 CURSOR_KEY = "findings.cursor"
+MAX_FOLLOWING = 20  # decided findings one pattern may follow in one pass (a bound, not a rule)
 FINDINGS = Finding.__table__
 ATTENDANCES = Attendance.__table__
 
@@ -85,35 +86,81 @@ def _save(hits: list[Hit], *, now: datetime) -> tuple[list[int], int]:
     merged = 0
     with write_transaction() as session:
         for hit in hits:
-            earlier = _earlier(session, hit)
-            if earlier is not None:
-                if earlier.state == OPEN:
-                    _merge(session, earlier, hit)
+            made = _save_one(session, hit, now=now)
+            if made is None:
                 merged += 1
-                continue
-            inserted = session.execute(
-                dialect_insert(session)(FINDINGS)
-                .values(
-                    rule=hit.rule,
-                    subject=hit.subject[:200],
-                    dedupe_key=hit.key[:300],
-                    first_seen_at=hit.first_seen,
-                    last_seen_at=hit.last_seen,
-                    evidence=hit.evidence,
-                    attendance_ids=hit.attendance_ids,
-                    state=OPEN,
-                    created_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["dedupe_key"])
-                .returning(FINDINGS.c.id)
-            ).scalar()
-            if inserted is None:
-                merged += 1
-                continue
-            created.append(announced(inserted, hit, created_at=now))
+            else:
+                created.append(made)
         if created:
             signals.findings_created.send(session, findings=created)
     return [item["finding_id"] for item in created], merged
+
+
+def _save_one(session: Any, hit: Hit, *, now: datetime) -> dict[str, Any] | None:
+    """The hit added to its open finding (None), or a new finding's announcement.
+
+    A decided finding is never changed: what a hit adds to it (check-ins or requests it
+    does not name) becomes a new finding that follows it, and gathers what comes next
+    until it is decided in turn. A pattern seen again with nothing new makes nothing.
+    """
+    earlier = _earlier(session, hit)
+    original = hit.key[:250]
+    for _ in range(MAX_FOLLOWING):
+        if earlier is None:
+            break
+        if earlier.state == OPEN:
+            if _merge(session, earlier, hit):
+                return None
+            # Decided between our look and our write: read it again, as decided.
+            earlier = session.execute(select(FINDINGS).where(FINDINGS.c.id == earlier.id)).first()
+            continue
+        hit = _beyond(hit, earlier, key=f"{original}:after:{earlier.id}")
+        if hit is None:
+            return None
+        earlier = session.execute(select(FINDINGS).where(FINDINGS.c.dedupe_key == hit.key)).first()
+    else:
+        return None
+    inserted = session.execute(
+        dialect_insert(session)(FINDINGS)
+        .values(
+            rule=hit.rule,
+            subject=hit.subject[:200],
+            dedupe_key=hit.key[:300],
+            first_seen_at=hit.first_seen,
+            last_seen_at=hit.last_seen,
+            evidence=hit.evidence,
+            attendance_ids=hit.attendance_ids,
+            state=OPEN,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(FINDINGS.c.id)
+    ).scalar()
+    if inserted is None:
+        return None
+    return announced(inserted, hit, created_at=now)
+
+
+def _named(rule: str, attendance_ids: list[int] | None, evidence: dict[str, Any] | None) -> set:
+    """What a finding is about: its check-ins, or for unknown_ids the requests."""
+    if rule == rule_set.UNKNOWN_IDS:
+        return {request_id for request_id, _ in (evidence or {}).get("requests", [])}
+    return set(attendance_ids or [])
+
+
+def _beyond(hit: Hit, decided: Any, *, key: str) -> Hit | None:
+    """The part of `hit` a decided finding does not name, as a finding that follows it."""
+    fresh = _named(hit.rule, hit.attendance_ids, hit.evidence) - _named(
+        decided.rule, decided.attendance_ids, decided.evidence
+    )
+    if not fresh:
+        return None
+    evidence = {**hit.evidence, "follows_finding": decided.id}
+    if hit.rule == rule_set.UNKNOWN_IDS:
+        requests = [[id_, n] for id_, n in hit.evidence["requests"] if id_ in fresh]
+        evidence.update(requests=requests, unknown=sum(n for _, n in requests))
+    ids = [id_ for id_ in hit.attendance_ids if id_ in fresh]
+    return replace(hit, key=key, attendance_ids=ids, evidence=evidence, merge_window=None)
 
 
 def _earlier(session: Any, hit: Hit) -> Any:
@@ -135,12 +182,15 @@ def _earlier(session: Any, hit: Hit) -> Any:
     ).first()
 
 
-def _merge(session: Any, earlier: Any, hit: Hit) -> None:
+def _merge(session: Any, earlier: Any, hit: Hit) -> bool:
+    """Add the hit to an open finding; False when it was decided meanwhile (unchanged)."""
     ids = sorted(set(earlier.attendance_ids or []) | set(hit.attendance_ids))[:MAX_EVIDENCE_IDS]
     evidence = merged_evidence(hit.rule, dict(earlier.evidence or {}), hit.evidence, ids)
-    session.execute(
+    if "follows_finding" in (earlier.evidence or {}):
+        evidence["follows_finding"] = earlier.evidence["follows_finding"]
+    changed = session.execute(
         FINDINGS.update()
-        .where(FINDINGS.c.id == earlier.id)
+        .where(FINDINGS.c.id == earlier.id, FINDINGS.c.state == OPEN)
         .values(
             attendance_ids=ids,
             evidence=evidence,
@@ -148,6 +198,7 @@ def _merge(session: Any, earlier: Any, hit: Hit) -> None:
             last_seen_at=max(earlier.last_seen_at, hit.last_seen),
         )
     )
+    return changed.rowcount == 1
 
 
 def merged_evidence(
@@ -159,20 +210,21 @@ def merged_evidence(
         return {
             **new,
             "people": people[:MAX_EVIDENCE_IDS],
-            "people_count": len(people),
-            "check_ins": len(ids),
+            "people_count": max(len(people), old.get("people_count", 0)),
+            "check_ins": max(len(ids), old.get("check_ins", 0), new.get("check_ins", 0)),
         }
     if rule == rule_set.CLOCK_SKEW:
         largest = max(
             old.get("largest_skew_seconds", 0), new.get("largest_skew_seconds", 0), key=abs
         )
-        return {**new, "count": len(ids), "largest_skew_seconds": largest}
+        count = max(len(ids), old.get("count", 0), new.get("count", 0))
+        return {**new, "count": count, "largest_skew_seconds": largest}
     if rule == rule_set.UNKNOWN_IDS:
         requests = dict(map(tuple, old.get("requests", []))) | dict(map(tuple, new["requests"]))
         return {
             **new,
             "requests": sorted([id_, count] for id_, count in requests.items())[:MAX_EVIDENCE_IDS],
-            "unknown": sum(requests.values()),
+            "unknown": max(sum(requests.values()), old.get("unknown", 0), new.get("unknown", 0)),
         }
     return new
 

@@ -96,9 +96,9 @@ def confirm(
             )
         live = set(
             session.scalars(
-                select(Attendance.id).where(
-                    Attendance.id.in_(chosen), Attendance.voided_at.is_(None)
-                )
+                select(Attendance.id)
+                .where(Attendance.id.in_(chosen), Attendance.voided_at.is_(None))
+                .with_for_update()  # a void beside ours waits, and is seen as done
             )
         )
         correction = corrections.Correction(

@@ -230,13 +230,30 @@ class _Span:
     location: str
 
 
-def _parallel_events(connection: Connection, minimum: timedelta) -> dict[int, dict[int, tuple]]:
-    """Events at different places that overlap by `minimum` or more: for each event, its
-    partners and the stretch both are on. One sweep over the events in start order, so the
-    work follows the events that do overlap, not every pair."""
+def _parallel_events(
+    connection: Connection, after_id: int, minimum: timedelta
+) -> dict[int, dict[int, tuple]]:
+    """Events at different places that overlap by `minimum` or more, among those the
+    check-ins after `after_id` went to and the events running beside them: for each, its
+    partners and the stretch both are on. One sweep in start order over the events between
+    the first start and the last end of those events, not over the whole table."""
+    placed = and_(EVENTS.c.end_time.is_not(None), func.trim(EVENTS.c.location) != "")
+    touched_ids = select(ATTENDANCES.c.event_id).where(ATTENDANCES.c.id > after_id).distinct()
+    bounds = connection.execute(
+        select(func.min(EVENTS.c.start_time), func.max(EVENTS.c.end_time)).where(
+            EVENTS.c.id.in_(touched_ids), placed
+        )
+    ).one()
+    if bounds[0] is None:
+        return {}
+    touched = set(
+        connection.execute(
+            select(EVENTS.c.id).where(EVENTS.c.id.in_(touched_ids), placed)
+        ).scalars()
+    )
     statement = (
         select(EVENTS.c.id, EVENTS.c.start_time, EVENTS.c.end_time, EVENTS.c.location)
-        .where(EVENTS.c.end_time.is_not(None), func.trim(EVENTS.c.location) != "")
+        .where(placed, EVENTS.c.start_time < bounds[1], EVENTS.c.end_time > bounds[0])
         .order_by(EVENTS.c.start_time, EVENTS.c.id)
     )
     partners: dict[int, dict[int, tuple]] = {}
@@ -245,6 +262,8 @@ def _parallel_events(connection: Connection, minimum: timedelta) -> dict[int, di
         span = _Span(row.id, row.start_time, row.end_time, _place(row.location))
         running = [other for other in running if other.end - span.start >= minimum]
         for other in running:
+            if span.event_id not in touched and other.event_id not in touched:
+                continue
             both_on = (span.start, min(span.end, other.end))
             if other.location != span.location and both_on[1] - both_on[0] >= minimum:
                 partners.setdefault(span.event_id, {})[other.event_id] = both_on
@@ -256,7 +275,7 @@ def _parallel_events(connection: Connection, minimum: timedelta) -> dict[int, di
 def overlap(connection: Connection, after_id: int, rules: FindingRules) -> Iterator[Hit]:
     """Each check-in stored after `after_id` at an event with a parallel one elsewhere,
     against the same person's live check-in there."""
-    partners = _parallel_events(connection, rules.overlap_minimum)
+    partners = _parallel_events(connection, after_id, rules.overlap_minimum)
     if not partners:
         return
     other = aliased(ATTENDANCES)
