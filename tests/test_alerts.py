@@ -519,6 +519,7 @@ def test_the_api_refuses_what_does_not_fit(app, client, auth):
     )
     assert not_json.status_code == 422
     assert client.get("/api/v1/alerts").status_code == 401
+    assert client.post("/api/v1/alerts/1/acknowledge").status_code == 401
     assert client.get("/api/v1/alerts", headers={"x-checkout-key": "wrong"}).status_code == 401
     plain = auth.headers()
     refused = client.get("/api/v1/alerts", headers=plain)

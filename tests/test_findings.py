@@ -386,7 +386,15 @@ def test_bad_decisions_are_refused_and_change_nothing(app, client):
 
 def test_only_admins_and_key_holders_read_or_decide(app, client, auth, runner):
     finding = _overlap_finding(app, client)
-    assert client.get("/api/v1/findings").status_code == 401
+    for method, path in (
+        ("get", "/api/v1/findings"),
+        ("get", f"/api/v1/findings/{finding.id}"),
+        ("post", f"/api/v1/findings/{finding.id}/confirm"),
+        ("post", f"/api/v1/findings/{finding.id}/dismiss"),
+    ):
+        answer = getattr(client, method)(path, json={"reason": "x"} if method == "post" else None)
+        assert answer.status_code == 401, path
+        assert answer.get_json()["success"] is False
     assert client.get("/api/v1/findings", headers={"x-checkout-key": "wrong"}).status_code == 401
     user = auth.headers(email="user@school.example", name="User")
     assert client.get("/api/v1/findings", headers=user).status_code == 403
@@ -442,10 +450,10 @@ def test_two_workers_at_once_and_a_restart_make_each_finding_once(make_app, data
 # --- the dashboard's review queue -------------------------------------------------------------
 
 
-def test_the_dashboard_review_queue_confirms_with_its_token_and_a_reason(app, client):
+def _signed_in_admin(app):
+    """A browser signed in to the dashboard as an admin, and the overview page it got."""
     from autocheckin.auth import accounts
 
-    finding = _overlap_finding(app, client)
     password = "correct horse battery staple 42"
     with app.app_context():
         accounts.register_user(email="boss@school.example", name="Boss", password=password)
@@ -455,7 +463,12 @@ def test_the_dashboard_review_queue_confirms_with_its_token_and_a_reason(app, cl
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login).group(1)
     form = {"email": "boss@school.example", "password": password, "csrf_token": token}
     assert site.post("/dashboard/login", data=form).status_code == 302
-    page = site.get("/dashboard/").get_data(as_text=True)
+    return site, site.get("/dashboard/").get_data(as_text=True)
+
+
+def test_the_dashboard_review_queue_confirms_with_its_token_and_a_reason(app, client):
+    finding = _overlap_finding(app, client)
+    site, page = _signed_in_admin(app)
     assert "Suspicious check-ins to review" in page
     assert f"Person {finding.evidence['person_id']} was checked in at Room A" in page
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
@@ -598,19 +611,8 @@ def test_ipv4_peers_of_a_dual_stack_socket_are_each_their_own_client(app, client
 
 
 def test_control_characters_in_a_dashboard_form_change_nothing(app, client):
-    from autocheckin.auth import accounts
-
     finding = _overlap_finding(app, client)
-    password = "correct horse battery staple 42"
-    with app.app_context():
-        accounts.register_user(email="boss@school.example", name="Boss", password=password)
-        accounts.set_web_role(email="boss@school.example", role="admin")
-    site = app.test_client()
-    login = site.get("/dashboard/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login).group(1)
-    form = {"email": "boss@school.example", "password": password, "csrf_token": token}
-    assert site.post("/dashboard/login", data=form).status_code == 302
-    page = site.get("/dashboard/").get_data(as_text=True)
+    site, page = _signed_in_admin(app)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     answer = site.post(
         f"/dashboard/findings/{finding.id}/dismiss", data={"csrf_token": token, "reason": "a\x00b"}
