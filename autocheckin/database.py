@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import JSON, Connection, DateTime, Engine, event
+from sqlalchemy import JSON, Connection, DateTime, Engine, event, func, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
@@ -459,3 +459,13 @@ def upsert(
         return session.execute(statement.returning(returning)).scalar_one()
     session.execute(statement)
     return None
+
+
+def highest_id_before(id_column: Any, time_column: Any, moment: Any, *, after: int = 0) -> int:
+    """The highest id past `after` whose time is before `moment` (else `after`): a cursor
+    that stays behind rows a transaction may still commit. A range on the primary key, so a
+    table read this way needs no index on its time."""
+    found = db.session.scalar(
+        select(func.max(id_column)).where(id_column > after, time_column < moment)
+    )
+    return max(after, found or 0)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, union, update
+from sqlalchemy import and_, bindparam, insert, select, union, update
 
 from autocheckin import state
 from autocheckin.alerts.models import RULES, Alert, AlertRuleState
@@ -35,7 +35,7 @@ from autocheckin.attendance.models import (
     Event,
     Student,
 )
-from autocheckin.database import dialect_insert, write_transaction
+from autocheckin.database import dialect_insert, highest_id_before, write_transaction
 from autocheckin.extensions import db
 from autocheckin.times import iso, parse_iso
 
@@ -94,20 +94,13 @@ def evaluate_changed(*, now: datetime, rules: AlertRules) -> dict[str, int]:
             after_history_id=after_history_id,
         )
     counts = evaluate_people(student_ids=people, now=now, rules=rules)
-    settled = _last_history_id_before(now - OVERLAP, after=after_history_id)
+    # History ids up to the last entry OVERLAP old are read no more (a primary-key range:
+    # no index on `recorded_at` slows every check-in).
+    settled = highest_id_before(
+        AttendanceChange.id, AttendanceChange.recorded_at, now - OVERLAP, after=after_history_id
+    )
     state.set_many({WATERMARK_KEY: iso(now), HISTORY_KEY: settled})
     return counts
-
-
-def _last_history_id_before(moment: datetime, *, after: int) -> int:
-    """The highest history entry id recorded before `moment`: entries up to it are read no
-    more (a range on the primary key: no index on `recorded_at` slows every check-in)."""
-    found = db.session.scalar(
-        select(func.max(AttendanceChange.id)).where(
-            AttendanceChange.id > after, AttendanceChange.recorded_at < moment
-        )
-    )
-    return max(after, found or 0)
 
 
 def everyone() -> list[int]:

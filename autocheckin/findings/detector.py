@@ -15,12 +15,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from autocheckin import state
 from autocheckin.attendance import signals
 from autocheckin.attendance.models import Attendance
-from autocheckin.database import dialect_insert, write_transaction
+from autocheckin.database import dialect_insert, highest_id_before, write_transaction
 from autocheckin.extensions import db
 from autocheckin.findings import rules as rule_set
 from autocheckin.findings.models import OPEN, Finding
@@ -51,7 +51,7 @@ def detect(*, now: datetime, rules: FindingRules, since: datetime | None = None)
         since, after_id = parse_iso(cursor["scanned_until"]), int(cursor["after_attendance_id"])
     else:
         since = since or now - rules.first_pass_lookback
-        after_id = _last_id_before(since)
+        after_id = highest_id_before(ATTENDANCES.c.id, ATTENDANCES.c.created_at, since)
     connection = db.session.connection()
     hits: list[Hit] = []
     hits += rule_set.shared_client(connection, since - rules.shared_client_window, now, rules)
@@ -59,7 +59,9 @@ def detect(*, now: datetime, rules: FindingRules, since: datetime | None = None)
     hits += rule_set.clock_skew(connection, after_id, rules)
     hits += rule_set.unknown_ids(connection, since - rules.unknown_window, now, rules)
     settled = now - rules.settle
-    next_after_id = _last_id_before(settled, after=after_id)
+    next_after_id = highest_id_before(
+        ATTENDANCES.c.id, ATTENDANCES.c.created_at, settled, after=after_id
+    )
     created, merged = _save(hits, now=now)
     state.set(
         CURSOR_KEY,
@@ -68,16 +70,6 @@ def detect(*, now: datetime, rules: FindingRules, since: datetime | None = None)
     if created:
         log.info("findings: %d new (%d seen again)", len(created), merged)
     return PassResult(len(hits), len(created), merged, next_after_id)
-
-
-def _last_id_before(moment: datetime, *, after: int = 0) -> int:
-    """The highest attendance id stored before `moment` (ids below it are read no more)."""
-    found = db.session.execute(
-        select(func.max(ATTENDANCES.c.id)).where(
-            ATTENDANCES.c.id > after, ATTENDANCES.c.created_at < moment
-        )
-    ).scalar()
-    return max(after, found or 0)
 
 
 def _save(hits: list[Hit], *, now: datetime) -> tuple[list[int], int]:
