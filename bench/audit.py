@@ -41,6 +41,16 @@ def _env(database_url: str) -> dict[str, str]:
     return env
 
 
+def migrate(env: dict[str, str]) -> None:
+    """`flask db upgrade` on the database `env` names, as the Procfile's release step runs it."""
+    subprocess.run(
+        [str(BIN / "flask"), "--app", "autocheckin", "db", "upgrade"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
 def seed(database_url: str, entries: int) -> int:
     """entries/2 attendances at version 2, each with its two chained entries."""
     from sqlalchemy import create_engine, insert, literal, select, update
@@ -181,12 +191,7 @@ def main() -> None:
         if args.database_url and not wipe_database(args.database_url):
             raise SystemExit(f"no database answers at {args.database_url}")
         env = _env(database_url)
-        subprocess.run(
-            [str(BIN / "flask"), "--app", "autocheckin", "db", "upgrade"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        migrate(env)
         started = time.perf_counter()
         written = seed(database_url, args.entries)
         print(f"seeded {written:,} entries in {time.perf_counter() - started:.1f} s")

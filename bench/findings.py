@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.audit import _env, timed  # noqa: E402
+from bench.audit import _env, migrate, timed  # noqa: E402
 from bench.ingest import BIN, wipe_database  # noqa: E402
 
 EVENTS = 500
@@ -278,12 +277,7 @@ def main() -> None:
         if args.database_url and not wipe_database(args.database_url):
             raise SystemExit(f"no database answers at {args.database_url}")
         env = {**_env(database_url), "OUTBOUND_SENDER_ENABLED": "false"}
-        subprocess.run(
-            [str(BIN / "flask"), "--app", "autocheckin", "db", "upgrade"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        migrate(env)
         started = time.perf_counter()
         seeded = seed(database_url, args.check_ins)
         print(f"seeded {seeded} in {time.perf_counter() - started:.1f} s")
